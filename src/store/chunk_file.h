@@ -1,0 +1,83 @@
+#pragma once
+
+// ChunkFile is the backing file of one Store file: its data as fixed-size chunks, each chunk
+// with two slots (A and B) so that a committed chunk is never overwritten in place. The format
+// is in docs/design/store-format.md; in short:
+//
+//   pair j at j * 2 * slot_size; slot = [header page: magic, len, generation, nonce, tag]
+//                                        [payload: len sealed bytes, at most chunk_size]
+//
+// A write of chunk j with pending generation P goes to the slot that does not hold the chunk's
+// committed content (the valid slot with the highest generation <= the file's committed
+// generation), or to the slot already holding generation P. So a crash mid-write can only tear
+// a slot that no commit points to. Recovery (Scrub) erases slots newer than the committed
+// generation. Reads take the valid slot with the highest generation.
+//
+// Thread safety: not thread-safe; the Store serializes access per file.
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "common/status.h"
+#include "crypto/chunk_codec.h"
+#include "platform/file.h"
+
+namespace fieldstack::store {
+
+inline constexpr uint32_t kSlotHeaderBytes = 4096;  // one page, so a header never tears
+
+class ChunkFile {
+ public:
+  ChunkFile(platform::File file, uint64_t file_id, uint32_t chunk_size,
+            std::unique_ptr<crypto::ChunkCodec> codec);
+
+  uint32_t chunk_size() const { return chunk_size_; }
+  uint64_t slot_size() const { return uint64_t{chunk_size_} + kSlotHeaderBytes; }
+  uint64_t pair_size() const { return 2 * slot_size(); }
+  platform::File& file() { return file_; }
+
+  // Reads the newest content of chunk `index` into `out` (chunk_size bytes; zero-filled past the
+  // stored length). Returns the stored length, 0 for a chunk never written.
+  // Corruption when the newest slot fails authentication.
+  Result<uint32_t> Read(uint64_t index, std::span<uint8_t> out);
+
+  // Seals and writes `plain` (at most chunk_size bytes) as chunk `index` at generation
+  // `pending_gen`, never touching the slot that generation `committed_gen` points to.
+  // REQUIRES: pending_gen > committed_gen.
+  Status Write(uint64_t index, uint64_t pending_gen, uint64_t committed_gen,
+               std::span<const uint8_t> plain);
+
+  // Recovery after a crash: erases every slot newer than `committed_gen` and cuts the file
+  // after the chunks that hold `committed_size` bytes. Syncs the file.
+  Status Scrub(uint64_t committed_gen, uint64_t committed_size);
+
+  // Cuts the backing file after the chunks needed for `size` bytes (used after a shrink has
+  // been committed).
+  Status CutAfter(uint64_t size);
+
+ private:
+  struct Slot {
+    bool valid = false;
+    uint32_t len = 0;
+    uint64_t gen = 0;
+    crypto::Nonce nonce{};
+    crypto::Tag tag{};
+  };
+  using Pair = std::array<Slot, 2>;
+
+  Result<Pair> Headers(uint64_t index);
+  uint64_t SlotOffset(uint64_t index, int slot) const { return index * pair_size() + slot * slot_size(); }
+
+  platform::File file_;
+  uint64_t file_id_;
+  uint32_t chunk_size_;
+  std::unique_ptr<crypto::ChunkCodec> codec_;
+  uint64_t backing_size_ = 0;  // bytes in the backing file, as far as this object knows
+  std::unordered_map<uint64_t, Pair> headers_;  // cache; bounded by kMaxCachedHeaders
+  std::vector<uint8_t> buf_;
+};
+
+}  // namespace fieldstack::store

@@ -1,0 +1,1451 @@
+#include "store/store.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+#include <shared_mutex>
+
+#include "crypto/chunk_codec.h"
+#include "store/chunk_file.h"
+#include "store/db.h"
+#include "store/names.h"
+
+namespace fieldstack::store {
+
+// Per-file state shared by every handle of one file. Guarded by `mu`, except `handles` and
+// `deleted`, which Store::files_mu_ guards.
+struct LiveFile {
+  Mutex mu;
+  NodeId id = kNoNode;
+  uint32_t share_id = 0;
+  ShareKind share_kind = ShareKind::kLocal;
+  int handles = 0;       // GUARDED_BY(Store::files_mu_)
+  bool deleted = false;  // unlinked while open; GUARDED_BY(Store::files_mu_)
+  int writers = 0;
+  bool marked = false;  // an open_writes row is durable for this file
+  uint64_t committed_gen = 0;
+  uint64_t committed_size = 0;
+  uint64_t size = 0;  // including uncommitted writes
+  bool dirty = false;  // uncommitted changes to data or size
+  bool unsynced = false;  // backing file written since the last fdatasync
+  int64_t mtime_ns = 0;
+  std::unique_ptr<crypto::ChunkCodec> codec;  // until the ChunkFile takes it
+  std::unique_ptr<ChunkFile> chunks;
+  // Write-back buffer for the one chunk being filled (sequential writes seal each chunk once).
+  int64_t buf_index = -1;
+  uint32_t buf_len = 0;
+  bool buf_dirty = false;
+  std::vector<uint8_t> buf;
+  std::vector<uint8_t> scratch;
+
+  uint64_t pending_gen() const { return committed_gen + 1; }
+};
+
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS shares(
+  id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, kind INTEGER NOT NULL,
+  root_id INTEGER NOT NULL, used_bytes INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS nodes(
+  id INTEGER PRIMARY KEY, share_id INTEGER NOT NULL, parent_id INTEGER NOT NULL,
+  name TEXT NOT NULL, type INTEGER NOT NULL, mode INTEGER NOT NULL, uid INTEGER NOT NULL,
+  gid INTEGER NOT NULL, size INTEGER NOT NULL DEFAULT 0, atime_ns INTEGER NOT NULL,
+  mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, version INTEGER NOT NULL,
+  data_gen INTEGER NOT NULL DEFAULT 0, state INTEGER NOT NULL DEFAULT 0, target TEXT,
+  wrapped_key BLOB, key_id INTEGER NOT NULL DEFAULT 0);
+CREATE UNIQUE INDEX IF NOT EXISTS nodes_dentry ON nodes(parent_id, name);
+CREATE TABLE IF NOT EXISTS xattrs(
+  node_id INTEGER NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL,
+  PRIMARY KEY(node_id, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events(
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, time_ns INTEGER NOT NULL, share_id INTEGER NOT NULL,
+  node_id INTEGER NOT NULL, kind INTEGER NOT NULL, version INTEGER NOT NULL, path TEXT NOT NULL,
+  old_path TEXT);
+CREATE TABLE IF NOT EXISTS cursors(name TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS open_writes(node_id INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS orphans(node_id INTEGER PRIMARY KEY);
+)sql";
+
+constexpr const char* kNodeCols =
+    "id, parent_id, share_id, name, type, mode, uid, gid, size, atime_ns, mtime_ns, ctime_ns, "
+    "version, state, target";
+
+Attr ReadAttr(const Stmt& s) {
+  Attr a;
+  a.id = s.Int(0);
+  a.parent = s.Int(1);
+  a.share_id = static_cast<uint32_t>(s.Int(2));
+  a.name = s.Text(3);
+  a.type = static_cast<NodeType>(s.Int(4));
+  a.mode = static_cast<uint32_t>(s.Int(5));
+  a.uid = static_cast<uint32_t>(s.Int(6));
+  a.gid = static_cast<uint32_t>(s.Int(7));
+  a.size = s.Int(8);
+  a.atime_ns = s.Int(9);
+  a.mtime_ns = s.Int(10);
+  a.ctime_ns = s.Int(11);
+  a.version = s.Int(12);
+  a.state = static_cast<FileState>(s.Int(13));
+  a.symlink_target = s.Text(14);
+  return a;
+}
+
+Result<Attr> LoadAttr(Db& db, NodeId id) {
+  static const std::string sql = std::string("SELECT ") + kNodeCols + " FROM nodes WHERE id=?";
+  FS_ASSIGN_OR_RETURN(Stmt s, db.Prepare(sql.c_str()));
+  s.Bind(1, static_cast<int64_t>(id));
+  FS_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return NotFoundError("no node " + std::to_string(id));
+  return ReadAttr(s);
+}
+
+Result<Attr> LoadChild(Db& db, NodeId parent, std::string_view name) {
+  static const std::string sql =
+      std::string("SELECT ") + kNodeCols + " FROM nodes WHERE parent_id=? AND name=?";
+  FS_ASSIGN_OR_RETURN(Stmt s, db.Prepare(sql.c_str()));
+  s.Bind(1, static_cast<int64_t>(parent)).Bind(2, name);
+  FS_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return NotFoundError("no entry '" + std::string(name) + "'");
+  return ReadAttr(s);
+}
+
+// The share-relative path of `id`, walking up to the share root.
+Result<std::string> PathIn(Db& db, NodeId id) {
+  std::vector<std::string> parts;
+  for (int depth = 0; depth < 4096; ++depth) {
+    FS_ASSIGN_OR_RETURN(Stmt s, db.Prepare("SELECT parent_id, name FROM nodes WHERE id=?"));
+    s.Bind(1, static_cast<int64_t>(id));
+    FS_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return NotFoundError("no node " + std::to_string(id));
+    NodeId parent = s.Int(0);
+    if (parent == kNoNode) break;  // share root
+    parts.push_back(s.Text(1));
+    id = parent;
+  }
+  std::string path;
+  for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
+    if (!path.empty()) path += '/';
+    path += *it;
+  }
+  return path;
+}
+
+Status AppendEvent(Db& db, int64_t now, uint32_t share, NodeId node, EventKind kind,
+                   uint64_t version, std::string_view path, std::string_view old_path = {}) {
+  FS_ASSIGN_OR_RETURN(
+      Stmt s, db.Prepare("INSERT INTO events(time_ns, share_id, node_id, kind, version, path, "
+                         "old_path) VALUES(?,?,?,?,?,?,?)"));
+  s.Bind(1, now).Bind(2, int64_t{share}).Bind(3, static_cast<int64_t>(node));
+  s.Bind(4, static_cast<int64_t>(kind)).Bind(5, static_cast<int64_t>(version)).Bind(6, path);
+  if (old_path.empty()) {
+    s.BindNull(7);
+  } else {
+    s.Bind(7, old_path);
+  }
+  return s.Run();
+}
+
+Status AdjustUsed(Db& db, uint32_t share, int64_t delta) {
+  if (delta == 0) return Status::Ok();
+  FS_ASSIGN_OR_RETURN(Stmt s, db.Prepare("UPDATE shares SET used_bytes=used_bytes+? WHERE id=?"));
+  s.Bind(1, delta).Bind(2, int64_t{share});
+  return s.Run();
+}
+
+// Bumps version and ctime of `id`; returns the new version.
+Result<uint64_t> Touch(Db& db, NodeId id, int64_t now) {
+  FS_ASSIGN_OR_RETURN(
+      Stmt s, db.Prepare("UPDATE nodes SET version=version+1, ctime_ns=? WHERE id=? "
+                         "RETURNING version"));
+  s.Bind(1, now).Bind(2, static_cast<int64_t>(id));
+  FS_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return NotFoundError("no node " + std::to_string(id));
+  uint64_t v = s.Int(0);
+  FS_RETURN_IF_ERROR(s.Run());
+  return v;
+}
+
+Result<std::string> GetMeta(Db& db, const char* key) {
+  FS_ASSIGN_OR_RETURN(Stmt s, db.Prepare("SELECT value FROM meta WHERE key=?"));
+  s.Bind(1, key);
+  FS_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return NotFoundError(std::string("meta ") + key);
+  return s.Blob(0);
+}
+
+Status PutMeta(Db& db, const char* key, std::string_view value) {
+  FS_ASSIGN_OR_RETURN(Stmt s, db.Prepare("INSERT OR REPLACE INTO meta(key, value) VALUES(?,?)"));
+  s.Bind(1, key).BindBlob(2, value);
+  return s.Run();
+}
+
+// Length in bytes of the longest path below `dir`, relative to it (0 for an empty dir).
+Result<uint64_t> LongestSubpath(Db& db, NodeId dir) {
+  FS_ASSIGN_OR_RETURN(
+      Stmt s, db.Prepare("WITH RECURSIVE sub(id, len) AS (SELECT ?, 0 UNION ALL "
+                         "SELECT n.id, sub.len + 1 + length(CAST(n.name AS BLOB)) FROM nodes n "
+                         "JOIN sub ON n.parent_id = sub.id) SELECT max(len) FROM sub"));
+  s.Bind(1, static_cast<int64_t>(dir));
+  FS_ASSIGN_OR_RETURN(bool row, s.Step());
+  return row ? static_cast<uint64_t>(s.Int(0)) : 0;
+}
+
+Status CheckPathLength(Db& db, NodeId parent, std::string_view name, uint64_t below) {
+  FS_ASSIGN_OR_RETURN(std::string parent_path, PathIn(db, parent));
+  uint64_t len = parent_path.size() + (parent_path.empty() ? 0 : 1) + name.size() + below;
+  if (len > kMaxPathBytes) {
+    return InvalidArgumentError("path would be " + std::to_string(len) +
+                                " bytes; at most 1024 are allowed");
+  }
+  return Status::Ok();
+}
+
+constexpr std::string_view kKeyCheckContext = "key-check";
+constexpr uint64_t kKeyCheckId = 0;  // node ids start at 1
+
+std::string KeyCheck(const crypto::MasterKey& mk) {
+  crypto::Key zero{};
+  auto w = crypto::WrapKey(mk, zero, kKeyCheckId);
+  return w.ok() ? *w : std::string();
+}
+
+bool KeyMatches(const crypto::MasterKey& mk, const std::string& check) {
+  return crypto::UnwrapKey(mk, check, kKeyCheckId).ok();
+}
+
+}  // namespace
+
+std::string_view FileStateName(FileState s) {
+  switch (s) {
+    case FileState::kLocal: return "local";
+    case FileState::kWriting: return "writing";
+    case FileState::kDirty: return "dirty";
+    case FileState::kUploading: return "uploading";
+    case FileState::kClean: return "clean";
+    case FileState::kFailed: return "failed";
+    case FileState::kStub: return "stub";
+    case FileState::kRecalling: return "recalling";
+  }
+  return "unknown";
+}
+
+std::string_view ShareKindName(ShareKind k) { return k == ShareKind::kCloud ? "cloud" : "local"; }
+
+std::string_view EventKindName(EventKind k) {
+  switch (k) {
+    case EventKind::kCreate: return "create";
+    case EventKind::kMkdir: return "mkdir";
+    case EventKind::kSymlink: return "symlink";
+    case EventKind::kWrite: return "write";
+    case EventKind::kSetAttr: return "setattr";
+    case EventKind::kRename: return "rename";
+    case EventKind::kUnlink: return "unlink";
+    case EventKind::kRmdir: return "rmdir";
+    case EventKind::kXattr: return "xattr";
+  }
+  return "unknown";
+}
+
+// Held shared by code that wraps or unwraps file keys, exclusive by key rotation, so that no
+// key is wrapped under a master key that rotation is replacing.
+static std::shared_mutex g_key_rotation_mu;
+
+Store::Store(const StoreOptions& options)
+    : options_(options), clock_(options.clock ? options.clock : &RealClock::Get()) {
+  if (options_.key_file.empty()) options_.key_file = options_.data_dir + "/master.key";
+}
+
+Store::~Store() {
+  std::vector<std::shared_ptr<LiveFile>> open;
+  {
+    MutexLock l(files_mu_);
+    for (auto& [id, f] : files_) open.push_back(f);
+  }
+  for (auto& f : open) {
+    MutexLock l(f->mu);
+    Status s = CommitData(*f, true);
+    if (!s.ok()) spdlog::error("store: commit of file {} at shutdown failed: {}", f->id, s.ToString());
+  }
+  committer_.reset();
+}
+
+Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
+  if (options.data_dir.empty()) return InvalidArgumentError("data_dir is empty");
+  uint32_t cs = options.chunk_size_bytes;
+  if (cs < 4096 || cs > (4u << 20) || (cs & (cs - 1)) != 0) {
+    return InvalidArgumentError("chunk size must be a power of two from 4 KiB to 4 MiB");
+  }
+  std::unique_ptr<Store> store(new Store(options));
+  FS_RETURN_IF_ERROR(store->Init());
+  return store;
+}
+
+std::string Store::BackingPath(NodeId id) const {
+  char name[64];
+  std::snprintf(name, sizeof name, "/objects/%02x/%016llx", static_cast<unsigned>(id & 0xff),
+                static_cast<unsigned long long>(id));
+  return options_.data_dir + name;
+}
+
+Status Store::Init() {
+  const std::string& dir = options_.data_dir;
+  FS_RETURN_IF_ERROR(platform::MakeDirs(dir));
+  FS_ASSIGN_OR_RETURN(auto lock, platform::LockFile::Acquire(dir + "/LOCK"));
+  lock_.emplace(std::move(lock));
+  db_path_ = dir + "/meta.db";
+  bool fresh = !platform::PathExists(db_path_);
+  if (fresh && platform::PathExists(dir + "/objects")) {
+    return FailedPreconditionError(
+        "metadata db " + db_path_ + " is missing but " + dir +
+        "/objects holds data; refusing to start an empty store over it (restore meta.db)");
+  }
+  FS_ASSIGN_OR_RETURN(auto db, Db::Open(db_path_, fresh));
+  Status schema = db->Exec(kSchema);
+  if (!schema.ok()) return schema.WithContext("metadata db " + db_path_);
+  if (fresh) {
+    FS_RETURN_IF_ERROR(PutMeta(*db, "schema_version", std::to_string(kSchemaVersion)));
+    FS_RETURN_IF_ERROR(PutMeta(*db, "chunk_size", std::to_string(options_.chunk_size_bytes)));
+  }
+  auto version = GetMeta(*db, "schema_version");
+  auto chunk = GetMeta(*db, "chunk_size");
+  if (!version.ok() || !chunk.ok()) {
+    return CorruptionError("metadata db " + db_path_ + " lacks its schema version or chunk size");
+  }
+  if (std::atoi(version->c_str()) != kSchemaVersion) {
+    return FailedPreconditionError("metadata db schema version " + *version +
+                                   " is not supported (want " +
+                                   std::to_string(kSchemaVersion) + ")");
+  }
+  chunk_size_ = static_cast<uint32_t>(std::strtoul(chunk->c_str(), nullptr, 10));
+  if (chunk_size_ < 4096 || (chunk_size_ & (chunk_size_ - 1)) != 0) {
+    return CorruptionError("metadata db has a bad chunk size " + *chunk);
+  }
+  FS_RETURN_IF_ERROR(LoadKeys(*db, fresh));
+  FS_RETURN_IF_ERROR(platform::MakeDirs(dir + "/objects"));
+  readers_ = std::make_unique<ReadPool>(db_path_);
+  committer_ = std::make_unique<Committer>(std::move(db));
+  if (options_.metrics != nullptr) {
+    auto& reg = options_.metrics->registry();
+    bytes_written_ = &prometheus::BuildCounter()
+                          .Name(metric_names::kStoreBytesWritten)
+                          .Help("File bytes written through the Store")
+                          .Register(reg)
+                          .Add({});
+    bytes_read_ = &prometheus::BuildCounter()
+                       .Name(metric_names::kStoreBytesRead)
+                       .Help("File bytes read through the Store")
+                       .Register(reg)
+                       .Add({});
+    corrupt_chunks_ = &prometheus::BuildCounter()
+                           .Name(metric_names::kStoreCorruptChunks)
+                           .Help("Chunks that failed verification on read")
+                           .Register(reg)
+                           .Add({});
+  }
+  return Recover();
+}
+
+Status Store::LoadKeys(Db& db, bool fresh) {
+  (void)fresh;
+  auto check = GetMeta(db, "key_check");
+  bool has_key = check.ok();
+  if (!has_key && !options_.encryption) return Status::Ok();  // nothing encrypted, none wanted
+  crypto::MasterKey mk;
+  if (options_.passphrase) {
+    auto salt = GetMeta(db, "kdf_salt");
+    std::string s;
+    uint32_t id = 1;
+    if (salt.ok()) {
+      s = *salt;
+      auto kid = GetMeta(db, "key_id");
+      if (kid.ok()) id = static_cast<uint32_t>(std::atoi(kid->c_str()));
+    } else {
+      if (has_key) {
+        return FailedPreconditionError(
+            "this store's master key is in a key file, but a passphrase was given");
+      }
+      s.resize(16);
+      FS_RETURN_IF_ERROR(crypto::RandomBytes({reinterpret_cast<uint8_t*>(s.data()), s.size()}));
+    }
+    FS_ASSIGN_OR_RETURN(mk, crypto::DeriveFromPassphrase(*options_.passphrase, s, id));
+    if (has_key && !KeyMatches(mk, *check)) {
+      return UnauthenticatedError("the passphrase does not unlock this store");
+    }
+    if (!has_key) FS_RETURN_IF_ERROR(PutMeta(db, "kdf_salt", s));
+  } else {
+    if (has_key && GetMeta(db, "kdf_salt").ok()) {
+      return FailedPreconditionError(
+          "this store's master key comes from a passphrase; give it (encryption.passphrase_file)");
+    }
+    const std::string& path = options_.key_file;
+    std::string next = path + ".new";
+    // A rotation that crashed after its db commit left the new key beside the old one.
+    if (has_key && platform::PathExists(next)) {
+      auto nk = crypto::LoadKeyFile(next);
+      if (nk.ok() && KeyMatches(*nk, *check)) {
+        FS_RETURN_IF_ERROR(crypto::WriteKeyFile(path, *nk));
+      }
+      FS_RETURN_IF_ERROR(platform::RemoveFile(next));
+    }
+    if (has_key) {
+      auto loaded = crypto::LoadKeyFile(path);
+      if (!loaded.ok() && loaded.status().code() == StatusCode::kNotFound) {
+        return UnauthenticatedError("key file " + path +
+                                    " is missing; this store's data cannot be decrypted without it");
+      }
+      if (!loaded.ok()) return loaded.status();
+      mk = *loaded;
+      if (!KeyMatches(mk, *check)) {
+        return UnauthenticatedError("key file " + path + " does not match this store");
+      }
+    } else {
+      FS_ASSIGN_OR_RETURN(mk, crypto::LoadOrCreateKeyFile(path));
+    }
+  }
+  if (!has_key) {
+    FS_RETURN_IF_ERROR(PutMeta(db, "key_check", KeyCheck(mk)));
+    FS_RETURN_IF_ERROR(PutMeta(db, "key_id", std::to_string(mk.id)));
+  }
+  MutexLock l(key_mu_);
+  master_ = mk;
+  return Status::Ok();
+}
+
+uint32_t Store::master_key_id() const {
+  MutexLock l(key_mu_);
+  return master_ ? master_->id : 0;
+}
+
+uint64_t Store::commits() const { return committer_->commits(); }
+uint64_t Store::commit_batches() const { return committer_->batches(); }
+
+Result<std::unique_ptr<crypto::ChunkCodec>> Store::CodecFor(NodeId id, const std::string& wrapped,
+                                                            uint32_t key_id) {
+  if (wrapped.empty()) return crypto::NewChecksumCodec();
+  MutexLock l(key_mu_);
+  if (!master_) {
+    return UnauthenticatedError("file " + std::to_string(id) +
+                                " is encrypted but no master key is loaded");
+  }
+  if (key_id != master_->id) {
+    return CorruptionError("file " + std::to_string(id) + " key is wrapped under key id " +
+                           std::to_string(key_id) + ", not the current " +
+                           std::to_string(master_->id));
+  }
+  FS_ASSIGN_OR_RETURN(crypto::Key key, crypto::UnwrapKey(*master_, wrapped, id));
+  return crypto::NewAesGcmCodec(key);
+}
+
+Status Store::Recover() {
+  FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
+  // Files that had writes in flight at the crash: cut them back to their committed state.
+  std::vector<NodeId> marked;
+  {
+    FS_ASSIGN_OR_RETURN(Stmt s, rd->Prepare("SELECT node_id FROM open_writes"));
+    for (;;) {
+      FS_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      marked.push_back(s.Int(0));
+    }
+  }
+  for (NodeId id : marked) {
+    FS_ASSIGN_OR_RETURN(Stmt s, rd->Prepare(
+                                    "SELECT size, data_gen, wrapped_key, key_id FROM nodes "
+                                    "WHERE id=? AND type=1"));
+    s.Bind(1, static_cast<int64_t>(id));
+    FS_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) continue;  // deleted since; the orphan pass removes its data
+    uint64_t size = s.Int(0), gen = s.Int(1);
+    std::string wrapped = s.Blob(2);
+    uint32_t key_id = static_cast<uint32_t>(s.Int(3));
+    auto file = platform::File::Open(BackingPath(id), O_RDWR);
+    if (!file.ok()) {
+      if (file.status().code() == StatusCode::kNotFound) continue;
+      return file.status();
+    }
+    FS_ASSIGN_OR_RETURN(auto codec, CodecFor(id, wrapped, key_id));
+    ChunkFile cf(std::move(*file), id, chunk_size_, std::move(codec));
+    FS_RETURN_IF_ERROR(cf.Scrub(gen, size).WithContext("recovering file " + std::to_string(id)));
+  }
+  std::vector<NodeId> orphans;
+  {
+    FS_ASSIGN_OR_RETURN(Stmt s, rd->Prepare("SELECT node_id FROM orphans"));
+    for (;;) {
+      FS_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      orphans.push_back(s.Int(0));
+    }
+  }
+  for (NodeId id : orphans) FS_RETURN_IF_ERROR(platform::RemoveFile(BackingPath(id)));
+  if (!marked.empty() || !orphans.empty()) {
+    spdlog::info("store: recovered {} files with writes in flight, removed {} unlinked files",
+                 marked.size(), orphans.size());
+    FS_RETURN_IF_ERROR(committer_->Run([](Db& db) {
+      FS_RETURN_IF_ERROR(db.Exec("DELETE FROM open_writes"));
+      return db.Exec("DELETE FROM orphans");
+    }));
+  }
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shares
+
+Result<ShareInfo> Store::CreateShare(std::string_view name, ShareKind kind) {
+  FS_RETURN_IF_ERROR(ValidateName(name).WithContext("share name"));
+  ShareInfo info;
+  int64_t now = Now();
+  FS_RETURN_IF_ERROR(committer_->Run([&](Db& db) -> Status {
+    FS_ASSIGN_OR_RETURN(Stmt q, db.Prepare("SELECT id FROM shares WHERE name=?"));
+    q.Bind(1, name);
+    FS_ASSIGN_OR_RETURN(bool exists, q.Step());
+    if (exists) return AlreadyExistsError("share '" + std::string(name) + "' exists");
+    FS_ASSIGN_OR_RETURN(Stmt ins, db.Prepare("INSERT INTO shares(name, kind, root_id) "
+                                             "VALUES(?,?,0)"));
+    ins.Bind(1, name).Bind(2, static_cast<int64_t>(kind));
+    FS_RETURN_IF_ERROR(ins.Run());
+    info.id = static_cast<uint32_t>(db.LastInsertId());
+    FS_ASSIGN_OR_RETURN(
+        Stmt root, db.Prepare("INSERT INTO nodes(share_id, parent_id, name, type, mode, uid, "
+                              "gid, atime_ns, mtime_ns, ctime_ns, version) "
+                              "VALUES(?,0,?,2,493,0,0,?,?,?,1)"));
+    root.Bind(1, int64_t{info.id}).Bind(2, name).Bind(3, now).Bind(4, now).Bind(5, now);
+    FS_RETURN_IF_ERROR(root.Run());
+    info.root = db.LastInsertId();
+    FS_ASSIGN_OR_RETURN(Stmt upd, db.Prepare("UPDATE shares SET root_id=? WHERE id=?"));
+    upd.Bind(1, static_cast<int64_t>(info.root)).Bind(2, int64_t{info.id});
+    return upd.Run();
+  }));
+  info.name = name;
+  info.kind = kind;
+  return info;
+}
+
+Result<ShareInfo> Store::GetShare(std::string_view name) {
+  FS_ASSIGN_OR_RETURN(auto shares, ListShares());
+  for (auto& s : shares) {
+    if (s.name == name) return s;
+  }
+  return NotFoundError("no share '" + std::string(name) + "'");
+}
+
+Result<std::vector<ShareInfo>> Store::ListShares() {
+  FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
+  FS_ASSIGN_OR_RETURN(Stmt s, rd->Prepare(
+                                  "SELECT id, name, kind, root_id, used_bytes FROM shares "
+                                  "ORDER BY name"));
+  std::vector<ShareInfo> out;
+  for (;;) {
+    FS_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back({static_cast<uint32_t>(s.Int(0)), s.Text(1), static_cast<ShareKind>(s.Int(2)),
+                   static_cast<NodeId>(s.Int(3)), static_cast<uint64_t>(s.Int(4))});
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Namespace
+
+Result<Attr> Store::GetAttr(NodeId node) {
+  Attr a;
+  {
+    FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
+    FS_ASSIGN_OR_RETURN(a, LoadAttr(rd.db(), node));
+  }
+  std::shared_ptr<LiveFile> f;
+  {
+    MutexLock l(files_mu_);
+    auto it = files_.find(node);
+    if (it != files_.end()) f = it->second;
+  }
+  if (f) {
+    MutexLock l(f->mu);
+    if (f->dirty) {
+      a.size = f->size;
+      a.mtime_ns = f->mtime_ns;
+      a.state = FileState::kWriting;
+    }
+  }
+  return a;
+}
+
+Result<Attr> Store::Lookup(NodeId parent, std::string_view name) {
+  FS_RETURN_IF_ERROR(ValidateName(name));
+  NodeId id;
+  {
+    FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
+    FS_ASSIGN_OR_RETURN(Attr a, LoadChild(rd.db(), parent, name));
+    id = a.id;
+  }
+  return GetAttr(id);
+}
+
+Result<Attr> Store::Resolve(std::string_view share, std::string_view path) {
+  FS_ASSIGN_OR_RETURN(auto parts, SplitPath(path));
+  FS_ASSIGN_OR_RETURN(ShareInfo info, GetShare(share));
+  NodeId cur = info.root;
+  for (const auto& part : parts) {
+    FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
+    FS_ASSIGN_OR_RETURN(Attr a, LoadChild(rd.db(), cur, part));
+    if (&part != &parts.back() && a.type != NodeType::kDirectory) {
+      return InvalidArgumentError("'" + a.name + "' in '" + std::string(path) +
+                                  "' is not a directory");
+    }
+    cur = a.id;
+  }
+  return GetAttr(cur);
+}
+
+Result<std::string> Store::PathOf(NodeId node) {
+  FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
+  return PathIn(rd.db(), node);
+}
+
+Result<Attr> Store::InsertNode(NodeId parent, std::string_view name, NodeType type,
+                               const NewNode& opts, std::string_view target, EventKind event) {
+  FS_RETURN_IF_ERROR(ValidateName(name));
+  if (type == NodeType::kSymlink && (target.empty() || target.size() > 4095)) {
+    return InvalidArgumentError("symlink target must be 1 to 4095 bytes");
+  }
+  int64_t now = Now();
+  NodeId id = kNoNode;
+  uint32_t share = 0;
+  std::string wrapped;
+  uint32_t key_id = 0;
+  std::shared_lock rot(g_key_rotation_mu);
+  bool encrypt = false;
+  if (type == NodeType::kFile && options_.encryption) {
+    MutexLock l(key_mu_);
+    encrypt = master_.has_value();
+  }
+  FS_RETURN_IF_ERROR(committer_->Run([&](Db& db) -> Status {
+    FS_ASSIGN_OR_RETURN(Attr p, LoadAttr(db, parent));
+    if (p.type != NodeType::kDirectory) {
+      return InvalidArgumentError("parent '" + p.name + "' is not a directory");
+    }
+    auto existing = LoadChild(db, parent, name);
+    if (existing.ok()) return AlreadyExistsError("'" + std::string(name) + "' exists");
+    FS_RETURN_IF_ERROR(CheckPathLength(db, parent, name, 0));
+    FS_ASSIGN_OR_RETURN(
+        Stmt s, db.Prepare("INSERT INTO nodes(share_id, parent_id, name, type, mode, uid, gid, "
+                           "atime_ns, mtime_ns, ctime_ns, version, target) "
+                           "VALUES(?,?,?,?,?,?,?,?,?,?,1,?)"));
+    s.Bind(1, int64_t{p.share_id}).Bind(2, static_cast<int64_t>(parent)).Bind(3, name);
+    s.Bind(4, static_cast<int64_t>(type)).Bind(5, int64_t{opts.mode & 07777});
+    s.Bind(6, int64_t{opts.uid}).Bind(7, int64_t{opts.gid});
+    s.Bind(8, now).Bind(9, now).Bind(10, now);
+    if (type == NodeType::kSymlink) {
+      s.Bind(11, target);
+    } else {
+      s.BindNull(11);
+    }
+    FS_RETURN_IF_ERROR(s.Run());
+    id = db.LastInsertId();
+    share = p.share_id;
+    if (encrypt) {
+      // The file key is bound to the node id, known only now.
+      crypto::Key key;
+      FS_RETURN_IF_ERROR(crypto::RandomBytes(key));
+      MutexLock l(key_mu_);
+      FS_ASSIGN_OR_RETURN(wrapped, crypto::WrapKey(*master_, key, id));
+      key_id = master_->id;
+      FS_ASSIGN_OR_RETURN(Stmt k, db.Prepare("UPDATE nodes SET wrapped_key=?, key_id=? WHERE id=?"));
+      k.BindBlob(1, wrapped).Bind(2, int64_t{key_id}).Bind(3, static_cast<int64_t>(id));
+      FS_RETURN_IF_ERROR(k.Run());
+    }
+    if (type == NodeType::kFile) {
+      // Created files are opened for writing: mark them before any data can land.
+      FS_ASSIGN_OR_RETURN(Stmt m, db.Prepare("INSERT OR IGNORE INTO open_writes VALUES(?)"));
+      m.Bind(1, static_cast<int64_t>(id));
+      FS_RETURN_IF_ERROR(m.Run());
+    }
+    FS_ASSIGN_OR_RETURN(uint64_t pv, Touch(db, parent, now));
+    (void)pv;
+    FS_ASSIGN_OR_RETURN(Stmt mt, db.Prepare("UPDATE nodes SET mtime_ns=? WHERE id=?"));
+    mt.Bind(1, now).Bind(2, static_cast<int64_t>(parent));
+    FS_RETURN_IF_ERROR(mt.Run());
+    FS_ASSIGN_OR_RETURN(std::string path, PathIn(db, id));
+    return AppendEvent(db, now, share, id, event, 1, path);
+  }));
+  Attr a;
+  a.id = id;
+  a.parent = parent;
+  a.share_id = share;
+  a.name = name;
+  a.type = type;
+  a.mode = opts.mode & 07777;
+  a.uid = opts.uid;
+  a.gid = opts.gid;
+  a.atime_ns = a.mtime_ns = a.ctime_ns = now;
+  a.version = 1;
+  a.symlink_target = target;
+  return a;
+}
+
+Result<Attr> Store::Mkdir(NodeId parent, std::string_view name, const NewNode& opts) {
+  return InsertNode(parent, name, NodeType::kDirectory, opts, {}, EventKind::kMkdir);
+}
+
+Result<Attr> Store::Symlink(NodeId parent, std::string_view name, std::string_view target,
+                            const NewNode& opts) {
+  NewNode o = opts;
+  o.mode = 0777;
+  return InsertNode(parent, name, NodeType::kSymlink, o, target, EventKind::kSymlink);
+}
+
+Result<std::unique_ptr<FileHandle>> Store::Create(NodeId parent, std::string_view name,
+                                                  const NewNode& opts) {
+  FS_ASSIGN_OR_RETURN(Attr a, InsertNode(parent, name, NodeType::kFile, opts, {},
+                                         EventKind::kCreate));
+  FS_ASSIGN_OR_RETURN(auto f, GetOpenFile(a.id));
+  {
+    MutexLock l(f->mu);
+    f->marked = true;
+    ++f->writers;
+  }
+  return std::unique_ptr<FileHandle>(new FileHandle(this, std::move(f), a.id, true));
+}
+
+Result<std::unique_ptr<FileHandle>> Store::OpenFile(NodeId node, bool writable) {
+  FS_ASSIGN_OR_RETURN(auto f, GetOpenFile(node));
+  if (writable) {
+    MutexLock l(f->mu);
+    ++f->writers;
+  }
+  return std::unique_ptr<FileHandle>(new FileHandle(this, std::move(f), node, writable));
+}
+
+Result<std::shared_ptr<LiveFile>> Store::GetOpenFile(NodeId node) {
+  std::shared_lock rot(g_key_rotation_mu);
+  MutexLock l(files_mu_);
+  auto it = files_.find(node);
+  if (it != files_.end()) {
+    ++it->second->handles;
+    return it->second;
+  }
+  FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
+  FS_ASSIGN_OR_RETURN(
+      Stmt s, rd->Prepare("SELECT n.type, n.size, n.data_gen, n.wrapped_key, n.key_id, "
+                          "n.share_id, s.kind, n.mtime_ns FROM nodes n JOIN shares s ON "
+                          "s.id = n.share_id WHERE n.id=?"));
+  s.Bind(1, static_cast<int64_t>(node));
+  FS_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return NotFoundError("no node " + std::to_string(node));
+  if (static_cast<NodeType>(s.Int(0)) != NodeType::kFile) {
+    return InvalidArgumentError("node " + std::to_string(node) + " is not a regular file");
+  }
+  auto f = std::make_shared<fieldstack::store::LiveFile>();
+  f->id = node;
+  f->size = f->committed_size = s.Int(1);
+  f->committed_gen = s.Int(2);
+  f->share_id = static_cast<uint32_t>(s.Int(5));
+  f->share_kind = static_cast<ShareKind>(s.Int(6));
+  f->mtime_ns = s.Int(7);
+  FS_ASSIGN_OR_RETURN(f->codec, CodecFor(node, s.Blob(3), static_cast<uint32_t>(s.Int(4))));
+  f->handles = 1;
+  files_[node] = f;
+  return f;
+}
+
+void Store::ReleaseOpenFile(const std::shared_ptr<LiveFile>& f) {
+  bool remove_data = false;
+  {
+    MutexLock l(files_mu_);
+    if (--f->handles > 0) return;
+    files_.erase(f->id);
+    remove_data = f->deleted;
+  }
+  if (remove_data) DeleteBacking(f->id);
+}
+
+void Store::DeleteBacking(NodeId id) {
+  Status s = platform::RemoveFile(BackingPath(id));
+  if (!s.ok()) {
+    spdlog::warn("store: removing data of deleted file {}: {}", id, s.ToString());
+    return;  // the orphan row stays; the next start retries
+  }
+  s = committer_->Run([id](Db& db) {
+    FS_ASSIGN_OR_RETURN(Stmt d, db.Prepare("DELETE FROM orphans WHERE node_id=?"));
+    d.Bind(1, static_cast<int64_t>(id));
+    return d.Run();
+  });
+  if (!s.ok()) spdlog::warn("store: forgetting orphan {}: {}", id, s.ToString());
+}
+
+Status Store::EnsureChunkFile(LiveFile& f) {
+  if (f.chunks) return Status::Ok();
+  std::string path = BackingPath(f.id);
+  // A file with committed data must have its backing file: never invent zeros for lost data.
+  int flags = O_RDWR;
+  bool may_create = f.committed_size == 0 || f.committed_gen == 0;
+  if (may_create) {
+    FS_RETURN_IF_ERROR(platform::MakeDirs(platform::DirName(path)));
+    flags |= O_CREAT;
+  }
+  auto file = platform::File::Open(path, flags, 0600);
+  if (!file.ok()) {
+    if (file.status().code() == StatusCode::kNotFound) {
+      return CorruptionError("data of file " + std::to_string(f.id) + " (" + path +
+                             ") is missing");
+    }
+    return file.status();
+  }
+  f.chunks = std::make_unique<ChunkFile>(std::move(*file), f.id, chunk_size_, std::move(f.codec));
+  f.buf.assign(chunk_size_, 0);
+  f.scratch.assign(chunk_size_, 0);
+  return Status::Ok();
+}
+
+Status Store::EnsureMarked(LiveFile& f) {
+  if (f.marked) return Status::Ok();
+  NodeId id = f.id;
+  FS_RETURN_IF_ERROR(committer_->Run([id](Db& db) {
+    FS_ASSIGN_OR_RETURN(Stmt m, db.Prepare("INSERT OR IGNORE INTO open_writes VALUES(?)"));
+    m.Bind(1, static_cast<int64_t>(id));
+    return m.Run();
+  }));
+  f.marked = true;
+  return Status::Ok();
+}
+
+Status Store::FlushDirtyChunk(LiveFile& f) {
+  if (f.buf_index < 0 || !f.buf_dirty) return Status::Ok();
+  FS_RETURN_IF_ERROR(f.chunks->Write(f.buf_index, f.pending_gen(), f.committed_gen,
+                                     {f.buf.data(), f.buf_len}));
+  f.buf_dirty = false;
+  f.unsynced = true;
+  return Status::Ok();
+}
+
+Status Store::CommitData(LiveFile& f, bool release_mark) {
+  if (!f.dirty && !(release_mark && f.marked)) return Status::Ok();
+  if (f.dirty) {
+    FS_RETURN_IF_ERROR(FlushDirtyChunk(f));
+    if (f.unsynced) {
+      // A failed fdatasync is final for this data: report it, never retry and claim success.
+      FS_RETURN_IF_ERROR(f.chunks->file().DataSync());
+      f.unsynced = false;
+    }
+  }
+  bool dirty = f.dirty;
+  uint64_t gen = f.pending_gen();
+  int64_t now = Now();
+  int64_t delta = static_cast<int64_t>(f.size) - static_cast<int64_t>(f.committed_size);
+  FileState state = f.share_kind == ShareKind::kCloud ? FileState::kDirty : FileState::kLocal;
+  FS_RETURN_IF_ERROR(committer_->Run([&](Db& db) -> Status {
+    if (dirty) {
+      FS_ASSIGN_OR_RETURN(
+          Stmt u, db.Prepare("UPDATE nodes SET size=?, data_gen=?, mtime_ns=?, ctime_ns=?, "
+                             "state=?, version=version+1 WHERE id=? RETURNING version"));
+      u.Bind(1, static_cast<int64_t>(f.size)).Bind(2, static_cast<int64_t>(gen));
+      u.Bind(3, f.mtime_ns).Bind(4, now).Bind(5, static_cast<int64_t>(state));
+      u.Bind(6, static_cast<int64_t>(f.id));
+      FS_ASSIGN_OR_RETURN(bool row, u.Step());
+      if (row) {  // else unlinked while open: nothing to record
+        uint64_t version = u.Int(0);
+        FS_RETURN_IF_ERROR(u.Run());
+        FS_RETURN_IF_ERROR(AdjustUsed(db, f.share_id, delta));
+        FS_ASSIGN_OR_RETURN(std::string path, PathIn(db, f.id));
+        FS_RETURN_IF_ERROR(
+            AppendEvent(db, now, f.share_id, f.id, EventKind::kWrite, version, path));
+      }
+    }
+    if (release_mark) {
+      FS_ASSIGN_OR_RETURN(Stmt d, db.Prepare("DELETE FROM open_writes WHERE node_id=?"));
+      d.Bind(1, static_cast<int64_t>(f.id));
+      FS_RETURN_IF_ERROR(d.Run());
+    }
+    return Status::Ok();
+  }));
+  if (dirty) {
+    f.committed_gen = gen;
+    f.committed_size = f.size;
+    f.dirty = false;
+  }
+  if (release_mark) f.marked = false;
+  return Status::Ok();
+}
+
+Status Store::TruncateLocked(LiveFile& f, uint64_t size) {
+  if (size > kMaxFileBytes) return InvalidArgumentError("size past the 5 TiB file limit");
+  FS_RETURN_IF_ERROR(EnsureMarked(f));
+  FS_RETURN_IF_ERROR(EnsureChunkFile(f));
+  FS_RETURN_IF_ERROR(FlushDirtyChunk(f));
+  bool shrink = size < f.size;
+  if (shrink) {
+    // Rewrite the boundary chunk with its tail zeroed, so a later extension reads zeros.
+    uint64_t j = size / chunk_size_;
+    uint32_t keep = static_cast<uint32_t>(size % chunk_size_);
+    if (keep > 0) {
+      std::span<uint8_t> chunk(f.buf.data(), chunk_size_);
+      FS_ASSIGN_OR_RETURN(uint32_t len, f.chunks->Read(j, chunk));
+      (void)len;
+      std::memset(f.buf.data() + keep, 0, chunk_size_ - keep);
+      f.buf_index = static_cast<int64_t>(j);
+      f.buf_len = keep;
+      f.buf_dirty = true;
+      FS_RETURN_IF_ERROR(FlushDirtyChunk(f));
+    }
+    f.buf_index = -1;
+  }
+  f.size = size;
+  f.dirty = true;
+  f.mtime_ns = Now();
+  FS_RETURN_IF_ERROR(CommitData(f, f.writers == 0));
+  if (shrink) {
+    // Only now that the shrink is durable may the old chunks go (a crash in between is
+    // repaired by Recover, since the file is still marked).
+    FS_RETURN_IF_ERROR(f.chunks->CutAfter(size));
+  }
+  return Status::Ok();
+}
+
+Status Store::Link(NodeId, NodeId, std::string_view) {
+  return PermissionDeniedError("hard links are not supported (each file has one name)");
+}
+
+Status Store::Unlink(NodeId parent, std::string_view name) {
+  FS_RETURN_IF_ERROR(ValidateName(name));
+  int64_t now = Now();
+  NodeId removed = kNoNode;
+  bool was_file = false;
+  FS_RETURN_IF_ERROR(committer_->Run([&](Db& db) -> Status {
+    FS_ASSIGN_OR_RETURN(Attr a, LoadChild(db, parent, name));
+    if (a.type == NodeType::kDirectory) {
+      return InvalidArgumentError("'" + a.name + "' is a directory (use rmdir)");
+    }
+    FS_ASSIGN_OR_RETURN(std::string path, PathIn(db, a.id));
+    FS_ASSIGN_OR_RETURN(Stmt d, db.Prepare("DELETE FROM nodes WHERE id=?"));
+    d.Bind(1, static_cast<int64_t>(a.id));
+    FS_RETURN_IF_ERROR(d.Run());
+    FS_ASSIGN_OR_RETURN(Stmt x, db.Prepare("DELETE FROM xattrs WHERE node_id=?"));
+    x.Bind(1, static_cast<int64_t>(a.id));
+    FS_RETURN_IF_ERROR(x.Run());
+    if (a.type == NodeType::kFile) {
+      FS_ASSIGN_OR_RETURN(Stmt o, db.Prepare("INSERT OR IGNORE INTO orphans VALUES(?)"));
+      o.Bind(1, static_cast<int64_t>(a.id));
+      FS_RETURN_IF_ERROR(o.Run());
+      FS_RETURN_IF_ERROR(AdjustUsed(db, a.share_id, -static_cast<int64_t>(a.size)));
+    }
+    FS_RETURN_IF_ERROR(Touch(db, parent, now).status());
+    FS_ASSIGN_OR_RETURN(Stmt mt, db.Prepare("UPDATE nodes SET mtime_ns=? WHERE id=?"));
+    mt.Bind(1, now).Bind(2, static_cast<int64_t>(parent));
+    FS_RETURN_IF_ERROR(mt.Run());
+    removed = a.id;
+    was_file = a.type == NodeType::kFile;
+    return AppendEvent(db, now, a.share_id, a.id, EventKind::kUnlink, a.version + 1, path);
+  }));
+  if (!was_file) return Status::Ok();
+  {
+    MutexLock l(files_mu_);
+    auto it = files_.find(removed);
+    if (it != files_.end()) {
+      it->second->deleted = true;  // open handles keep working; data goes with the last one
+      return Status::Ok();
+    }
+  }
+  DeleteBacking(removed);
+  return Status::Ok();
+}
+
+Status Store::Rmdir(NodeId parent, std::string_view name) {
+  FS_RETURN_IF_ERROR(ValidateName(name));
+  int64_t now = Now();
+  return committer_->Run([&](Db& db) -> Status {
+    FS_ASSIGN_OR_RETURN(Attr a, LoadChild(db, parent, name));
+    if (a.type != NodeType::kDirectory) {
+      return InvalidArgumentError("'" + a.name + "' is not a directory");
+    }
+    FS_ASSIGN_OR_RETURN(Stmt c, db.Prepare("SELECT 1 FROM nodes WHERE parent_id=? LIMIT 1"));
+    c.Bind(1, static_cast<int64_t>(a.id));
+    FS_ASSIGN_OR_RETURN(bool child, c.Step());
+    if (child) return FailedPreconditionError("directory '" + a.name + "' is not empty");
+    FS_ASSIGN_OR_RETURN(std::string path, PathIn(db, a.id));
+    FS_ASSIGN_OR_RETURN(Stmt d, db.Prepare("DELETE FROM nodes WHERE id=?"));
+    d.Bind(1, static_cast<int64_t>(a.id));
+    FS_RETURN_IF_ERROR(d.Run());
+    FS_ASSIGN_OR_RETURN(Stmt x, db.Prepare("DELETE FROM xattrs WHERE node_id=?"));
+    x.Bind(1, static_cast<int64_t>(a.id));
+    FS_RETURN_IF_ERROR(x.Run());
+    FS_RETURN_IF_ERROR(Touch(db, parent, now).status());
+    return AppendEvent(db, now, a.share_id, a.id, EventKind::kRmdir, a.version + 1, path);
+  });
+}
+
+Status Store::Rename(NodeId parent, std::string_view name, NodeId new_parent,
+                     std::string_view new_name, bool no_replace) {
+  FS_RETURN_IF_ERROR(ValidateName(name));
+  FS_RETURN_IF_ERROR(ValidateName(new_name));
+  int64_t now = Now();
+  NodeId replaced_file = kNoNode;
+  FS_RETURN_IF_ERROR(committer_->Run([&](Db& db) -> Status {
+    FS_ASSIGN_OR_RETURN(Attr src, LoadChild(db, parent, name));
+    FS_ASSIGN_OR_RETURN(Attr np, LoadAttr(db, new_parent));
+    if (np.type != NodeType::kDirectory) {
+      return InvalidArgumentError("rename target parent is not a directory");
+    }
+    if (np.share_id != src.share_id) {
+      return InvalidArgumentError("cannot rename across shares");
+    }
+    auto dst = LoadChild(db, new_parent, new_name);
+    if (dst.ok() && dst->id == src.id) return Status::Ok();
+    if (src.type == NodeType::kDirectory) {
+      // Refuse moving a directory below itself.
+      for (NodeId cur = new_parent; cur != kNoNode;) {
+        if (cur == src.id) {
+          return FailedPreconditionError("cannot move directory '" + src.name +
+                                         "' into itself");
+        }
+        FS_ASSIGN_OR_RETURN(Attr c, LoadAttr(db, cur));
+        cur = c.parent;
+      }
+    }
+    FS_ASSIGN_OR_RETURN(uint64_t below, src.type == NodeType::kDirectory
+                                            ? LongestSubpath(db, src.id)
+                                            : Result<uint64_t>(uint64_t{0}));
+    FS_RETURN_IF_ERROR(CheckPathLength(db, new_parent, new_name, below));
+    FS_ASSIGN_OR_RETURN(std::string old_path, PathIn(db, src.id));
+    if (dst.ok()) {
+      if (no_replace) return AlreadyExistsError("'" + std::string(new_name) + "' exists");
+      if (src.type == NodeType::kDirectory && dst->type != NodeType::kDirectory) {
+        return InvalidArgumentError("cannot replace a non-directory with a directory");
+      }
+      if (src.type != NodeType::kDirectory && dst->type == NodeType::kDirectory) {
+        return InvalidArgumentError("cannot replace a directory with a non-directory");
+      }
+      if (dst->type == NodeType::kDirectory) {
+        FS_ASSIGN_OR_RETURN(Stmt c, db.Prepare("SELECT 1 FROM nodes WHERE parent_id=? LIMIT 1"));
+        c.Bind(1, static_cast<int64_t>(dst->id));
+        FS_ASSIGN_OR_RETURN(bool child, c.Step());
+        if (child) return FailedPreconditionError("target directory is not empty");
+      }
+      FS_ASSIGN_OR_RETURN(std::string dst_path, PathIn(db, dst->id));
+      FS_ASSIGN_OR_RETURN(Stmt d, db.Prepare("DELETE FROM nodes WHERE id=?"));
+      d.Bind(1, static_cast<int64_t>(dst->id));
+      FS_RETURN_IF_ERROR(d.Run());
+      FS_ASSIGN_OR_RETURN(Stmt x, db.Prepare("DELETE FROM xattrs WHERE node_id=?"));
+      x.Bind(1, static_cast<int64_t>(dst->id));
+      FS_RETURN_IF_ERROR(x.Run());
+      if (dst->type == NodeType::kFile) {
+        FS_ASSIGN_OR_RETURN(Stmt o, db.Prepare("INSERT OR IGNORE INTO orphans VALUES(?)"));
+        o.Bind(1, static_cast<int64_t>(dst->id));
+        FS_RETURN_IF_ERROR(o.Run());
+        FS_RETURN_IF_ERROR(AdjustUsed(db, dst->share_id, -static_cast<int64_t>(dst->size)));
+        replaced_file = dst->id;
+      }
+      FS_RETURN_IF_ERROR(AppendEvent(db, now, dst->share_id, dst->id,
+                                     dst->type == NodeType::kDirectory ? EventKind::kRmdir
+                                                                       : EventKind::kUnlink,
+                                     dst->version + 1, dst_path));
+    }
+    FS_ASSIGN_OR_RETURN(Stmt u, db.Prepare("UPDATE nodes SET parent_id=?, name=? WHERE id=?"));
+    u.Bind(1, static_cast<int64_t>(new_parent)).Bind(2, new_name);
+    u.Bind(3, static_cast<int64_t>(src.id));
+    FS_RETURN_IF_ERROR(u.Run());
+    FS_ASSIGN_OR_RETURN(uint64_t v, Touch(db, src.id, now));
+    for (NodeId p : {parent, new_parent}) {
+      FS_RETURN_IF_ERROR(Touch(db, p, now).status());
+      FS_ASSIGN_OR_RETURN(Stmt mt, db.Prepare("UPDATE nodes SET mtime_ns=? WHERE id=?"));
+      mt.Bind(1, now).Bind(2, static_cast<int64_t>(p));
+      FS_RETURN_IF_ERROR(mt.Run());
+      if (parent == new_parent) break;
+    }
+    FS_ASSIGN_OR_RETURN(std::string new_path, PathIn(db, src.id));
+    return AppendEvent(db, now, src.share_id, src.id, EventKind::kRename, v, new_path, old_path);
+  }));
+  if (replaced_file != kNoNode) {
+    MutexLock l(files_mu_);
+    auto it = files_.find(replaced_file);
+    if (it != files_.end()) {
+      it->second->deleted = true;
+      return Status::Ok();
+    }
+  }
+  if (replaced_file != kNoNode) DeleteBacking(replaced_file);
+  return Status::Ok();
+}
+
+Result<Attr> Store::SetAttr(NodeId node, const SetAttrRequest& req) {
+  if (req.size) {
+    FS_ASSIGN_OR_RETURN(auto f, GetOpenFile(node));
+    Status s;
+    {
+      MutexLock l(f->mu);
+      s = TruncateLocked(*f, *req.size);
+      if (s.ok() && req.mtime_ns) f->mtime_ns = *req.mtime_ns;
+    }
+    ReleaseOpenFile(f);
+    FS_RETURN_IF_ERROR(s);
+  }
+  if (req.mode || req.uid || req.gid || req.atime_ns || req.mtime_ns) {
+    if (req.mtime_ns) {
+      // An open file keeps the explicit mtime through its next commit.
+      std::shared_ptr<LiveFile> f;
+      {
+        MutexLock l(files_mu_);
+        auto it = files_.find(node);
+        if (it != files_.end()) f = it->second;
+      }
+      if (f) {
+        MutexLock l(f->mu);
+        f->mtime_ns = *req.mtime_ns;
+      }
+    }
+    int64_t now = Now();
+    FS_RETURN_IF_ERROR(committer_->Run([&](Db& db) -> Status {
+      FS_ASSIGN_OR_RETURN(Attr a, LoadAttr(db, node));
+      FS_ASSIGN_OR_RETURN(
+          Stmt u, db.Prepare("UPDATE nodes SET mode=?, uid=?, gid=?, atime_ns=?, mtime_ns=? "
+                             "WHERE id=?"));
+      u.Bind(1, int64_t{req.mode ? (*req.mode & 07777) : a.mode});
+      u.Bind(2, int64_t{req.uid.value_or(a.uid)}).Bind(3, int64_t{req.gid.value_or(a.gid)});
+      u.Bind(4, req.atime_ns.value_or(a.atime_ns)).Bind(5, req.mtime_ns.value_or(a.mtime_ns));
+      u.Bind(6, static_cast<int64_t>(node));
+      FS_RETURN_IF_ERROR(u.Run());
+      FS_ASSIGN_OR_RETURN(uint64_t v, Touch(db, node, now));
+      FS_ASSIGN_OR_RETURN(std::string path, PathIn(db, node));
+      return AppendEvent(db, now, a.share_id, node, EventKind::kSetAttr, v, path);
+    }));
+  }
+  return GetAttr(node);
+}
+
+Result<std::vector<Attr>> Store::ReadDir(NodeId dir, std::string_view after, size_t limit) {
+  std::vector<Attr> out;
+  {
+    FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
+    FS_ASSIGN_OR_RETURN(Attr d, LoadAttr(rd.db(), dir));
+    if (d.type != NodeType::kDirectory) return InvalidArgumentError("not a directory");
+    static const std::string sql = std::string("SELECT ") + kNodeCols +
+                                   " FROM nodes WHERE parent_id=? AND name>? ORDER BY name "
+                                   "LIMIT ?";
+    FS_ASSIGN_OR_RETURN(Stmt s, rd->Prepare(sql.c_str()));
+    s.Bind(1, static_cast<int64_t>(dir)).Bind(2, after).Bind(3, static_cast<int64_t>(limit));
+    for (;;) {
+      FS_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      out.push_back(ReadAttr(s));
+    }
+  }
+  MutexLock l(files_mu_);
+  for (Attr& a : out) {
+    auto it = files_.find(a.id);
+    if (it == files_.end()) continue;
+    LiveFile& f = *it->second;
+    MutexLock fl(f.mu);
+    if (f.dirty) {
+      a.size = f.size;
+      a.mtime_ns = f.mtime_ns;
+      a.state = FileState::kWriting;
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Xattrs
+
+Status Store::SetXattr(NodeId node, std::string_view name, std::string_view value,
+                       XattrMode mode) {
+  if (name.empty() || name.size() > 255) return InvalidArgumentError("xattr name must be 1-255 bytes");
+  if (value.size() > kMaxXattrValueBytes) {
+    return InvalidArgumentError("xattr value is over 64 KiB");
+  }
+  int64_t now = Now();
+  return committer_->Run([&](Db& db) -> Status {
+    FS_ASSIGN_OR_RETURN(Attr a, LoadAttr(db, node));
+    FS_ASSIGN_OR_RETURN(Stmt q, db.Prepare("SELECT 1 FROM xattrs WHERE node_id=? AND name=?"));
+    q.Bind(1, static_cast<int64_t>(node)).Bind(2, name);
+    FS_ASSIGN_OR_RETURN(bool exists, q.Step());
+    if (exists && mode == XattrMode::kCreate) {
+      return AlreadyExistsError("xattr '" + std::string(name) + "' exists");
+    }
+    if (!exists && mode == XattrMode::kReplace) {
+      return NotFoundError("no xattr '" + std::string(name) + "'");
+    }
+    FS_ASSIGN_OR_RETURN(Stmt s, db.Prepare("INSERT OR REPLACE INTO xattrs VALUES(?,?,?)"));
+    s.Bind(1, static_cast<int64_t>(node)).Bind(2, name).BindBlob(3, value);
+    FS_RETURN_IF_ERROR(s.Run());
+    FS_ASSIGN_OR_RETURN(uint64_t v, Touch(db, node, now));
+    FS_ASSIGN_OR_RETURN(std::string path, PathIn(db, node));
+    return AppendEvent(db, now, a.share_id, node, EventKind::kXattr, v, path);
+  });
+}
+
+Result<std::string> Store::GetXattr(NodeId node, std::string_view name) {
+  FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
+  FS_RETURN_IF_ERROR(LoadAttr(rd.db(), node).status());
+  FS_ASSIGN_OR_RETURN(Stmt s, rd->Prepare("SELECT value FROM xattrs WHERE node_id=? AND name=?"));
+  s.Bind(1, static_cast<int64_t>(node)).Bind(2, name);
+  FS_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return NotFoundError("no xattr '" + std::string(name) + "'");
+  return s.Blob(0);
+}
+
+Result<std::vector<std::string>> Store::ListXattrs(NodeId node) {
+  FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
+  FS_RETURN_IF_ERROR(LoadAttr(rd.db(), node).status());
+  FS_ASSIGN_OR_RETURN(Stmt s, rd->Prepare("SELECT name FROM xattrs WHERE node_id=? ORDER BY name"));
+  s.Bind(1, static_cast<int64_t>(node));
+  std::vector<std::string> out;
+  for (;;) {
+    FS_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(s.Text(0));
+  }
+  return out;
+}
+
+Status Store::RemoveXattr(NodeId node, std::string_view name) {
+  int64_t now = Now();
+  return committer_->Run([&](Db& db) -> Status {
+    FS_ASSIGN_OR_RETURN(Attr a, LoadAttr(db, node));
+    FS_ASSIGN_OR_RETURN(Stmt d, db.Prepare("DELETE FROM xattrs WHERE node_id=? AND name=?"));
+    d.Bind(1, static_cast<int64_t>(node)).Bind(2, name);
+    FS_RETURN_IF_ERROR(d.Run());
+    if (db.Changes() == 0) return NotFoundError("no xattr '" + std::string(name) + "'");
+    FS_ASSIGN_OR_RETURN(uint64_t v, Touch(db, node, now));
+    FS_ASSIGN_OR_RETURN(std::string path, PathIn(db, node));
+    return AppendEvent(db, now, a.share_id, node, EventKind::kXattr, v, path);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events, capacity, keys
+
+Result<std::vector<Event>> Store::ReadEvents(uint64_t after_seq, size_t limit) {
+  FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
+  FS_ASSIGN_OR_RETURN(
+      Stmt s, rd->Prepare("SELECT seq, time_ns, share_id, node_id, kind, version, path, "
+                          "old_path FROM events WHERE seq>? ORDER BY seq LIMIT ?"));
+  s.Bind(1, static_cast<int64_t>(after_seq)).Bind(2, static_cast<int64_t>(limit));
+  std::vector<Event> out;
+  for (;;) {
+    FS_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back({static_cast<uint64_t>(s.Int(0)), s.Int(1), static_cast<uint32_t>(s.Int(2)),
+                   static_cast<NodeId>(s.Int(3)), static_cast<EventKind>(s.Int(4)),
+                   static_cast<uint64_t>(s.Int(5)), s.Text(6), s.Text(7)});
+  }
+  return out;
+}
+
+Result<uint64_t> Store::GetCursor(std::string_view consumer) {
+  FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
+  FS_ASSIGN_OR_RETURN(Stmt s, rd->Prepare("SELECT seq FROM cursors WHERE name=?"));
+  s.Bind(1, consumer);
+  FS_ASSIGN_OR_RETURN(bool row, s.Step());
+  return row ? static_cast<uint64_t>(s.Int(0)) : uint64_t{0};
+}
+
+Status Store::SetCursor(std::string_view consumer, uint64_t seq) {
+  if (consumer.empty()) return InvalidArgumentError("consumer name is empty");
+  return committer_->Run([&](Db& db) {
+    FS_ASSIGN_OR_RETURN(Stmt s, db.Prepare("INSERT OR REPLACE INTO cursors VALUES(?,?)"));
+    s.Bind(1, consumer).Bind(2, static_cast<int64_t>(seq));
+    return s.Run();
+  });
+}
+
+Result<Usage> Store::GetUsage() {
+  Usage u;
+  FS_ASSIGN_OR_RETURN(auto shares, ListShares());
+  for (auto& s : shares) u.used_bytes += s.used_bytes;
+  FS_ASSIGN_OR_RETURN(auto space, platform::FileSystemSpace(options_.data_dir));
+  u.volume_total_bytes = space.total_bytes;
+  u.volume_free_bytes = space.free_bytes;
+  return u;
+}
+
+Result<uint32_t> Store::RotateMasterKey(std::optional<std::string> new_passphrase) {
+  std::unique_lock rot(g_key_rotation_mu);
+  crypto::MasterKey old;
+  {
+    MutexLock l(key_mu_);
+    if (!master_) return FailedPreconditionError("encryption is off and no master key exists");
+    old = *master_;
+  }
+  uint32_t id = old.id + 1;
+  crypto::MasterKey next;
+  std::string salt;
+  bool passphrase = options_.passphrase.has_value();
+  if (passphrase) {
+    salt.resize(16);
+    FS_RETURN_IF_ERROR(crypto::RandomBytes({reinterpret_cast<uint8_t*>(salt.data()), 16}));
+    FS_ASSIGN_OR_RETURN(next, crypto::DeriveFromPassphrase(
+                                  new_passphrase.value_or(*options_.passphrase), salt, id));
+  } else {
+    FS_ASSIGN_OR_RETURN(next, crypto::NewRandomMasterKey(id));
+    // The new key is durable before any file key is wrapped under it.
+    FS_RETURN_IF_ERROR(crypto::WriteKeyFile(options_.key_file + ".new", next));
+  }
+  uint64_t rewrapped = 0;
+  FS_RETURN_IF_ERROR(committer_->Run([&](Db& db) -> Status {
+    rewrapped = 0;
+    int64_t after = 0;
+    for (;;) {
+      std::vector<std::pair<int64_t, std::string>> batch;
+      {
+        FS_ASSIGN_OR_RETURN(Stmt s, db.Prepare("SELECT id, wrapped_key FROM nodes WHERE id>? "
+                                               "AND wrapped_key IS NOT NULL ORDER BY id "
+                                               "LIMIT 1000"));
+        s.Bind(1, after);
+        for (;;) {
+          FS_ASSIGN_OR_RETURN(bool row, s.Step());
+          if (!row) break;
+          batch.emplace_back(s.Int(0), s.Blob(1));
+        }
+      }
+      if (batch.empty()) break;
+      for (auto& [nid, wrapped] : batch) {
+        FS_ASSIGN_OR_RETURN(crypto::Key k, crypto::UnwrapKey(old, wrapped, nid));
+        FS_ASSIGN_OR_RETURN(std::string w, crypto::WrapKey(next, k, nid));
+        FS_ASSIGN_OR_RETURN(Stmt u, db.Prepare("UPDATE nodes SET wrapped_key=?, key_id=? "
+                                               "WHERE id=?"));
+        u.BindBlob(1, w).Bind(2, int64_t{id}).Bind(3, nid);
+        FS_RETURN_IF_ERROR(u.Run());
+        ++rewrapped;
+      }
+      after = batch.back().first;
+    }
+    FS_RETURN_IF_ERROR(PutMeta(db, "key_check", KeyCheck(next)));
+    FS_RETURN_IF_ERROR(PutMeta(db, "key_id", std::to_string(id)));
+    if (passphrase) FS_RETURN_IF_ERROR(PutMeta(db, "kdf_salt", salt));
+    return Status::Ok();
+  }));
+  if (!passphrase) {
+    // The db now needs the new key; a crash before this rename is finished by LoadKeys.
+    FS_RETURN_IF_ERROR(crypto::WriteKeyFile(options_.key_file, next));
+    FS_RETURN_IF_ERROR(platform::RemoveFile(options_.key_file + ".new"));
+  } else if (new_passphrase) {
+    options_.passphrase = new_passphrase;
+  }
+  {
+    MutexLock l(key_mu_);
+    master_ = next;
+  }
+  spdlog::info("store: master key rotated to id {} ({} file keys re-wrapped)", id, rewrapped);
+  return id;
+}
+
+// ---------------------------------------------------------------------------------------------
+// FileHandle
+
+FileHandle::~FileHandle() {
+  Status s = Close();
+  if (!s.ok()) spdlog::error("store: closing file {}: {}", node_, s.ToString());
+}
+
+Result<size_t> FileHandle::Read(uint64_t offset, std::span<uint8_t> out) {
+  if (closed_) return FailedPreconditionError("handle is closed");
+  LiveFile& f = *file_;
+  MutexLock l(f.mu);
+  if (offset >= f.size || out.empty()) return size_t{0};
+  size_t want = static_cast<size_t>(std::min<uint64_t>(out.size(), f.size - offset));
+  FS_RETURN_IF_ERROR(store_->EnsureChunkFile(f));
+  const uint32_t cs = store_->chunk_size_;
+  size_t done = 0;
+  while (done < want) {
+    uint64_t pos = offset + done;
+    uint64_t j = pos / cs;
+    uint32_t within = static_cast<uint32_t>(pos % cs);
+    size_t n = std::min<size_t>(cs - within, want - done);
+    const uint8_t* src;
+    if (static_cast<int64_t>(j) == f.buf_index) {
+      src = f.buf.data();
+    } else {
+      auto r = f.chunks->Read(j, f.scratch);
+      if (!r.ok()) {
+        if (r.status().code() == StatusCode::kCorruption && store_->corrupt_chunks_) {
+          store_->corrupt_chunks_->Increment();
+        }
+        spdlog::error("store: {}", r.status().ToString());
+        return r.status();
+      }
+      src = f.scratch.data();
+    }
+    std::memcpy(out.data() + done, src + within, n);
+    done += n;
+  }
+  if (store_->bytes_read_) store_->bytes_read_->Increment(static_cast<double>(done));
+  return done;
+}
+
+Status FileHandle::Write(uint64_t offset, std::span<const uint8_t> data) {
+  if (closed_) return FailedPreconditionError("handle is closed");
+  if (!writable_) return InvalidArgumentError("file is open read-only");
+  if (offset > kMaxFileBytes || data.size() > kMaxFileBytes - offset) {
+    return InvalidArgumentError("write would pass the 5 TiB file size limit");
+  }
+  if (data.empty()) return Status::Ok();
+  LiveFile& f = *file_;
+  MutexLock l(f.mu);
+  FS_RETURN_IF_ERROR(store_->EnsureMarked(f));
+  FS_RETURN_IF_ERROR(store_->EnsureChunkFile(f));
+  const uint32_t cs = store_->chunk_size_;
+  size_t done = 0;
+  while (done < data.size()) {
+    uint64_t pos = offset + done;
+    uint64_t j = pos / cs;
+    uint32_t within = static_cast<uint32_t>(pos % cs);
+    size_t n = std::min<size_t>(cs - within, data.size() - done);
+    if (static_cast<int64_t>(j) != f.buf_index) {
+      FS_RETURN_IF_ERROR(store_->FlushDirtyChunk(f));
+      f.buf_index = -1;
+      bool whole = within == 0 && n == cs;
+      if (whole || j * cs >= f.size) {
+        // Nothing to merge with: the chunk is fully overwritten or lies past the end.
+        std::memset(f.buf.data(), 0, cs);
+        f.buf_len = 0;
+      } else {
+        FS_ASSIGN_OR_RETURN(uint32_t len, f.chunks->Read(j, f.buf));
+        // Bytes past the file size in the last chunk read as zeros.
+        uint64_t valid = std::min<uint64_t>(len, f.size - j * cs);
+        std::memset(f.buf.data() + valid, 0, cs - valid);
+        f.buf_len = static_cast<uint32_t>(valid);
+      }
+      f.buf_index = static_cast<int64_t>(j);
+    }
+    std::memcpy(f.buf.data() + within, data.data() + done, n);
+    f.buf_len = std::max<uint32_t>(f.buf_len, within + static_cast<uint32_t>(n));
+    f.buf_dirty = true;
+    done += n;
+    f.size = std::max<uint64_t>(f.size, pos + n);
+    if (f.buf_len == cs) {
+      // A full chunk goes out now, so sequential writers stream to disk.
+      FS_RETURN_IF_ERROR(store_->FlushDirtyChunk(f));
+    }
+  }
+  f.dirty = true;
+  f.mtime_ns = store_->Now();
+  if (store_->bytes_written_) store_->bytes_written_->Increment(static_cast<double>(data.size()));
+  return Status::Ok();
+}
+
+Status FileHandle::Sync() {
+  if (closed_) return FailedPreconditionError("handle is closed");
+  MutexLock l(file_->mu);
+  return store_->CommitData(*file_, false);
+}
+
+Status FileHandle::Close() {
+  if (closed_) return Status::Ok();
+  closed_ = true;
+  Status s;
+  {
+    MutexLock l(file_->mu);
+    if (writable_) --file_->writers;
+    if (writable_ || file_->dirty) s = store_->CommitData(*file_, file_->writers == 0);
+  }
+  store_->ReleaseOpenFile(file_);
+  return s;
+}
+
+}  // namespace fieldstack::store

@@ -1,0 +1,212 @@
+#pragma once
+
+// Store: the single source of truth on the box (DESIGN.md sections 2 and 3). Every front end
+// (FUSE, S3 API, Blob API) reads and changes shares only through it.
+//
+// Design:
+//  - Metadata lives in one SQLite db (WAL). All changes go through the Committer (group
+//    commit); reads use pooled read connections.
+//  - A file's data lives in its own backing file, named by node id under objects/ (never by
+//    path, so rename is metadata-only and names never reach the disk in clear). Data is kept as
+//    sealed chunks with two slots each (ChunkFile), encrypted per file (AES-256-GCM) unless the
+//    box turned encryption off.
+//  - Commit point: writes land in the backing file immediately but are committed only by
+//    FileHandle::Sync, FileHandle::Close or a truncate: the backing file is fdatasync'ed, then
+//    size, data generation, version and a kWrite event are committed in one transaction. Every
+//    other mutation (create, mkdir, setattr, rename, unlink, xattr) is committed, with its event,
+//    before the call returns. A returned OK means durable against SIGKILL and power loss.
+//  - A file with writes in flight is marked in the db (open_writes) before its first write; on
+//    open after a crash, marked files are scrubbed back to their committed generation, so a torn
+//    write never surfaces and uncommitted bytes never resurface later.
+//  - Events: each committed change appends an event in the same transaction; consumers keep
+//    their own durable cursor (SetCursor) and read with ReadEvents.
+//
+// Thread safety: all methods may be called concurrently. Per-file state has its own mutex.
+// Lock order: Store::files_mu_, then LiveFile::mu. Neither is held while waiting for a commit
+// other than the file's own.
+//
+// Errors: NotFound (no such node or name), AlreadyExists, InvalidArgument (bad name, path too
+// long, write past 5 TiB, wrong node type), FailedPrecondition (directory not empty, moving a
+// directory into itself), PermissionDenied (hard links are not supported), Corruption (a chunk
+// or the metadata db failed verification), NoSpace, Unauthenticated (wrong key).
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/metrics.h"
+#include "common/mutex.h"
+#include "common/status.h"
+#include "crypto/key_store.h"
+#include "platform/file.h"
+#include "store/types.h"
+
+namespace fieldstack::store {
+
+class Db;
+class ReadPool;
+class Committer;
+struct LiveFile;
+
+struct StoreOptions {
+  std::string data_dir;
+  // New files are encrypted when true. Files already encrypted stay readable either way, as
+  // long as the master key is available.
+  bool encryption = true;
+  // Where the master key lives; empty means <data_dir>/master.key. Ignored with a passphrase.
+  std::string key_file;
+  // When set, the master key is derived from this passphrase instead of a key file.
+  std::optional<std::string> passphrase;
+  // Chunk size for a new store (fixed for its life; recorded in the db). Power of two,
+  // 4 KiB to 4 MiB.
+  uint32_t chunk_size_bytes = 256 * 1024;
+  Clock* clock = nullptr;      // defaults to RealClock
+  Metrics* metrics = nullptr;  // optional
+};
+
+class Store;
+
+// An open file. Reads see every write made through any handle of the same file, committed or
+// not. Close commits (like Sync) if the file has uncommitted writes.
+//
+// Thread safety: may be used from several threads; calls on one file are serialized.
+class FileHandle {
+ public:
+  ~FileHandle();  // closes; a failed commit is logged (call Close to see it)
+  FileHandle(const FileHandle&) = delete;
+  FileHandle& operator=(const FileHandle&) = delete;
+
+  NodeId node() const { return node_; }
+  // Reads up to out.size() bytes at `offset`; short only at end of file.
+  Result<size_t> Read(uint64_t offset, std::span<uint8_t> out);
+  // InvalidArgument when the handle is read-only or the write would pass 5 TiB.
+  Status Write(uint64_t offset, std::span<const uint8_t> data);
+  // Commit point: after OK, everything written so far survives a crash.
+  Status Sync();
+  Status Close();
+
+ private:
+  friend class Store;
+  FileHandle(Store* store, std::shared_ptr<LiveFile> file, NodeId node, bool writable)
+      : store_(store), file_(std::move(file)), node_(node), writable_(writable) {}
+  Store* store_;
+  std::shared_ptr<LiveFile> file_;
+  NodeId node_;
+  bool writable_;
+  bool closed_ = false;
+};
+
+class Store {
+ public:
+  // Opens the store in options.data_dir, creating it when the directory holds no store yet.
+  // Takes the data directory's lock (AlreadyExists when another process holds it), loads the
+  // master key (Unauthenticated when it does not match the store), and recovers from a crash.
+  static Result<std::unique_ptr<Store>> Open(const StoreOptions& options);
+  ~Store();  // commits open files and stops
+
+  // --- Shares ---
+  Result<ShareInfo> CreateShare(std::string_view name, ShareKind kind);
+  Result<ShareInfo> GetShare(std::string_view name);
+  Result<std::vector<ShareInfo>> ListShares();
+
+  // --- Namespace (by node id, as FUSE works) ---
+  Result<Attr> GetAttr(NodeId node);
+  Result<Attr> Lookup(NodeId parent, std::string_view name);
+  // Resolves a share-relative path without following symlinks.
+  Result<Attr> Resolve(std::string_view share, std::string_view path);
+  Result<Attr> Mkdir(NodeId parent, std::string_view name, const NewNode& opts);
+  Result<Attr> Symlink(NodeId parent, std::string_view name, std::string_view target,
+                       const NewNode& opts);
+  // Creates a regular file and opens it for writing. AlreadyExists if the name is taken.
+  Result<std::unique_ptr<FileHandle>> Create(NodeId parent, std::string_view name,
+                                             const NewNode& opts);
+  Result<std::unique_ptr<FileHandle>> OpenFile(NodeId node, bool writable);
+  // Hard links are not supported: always PermissionDenied.
+  Status Link(NodeId node, NodeId new_parent, std::string_view new_name);
+  Status Unlink(NodeId parent, std::string_view name);
+  Status Rmdir(NodeId parent, std::string_view name);
+  // Replaces an existing target (a file, or an empty directory by a directory) unless
+  // `no_replace`, then AlreadyExists.
+  Status Rename(NodeId parent, std::string_view name, NodeId new_parent,
+                std::string_view new_name, bool no_replace = false);
+  Result<Attr> SetAttr(NodeId node, const SetAttrRequest& req);
+  // Up to `limit` entries with names after `after` (byte order), so listings are paged.
+  Result<std::vector<Attr>> ReadDir(NodeId dir, std::string_view after, size_t limit);
+  // The share-relative path of a node ("" for a share root).
+  Result<std::string> PathOf(NodeId node);
+
+  // --- Extended attributes (Samba keeps DOS attributes and ACLs here) ---
+  enum class XattrMode { kAny, kCreate, kReplace };
+  Status SetXattr(NodeId node, std::string_view name, std::string_view value,
+                  XattrMode mode = XattrMode::kAny);
+  Result<std::string> GetXattr(NodeId node, std::string_view name);
+  Result<std::vector<std::string>> ListXattrs(NodeId node);
+  Status RemoveXattr(NodeId node, std::string_view name);
+
+  // --- Events ---
+  // Up to `limit` events with seq > after_seq, in order.
+  Result<std::vector<Event>> ReadEvents(uint64_t after_seq, size_t limit);
+  // A consumer's durable cursor (0 when never set).
+  Result<uint64_t> GetCursor(std::string_view consumer);
+  Status SetCursor(std::string_view consumer, uint64_t seq);
+
+  // --- Capacity and keys ---
+  Result<Usage> GetUsage();
+  // Replaces the master key and re-wraps every file key (data is not rewritten). With a key
+  // file: a new random key, written durably before the db changes. With a passphrase:
+  // `new_passphrase` (or the current one) with a fresh salt. Returns the new key id.
+  Result<uint32_t> RotateMasterKey(std::optional<std::string> new_passphrase = std::nullopt);
+  uint32_t master_key_id() const;
+
+  const std::string& data_dir() const { return options_.data_dir; }
+  uint32_t chunk_size() const { return chunk_size_; }
+  uint64_t commits() const;
+  uint64_t commit_batches() const;
+
+ private:
+  friend class FileHandle;
+  explicit Store(const StoreOptions& options);
+
+  Status Init();
+  Status LoadKeys(Db& db, bool fresh);
+  Status Recover();
+  std::string BackingPath(NodeId id) const;
+  Result<std::shared_ptr<LiveFile>> GetOpenFile(NodeId node);
+  void ReleaseOpenFile(const std::shared_ptr<LiveFile>& f);
+  Status CommitData(LiveFile& f, bool release_mark);
+  Status FlushDirtyChunk(LiveFile& f);
+  Status EnsureMarked(LiveFile& f);
+  Status EnsureChunkFile(LiveFile& f);
+  Result<Attr> InsertNode(NodeId parent, std::string_view name, NodeType type,
+                          const NewNode& opts, std::string_view target, EventKind event);
+  Status TruncateLocked(LiveFile& f, uint64_t size);
+  Result<std::unique_ptr<crypto::ChunkCodec>> CodecFor(NodeId id, const std::string& wrapped,
+                                                       uint32_t key_id);
+  void DeleteBacking(NodeId id);
+  int64_t Now() const { return clock_->NowUnixNanos(); }
+
+  StoreOptions options_;
+  Clock* clock_;
+  std::optional<platform::LockFile> lock_;
+  std::string db_path_;
+  uint32_t chunk_size_ = 0;
+  std::unique_ptr<ReadPool> readers_;
+  std::unique_ptr<Committer> committer_;
+
+  mutable Mutex key_mu_;
+  std::optional<crypto::MasterKey> master_ GUARDED_BY(key_mu_);
+
+  Mutex files_mu_;
+  std::unordered_map<NodeId, std::shared_ptr<LiveFile>> files_ GUARDED_BY(files_mu_);
+
+  prometheus::Counter* bytes_written_ = nullptr;
+  prometheus::Counter* bytes_read_ = nullptr;
+  prometheus::Counter* corrupt_chunks_ = nullptr;
+};
+
+}  // namespace fieldstack::store

@@ -1,0 +1,113 @@
+#pragma once
+
+// Value types of the Store's public API.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace fieldstack::store {
+
+using NodeId = uint64_t;
+inline constexpr NodeId kNoNode = 0;
+
+inline constexpr uint64_t kMaxFileBytes = 5ull << 40;  // 5 TiB
+inline constexpr size_t kMaxNameBytes = 255;
+inline constexpr size_t kMaxPathBytes = 1024;
+inline constexpr size_t kMaxXattrValueBytes = 64 * 1024;
+
+enum class NodeType : int { kFile = 1, kDirectory = 2, kSymlink = 3 };
+
+enum class ShareKind : int {
+  kLocal = 1,  // kept on the box
+  kCloud = 2,  // uploaded to a cloud target
+};
+
+// A file's place in its life (DESIGN.md section 3). Local shares keep files kLocal.
+enum class FileState : int {
+  kLocal = 0,
+  kWriting = 1,    // has writes not yet committed (in memory only; never stored)
+  kDirty = 2,      // committed, waiting for upload
+  kUploading = 3,
+  kClean = 4,      // the cloud has this version
+  kFailed = 5,     // permanent upload error
+  kStub = 6,       // evicted: metadata only
+  kRecalling = 7,
+};
+
+std::string_view FileStateName(FileState s);
+std::string_view ShareKindName(ShareKind k);
+
+struct Attr {
+  NodeId id = kNoNode;
+  NodeId parent = kNoNode;
+  uint32_t share_id = 0;
+  std::string name;
+  NodeType type = NodeType::kFile;
+  uint32_t mode = 0;  // permission bits only (07777)
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint64_t size = 0;
+  int64_t atime_ns = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+  uint64_t version = 0;  // bumps on every committed change of this node
+  FileState state = FileState::kLocal;
+  std::string symlink_target;
+};
+
+struct ShareInfo {
+  uint32_t id = 0;
+  std::string name;
+  ShareKind kind = ShareKind::kLocal;
+  NodeId root = kNoNode;
+  uint64_t used_bytes = 0;  // sum of file sizes
+};
+
+struct Usage {
+  uint64_t used_bytes = 0;        // all shares
+  uint64_t volume_total_bytes = 0;
+  uint64_t volume_free_bytes = 0;
+};
+
+enum class EventKind : int {
+  kCreate = 1,
+  kMkdir = 2,
+  kSymlink = 3,
+  kWrite = 4,    // data committed (close or sync after writes, truncate)
+  kSetAttr = 5,  // mode, owner or times
+  kRename = 6,
+  kUnlink = 7,
+  kRmdir = 8,
+  kXattr = 9,
+};
+std::string_view EventKindName(EventKind k);
+
+// A durable record of one committed change. seq increases by one per event.
+struct Event {
+  uint64_t seq = 0;
+  int64_t time_ns = 0;
+  uint32_t share_id = 0;
+  NodeId node = kNoNode;
+  EventKind kind = EventKind::kCreate;
+  uint64_t version = 0;  // the node's version after the change
+  std::string path;      // share-relative, '/'-separated; the new path for a rename
+  std::string old_path;  // for kRename
+};
+
+struct SetAttrRequest {
+  std::optional<uint32_t> mode;
+  std::optional<uint32_t> uid;
+  std::optional<uint32_t> gid;
+  std::optional<uint64_t> size;
+  std::optional<int64_t> atime_ns;
+  std::optional<int64_t> mtime_ns;
+};
+
+struct NewNode {
+  uint32_t mode = 0644;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+};
+
+}  // namespace fieldstack::store
