@@ -53,7 +53,7 @@ CREATE TABLE IF NOT EXISTS shares(
   id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, kind INTEGER NOT NULL,
   root_id INTEGER NOT NULL, used_bytes INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS nodes(
-  id INTEGER PRIMARY KEY, share_id INTEGER NOT NULL, parent_id INTEGER NOT NULL,
+  id INTEGER PRIMARY KEY AUTOINCREMENT, share_id INTEGER NOT NULL, parent_id INTEGER NOT NULL,
   name TEXT NOT NULL, type INTEGER NOT NULL, mode INTEGER NOT NULL, uid INTEGER NOT NULL,
   gid INTEGER NOT NULL, size INTEGER NOT NULL DEFAULT 0, atime_ns INTEGER NOT NULL,
   mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, version INTEGER NOT NULL,
@@ -898,12 +898,14 @@ Status Store::TruncateLocked(LiveFile& f, uint64_t size) {
   f.size = size;
   f.dirty = true;
   f.mtime_ns = Now();
-  FS_RETURN_IF_ERROR(CommitData(f, f.writers == 0));
+  FS_RETURN_IF_ERROR(CommitData(f, false));
   if (shrink) {
-    // Only now that the shrink is durable may the old chunks go (a crash in between is
-    // repaired by Recover, since the file is still marked).
+    // Only now that the shrink is durable may the old chunks go. The file stays marked until
+    // they are gone, so a crash in between is repaired by Recover; otherwise the old chunks
+    // would resurface as data when the file grows again.
     FS_RETURN_IF_ERROR(f.chunks->CutAfter(size));
   }
+  if (f.writers == 0) FS_RETURN_IF_ERROR(CommitData(f, true));
   return Status::Ok();
 }
 
