@@ -1,6 +1,7 @@
 #include "store/store.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -305,13 +306,10 @@ Status Store::Init() {
         "metadata db " + db_path_ + " is missing but " + dir +
         "/objects holds data; refusing to start an empty store over it (restore meta.db)");
   }
-  FS_ASSIGN_OR_RETURN(auto db, Db::Open(db_path_, fresh));
+  if (fresh) FS_RETURN_IF_ERROR(CreateDb());
+  FS_ASSIGN_OR_RETURN(auto db, Db::Open(db_path_, false));
   Status schema = db->Exec(kSchema);
   if (!schema.ok()) return schema.WithContext("metadata db " + db_path_);
-  if (fresh) {
-    FS_RETURN_IF_ERROR(PutMeta(*db, "schema_version", std::to_string(kSchemaVersion)));
-    FS_RETURN_IF_ERROR(PutMeta(*db, "chunk_size", std::to_string(options_.chunk_size_bytes)));
-  }
   auto version = GetMeta(*db, "schema_version");
   auto chunk = GetMeta(*db, "chunk_size");
   if (!version.ok() || !chunk.ok()) {
@@ -349,6 +347,33 @@ Status Store::Init() {
                            .Add({});
   }
   return Recover();
+}
+
+// Makes the metadata db under a temporary name and renames it into place, so that a crash
+// while a store is being created never leaves a db without its schema.
+Status Store::CreateDb() {
+  std::string tmp = db_path_ + ".new";
+  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+    FS_RETURN_IF_ERROR(platform::RemoveFile(tmp + suffix));
+  }
+  {
+    FS_ASSIGN_OR_RETURN(auto db, Db::Open(tmp, true));
+    FS_RETURN_IF_ERROR(db->Exec("BEGIN"));
+    FS_RETURN_IF_ERROR(db->Exec(kSchema));
+    FS_RETURN_IF_ERROR(PutMeta(*db, "schema_version", std::to_string(kSchemaVersion)));
+    FS_RETURN_IF_ERROR(PutMeta(*db, "chunk_size", std::to_string(options_.chunk_size_bytes)));
+    FS_RETURN_IF_ERROR(db->Exec("COMMIT"));
+    // Fold the WAL into the db file so that the rename below carries everything.
+    FS_RETURN_IF_ERROR(db->Exec("PRAGMA journal_mode=DELETE"));
+  }
+  {
+    FS_ASSIGN_OR_RETURN(platform::File f, platform::File::Open(tmp, O_RDWR));
+    // Names of files are in the db: only the owner may read it (its WAL inherits the mode).
+    if (::fchmod(f.fd(), 0600) != 0) return ErrnoStatus(errno, "chmod " + tmp);
+    FS_RETURN_IF_ERROR(f.Sync());
+  }
+  if (::rename(tmp.c_str(), db_path_.c_str()) != 0) return ErrnoStatus(errno, "rename " + tmp);
+  return platform::SyncDir(options_.data_dir);
 }
 
 Status Store::LoadKeys(Db& db, bool fresh) {

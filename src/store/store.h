@@ -173,6 +173,7 @@ class Store {
   explicit Store(const StoreOptions& options);
 
   Status Init();
+  Status CreateDb();
   Status LoadKeys(Db& db, bool fresh);
   Status Recover();
   std::string BackingPath(NodeId id) const;

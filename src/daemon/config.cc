@@ -1,0 +1,179 @@
+#include "daemon/config.h"
+
+#include <toml++/toml.h>
+
+#include <set>
+
+#include "platform/file.h"
+#include "store/names.h"
+
+namespace fieldstack::daemon {
+namespace {
+
+class Parser {
+ public:
+  explicit Parser(std::string source) : source_(std::move(source)) {}
+
+  Status Error(const std::string& key, const std::string& what) const {
+    return InvalidArgumentError("config " + source_ + ": key '" + key + "' " + what);
+  }
+
+  // Refuses keys of `table` not in `known`.
+  Status Known(const toml::table& table, const std::string& prefix,
+               std::initializer_list<std::string_view> known) const {
+    for (auto& [k, v] : table) {
+      std::string_view key = k.str();
+      bool ok = false;
+      for (auto n : known) ok = ok || n == key;
+      if (!ok) {
+        std::string full = prefix.empty() ? std::string(key) : prefix + "." + std::string(key);
+        return InvalidArgumentError("config " + source_ + ": unknown key '" + full + "'");
+      }
+    }
+    return Status::Ok();
+  }
+
+  Status String(const toml::table& t, const std::string& prefix, const char* key,
+                std::string& out) const {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return Status::Ok();
+    if (!n->is_string()) return Error(prefix + key, "must be a string");
+    out = n->as_string()->get();
+    return Status::Ok();
+  }
+
+  Status Bool(const toml::table& t, const std::string& prefix, const char* key, bool& out) const {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return Status::Ok();
+    if (!n->is_boolean()) return Error(prefix + key, "must be true or false");
+    out = n->as_boolean()->get();
+    return Status::Ok();
+  }
+
+  Status Int(const toml::table& t, const std::string& prefix, const char* key, int64_t lo,
+             int64_t hi, int64_t& out) const {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return Status::Ok();
+    if (!n->is_integer()) return Error(prefix + key, "must be an integer");
+    int64_t v = n->as_integer()->get();
+    if (v < lo || v > hi) {
+      return Error(prefix + key, "must be between " + std::to_string(lo) + " and " +
+                                     std::to_string(hi) + " (got " + std::to_string(v) + ")");
+    }
+    out = v;
+    return Status::Ok();
+  }
+
+  const toml::table* Table(const toml::table& t, const char* key, Status& st) const {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return nullptr;
+    if (!n->is_table()) {
+      st = Error(key, "must be a table ([" + std::string(key) + "])");
+      return nullptr;
+    }
+    return n->as_table();
+  }
+
+ private:
+  std::string source_;
+};
+
+}  // namespace
+
+Result<Config> ParseConfig(std::string_view text, const std::string& source) {
+  toml::table root;
+  try {
+    root = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    return InvalidArgumentError("config " + source + ": line " +
+                                std::to_string(e.source().begin.line) + ": " +
+                                std::string(e.description()));
+  }
+  Parser p(source);
+  Config c;
+  FS_RETURN_IF_ERROR(p.Known(root, "", {"data_dir", "http", "log", "encryption", "store", "shares"}));
+  FS_RETURN_IF_ERROR(p.String(root, "", "data_dir", c.data_dir));
+  if (c.data_dir.empty()) return p.Error("data_dir", "must not be empty");
+  Status st;
+  if (const toml::table* t = p.Table(root, "http", st)) {
+    FS_RETURN_IF_ERROR(p.Known(*t, "http", {"address", "port", "threads"}));
+    FS_RETURN_IF_ERROR(p.String(*t, "http.", "address", c.http_address));
+    int64_t port = c.http_port, threads = c.http_threads;
+    FS_RETURN_IF_ERROR(p.Int(*t, "http.", "port", 0, 65535, port));
+    FS_RETURN_IF_ERROR(p.Int(*t, "http.", "threads", 1, 64, threads));
+    c.http_port = static_cast<uint16_t>(port);
+    c.http_threads = static_cast<int>(threads);
+  }
+  FS_RETURN_IF_ERROR(st);
+  if (const toml::table* t = p.Table(root, "log", st)) {
+    FS_RETURN_IF_ERROR(p.Known(*t, "log", {"format", "level"}));
+    std::string format = "text";
+    FS_RETURN_IF_ERROR(p.String(*t, "log.", "format", format));
+    if (format == "json") {
+      c.log_format = LogFormat::kJson;
+    } else if (format != "text") {
+      return p.Error("log.format", "must be \"text\" or \"json\"");
+    }
+    FS_RETURN_IF_ERROR(p.String(*t, "log.", "level", c.log_level));
+    static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn",
+                                                  "error", "critical", "off"};
+    if (!kLevels.count(c.log_level)) {
+      return p.Error("log.level", "must be one of trace, debug, info, warn, error, critical, off");
+    }
+  }
+  FS_RETURN_IF_ERROR(st);
+  if (const toml::table* t = p.Table(root, "encryption", st)) {
+    FS_RETURN_IF_ERROR(p.Known(*t, "encryption", {"enabled", "key_file", "passphrase_file"}));
+    FS_RETURN_IF_ERROR(p.Bool(*t, "encryption.", "enabled", c.encryption));
+    FS_RETURN_IF_ERROR(p.String(*t, "encryption.", "key_file", c.key_file));
+    FS_RETURN_IF_ERROR(p.String(*t, "encryption.", "passphrase_file", c.passphrase_file));
+    if (!c.key_file.empty() && !c.passphrase_file.empty()) {
+      return p.Error("encryption.passphrase_file", "cannot be set together with key_file");
+    }
+  }
+  FS_RETURN_IF_ERROR(st);
+  if (const toml::table* t = p.Table(root, "store", st)) {
+    FS_RETURN_IF_ERROR(p.Known(*t, "store", {"chunk_size_kib"}));
+    int64_t cs = c.chunk_size_kib;
+    FS_RETURN_IF_ERROR(p.Int(*t, "store.", "chunk_size_kib", 64, 4096, cs));
+    if ((cs & (cs - 1)) != 0) return p.Error("store.chunk_size_kib", "must be a power of two");
+    c.chunk_size_kib = static_cast<uint32_t>(cs);
+  }
+  FS_RETURN_IF_ERROR(st);
+  if (const toml::node* n = root.get("shares")) {
+    const toml::array* arr = n->as_array();
+    if (arr == nullptr) return p.Error("shares", "must be an array of tables ([[shares]])");
+    c.shares.clear();
+    std::set<std::string> seen;
+    for (size_t i = 0; i < arr->size(); ++i) {
+      std::string prefix = "shares[" + std::to_string(i) + "]";
+      const toml::table* t = arr->get(i)->as_table();
+      if (t == nullptr) return p.Error(prefix, "must be a table");
+      FS_RETURN_IF_ERROR(p.Known(*t, prefix, {"name", "kind"}));
+      ShareConfig share;
+      FS_RETURN_IF_ERROR(p.String(*t, prefix + ".", "name", share.name));
+      Status valid = store::ValidateName(share.name);
+      if (!valid.ok()) return p.Error(prefix + ".name", "is not a valid name: " + valid.message());
+      if (!seen.insert(share.name).second) {
+        return p.Error(prefix + ".name", "repeats share '" + share.name + "'");
+      }
+      std::string kind = "local";
+      FS_RETURN_IF_ERROR(p.String(*t, prefix + ".", "kind", kind));
+      if (kind == "cloud") {
+        share.kind = store::ShareKind::kCloud;
+      } else if (kind != "local") {
+        return p.Error(prefix + ".kind", "must be \"local\" or \"cloud\"");
+      }
+      c.shares.push_back(share);
+    }
+  }
+  return c;
+}
+
+Result<Config> LoadConfig(const std::string& path) {
+  auto text = platform::ReadFileToString(path);
+  if (!text.ok()) return InvalidArgumentError("config " + path + ": " + text.status().message());
+  return ParseConfig(*text, path);
+}
+
+}  // namespace fieldstack::daemon

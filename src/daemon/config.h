@@ -1,0 +1,41 @@
+#pragma once
+
+// The box's configuration, from fieldstack.toml. Every setting has a default, so no file at
+// all is a valid configuration. Unknown keys and wrong types are errors that name the key.
+// The annotated default file is docs/fieldstack.example.toml.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/logging.h"
+#include "common/status.h"
+#include "store/types.h"
+
+namespace fieldstack::daemon {
+
+struct ShareConfig {
+  std::string name;
+  store::ShareKind kind = store::ShareKind::kLocal;
+};
+
+struct Config {
+  std::string data_dir = "./fieldstack-data";
+  std::string http_address = "127.0.0.1";
+  uint16_t http_port = 8480;
+  int http_threads = 2;
+  LogFormat log_format = LogFormat::kText;
+  std::string log_level = "info";
+  bool encryption = true;
+  std::string key_file;         // empty: <data_dir>/master.key
+  std::string passphrase_file;  // non-empty: derive the master key from its first line
+  uint32_t chunk_size_kib = 256;
+  std::vector<ShareConfig> shares = {{"default", store::ShareKind::kLocal}};
+};
+
+// Parses TOML text. `source` names the file in error messages. Relative paths stay relative to
+// the working directory. InvalidArgument with one line naming the key on any problem.
+Result<Config> ParseConfig(std::string_view text, const std::string& source);
+Result<Config> LoadConfig(const std::string& path);
+
+}  // namespace fieldstack::daemon

@@ -1,0 +1,76 @@
+#include "daemon/config.h"
+
+#include <gtest/gtest.h>
+
+namespace fieldstack::daemon {
+namespace {
+
+TEST(ConfigTest, EmptyTextGivesDefaults) {
+  auto c = ParseConfig("", "t.toml");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->data_dir, "./fieldstack-data");
+  EXPECT_TRUE(c->encryption);
+  ASSERT_EQ(c->shares.size(), 1u);
+  EXPECT_EQ(c->shares[0].name, "default");
+}
+
+TEST(ConfigTest, ParsesEverySetting) {
+  auto c = ParseConfig(R"(
+data_dir = "/srv/box"
+[http]
+address = "0.0.0.0"
+port = 0
+threads = 4
+[log]
+format = "json"
+level = "debug"
+[encryption]
+enabled = false
+key_file = "/etc/fieldstack/master.key"
+[store]
+chunk_size_kib = 1024
+[[shares]]
+name = "ingest"
+kind = "cloud"
+[[shares]]
+name = "scratch"
+)", "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->data_dir, "/srv/box");
+  EXPECT_EQ(c->http_port, 0);
+  EXPECT_EQ(c->http_threads, 4);
+  EXPECT_EQ(c->log_format, LogFormat::kJson);
+  EXPECT_FALSE(c->encryption);
+  EXPECT_EQ(c->chunk_size_kib, 1024u);
+  ASSERT_EQ(c->shares.size(), 2u);
+  EXPECT_EQ(c->shares[0].kind, store::ShareKind::kCloud);
+  EXPECT_EQ(c->shares[1].kind, store::ShareKind::kLocal);
+}
+
+void ExpectError(const std::string& text, const std::string& needle) {
+  auto c = ParseConfig(text, "t.toml");
+  ASSERT_FALSE(c.ok()) << text;
+  EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(c.status().message().find(needle), std::string::npos)
+      << c.status().message() << " should mention " << needle;
+  EXPECT_EQ(c.status().message().find('\n'), std::string::npos) << "one line";
+}
+
+TEST(ConfigTest, BadInputNamesTheKey) {
+  ExpectError("[http]\nprot = 1\n", "unknown key 'http.prot'");
+  ExpectError("colour = 1\n", "unknown key 'colour'");
+  ExpectError("[http]\nport = \"80\"\n", "'http.port' must be an integer");
+  ExpectError("[http]\nport = 70000\n", "'http.port' must be between");
+  ExpectError("[log]\nformat = \"xml\"\n", "'log.format'");
+  ExpectError("[encryption]\nenabled = \"yes\"\n", "'encryption.enabled'");
+  ExpectError("[store]\nchunk_size_kib = 100\n", "power of two");
+  ExpectError("[[shares]]\nname = \"a/b\"\n", "'shares[0].name'");
+  ExpectError("[[shares]]\nname = \"a\"\n[[shares]]\nname = \"a\"\n", "repeats");
+  ExpectError("[[shares]]\nname = \"a\"\nkind = \"remote\"\n", "'shares[0].kind'");
+  ExpectError("data_dir = 5\n", "'data_dir' must be a string");
+  ExpectError("http = 5\n", "'http' must be a table");
+  ExpectError("this is not toml", "line 1");
+}
+
+}  // namespace
+}  // namespace fieldstack::daemon

@@ -1,0 +1,261 @@
+// fieldstack: the box daemon and its local commands.
+//
+//   fieldstack serve [--config PATH]        run the box (embedded defaults without a config)
+//   fieldstack keys rotate [--config PATH]  replace the master key (the daemon must be stopped)
+//   fieldstack version
+//
+// Exit codes: 0 success, 1 runtime failure (store, network), 2 bad configuration or usage.
+// This is the only place (with src/cli) that names concrete implementations.
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <memory>
+#include <optional>
+
+#include "common/clock.h"
+#include "common/logging.h"
+#include "common/metrics.h"
+#include "daemon/config.h"
+#include "frontends/http/server.h"
+#include "platform/file.h"
+#include "store/store.h"
+
+namespace fieldstack::daemon {
+namespace {
+
+constexpr char kVersion[] = "0.1.0";
+namespace http = frontends::http;
+namespace bh = boost::beast::http;
+
+int Fail(int code, const std::string& msg) {
+  std::fprintf(stderr, "fieldstack: %s\n", msg.c_str());
+  return code;
+}
+
+Result<Config> ConfigFrom(const std::string& path) {
+  if (path.empty()) return Config{};
+  return LoadConfig(path);
+}
+
+// Store options from the config; InvalidArgument naming the key for unusable paths.
+Result<store::StoreOptions> StoreOptionsFrom(const Config& c) {
+  store::StoreOptions o;
+  o.data_dir = c.data_dir;
+  o.encryption = c.encryption;
+  o.key_file = c.key_file;
+  o.chunk_size_bytes = c.chunk_size_kib * 1024;
+  Status dir = platform::MakeDirs(c.data_dir);
+  if (!dir.ok()) return InvalidArgumentError("key 'data_dir': " + dir.message());
+  if (!c.key_file.empty() && !platform::PathExists(platform::DirName(c.key_file))) {
+    return InvalidArgumentError("key 'encryption.key_file': directory of " + c.key_file +
+                                " does not exist");
+  }
+  if (!c.passphrase_file.empty()) {
+    auto text = platform::ReadFileToString(c.passphrase_file);
+    if (!text.ok()) {
+      return InvalidArgumentError("key 'encryption.passphrase_file': " + text.status().message());
+    }
+    std::string pass = text->substr(0, text->find('\n'));
+    if (pass.size() < 8) {
+      return InvalidArgumentError("key 'encryption.passphrase_file': passphrase shorter than 8 bytes");
+    }
+    o.passphrase = pass;
+  }
+  return o;
+}
+
+Status EnsureShares(store::Store& s, const Config& c) {
+  for (const ShareConfig& want : c.shares) {
+    auto have = s.GetShare(want.name);
+    if (have.ok()) {
+      if (have->kind != want.kind) {
+        return FailedPreconditionError(
+            "share '" + want.name + "' exists as a " + std::string(store::ShareKindName(have->kind)) +
+            " share but the config says " + std::string(store::ShareKindName(want.kind)));
+      }
+      continue;
+    }
+    FS_RETURN_IF_ERROR(s.CreateShare(want.name, want.kind).status());
+    spdlog::info("created {} share '{}'", store::ShareKindName(want.kind), want.name);
+  }
+  return Status::Ok();
+}
+
+// Exposes store state as metrics, refreshed at each scrape.
+class StoreMetrics {
+ public:
+  StoreMetrics(Metrics& m, store::Store& s) : store_(s) {
+    used_ = &prometheus::BuildGauge()
+                 .Name(metric_names::kStoreUsedBytes)
+                 .Help("Bytes of file data per share")
+                 .Register(m.registry());
+    free_ = &prometheus::BuildGauge()
+                 .Name("fieldstack_volume_free_bytes")
+                 .Help("Free bytes on the data volume")
+                 .Register(m.registry())
+                 .Add({});
+    commits_ = &prometheus::BuildCounter()
+                    .Name(metric_names::kStoreCommits)
+                    .Help("Store changes committed")
+                    .Register(m.registry())
+                    .Add({});
+    batches_ = &prometheus::BuildCounter()
+                    .Name(metric_names::kStoreCommitBatches)
+                    .Help("Group commits (one fsync each)")
+                    .Register(m.registry())
+                    .Add({});
+  }
+  void Refresh() {
+    MutexLock l(mu_);
+    if (auto shares = store_.ListShares(); shares.ok()) {
+      for (auto& sh : *shares) used_->Add({{"share", sh.name}}).Set(static_cast<double>(sh.used_bytes));
+    }
+    if (auto u = store_.GetUsage(); u.ok()) free_->Set(static_cast<double>(u->volume_free_bytes));
+    uint64_t c = store_.commits(), b = store_.commit_batches();
+    commits_->Increment(static_cast<double>(c - last_commits_));
+    batches_->Increment(static_cast<double>(b - last_batches_));
+    last_commits_ = c;
+    last_batches_ = b;
+  }
+
+ private:
+  store::Store& store_;
+  Mutex mu_;
+  prometheus::Family<prometheus::Gauge>* used_;
+  prometheus::Gauge* free_;
+  prometheus::Counter* commits_;
+  prometheus::Counter* batches_;
+  uint64_t last_commits_ GUARDED_BY(mu_) = 0;
+  uint64_t last_batches_ GUARDED_BY(mu_) = 0;
+};
+
+int Serve(const std::string& config_path) {
+  auto config = ConfigFrom(config_path);
+  if (!config.ok()) return Fail(2, config.status().message());
+  const Config& c = *config;
+  if (Status s = ConfigureLogging(c.log_format, c.log_level); !s.ok()) {
+    return Fail(2, s.message());
+  }
+  auto opts = StoreOptionsFrom(c);
+  if (!opts.ok()) return Fail(2, "config " + (config_path.empty() ? std::string("(defaults)") : config_path) + ": " + opts.status().message());
+
+  // Signals are taken by sigwait below; every thread started from here inherits the mask.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  Metrics metrics;
+  opts->metrics = &metrics;
+  int64_t started_ns = RealClock::Get().MonotonicNanos();
+  auto opened = store::Store::Open(*opts);
+  if (!opened.ok()) return Fail(1, "cannot open the store in " + c.data_dir + ": " + opened.status().ToString());
+  std::unique_ptr<store::Store> st = std::move(*opened);
+  if (Status s = EnsureShares(*st, c); !s.ok()) return Fail(1, s.ToString());
+  StoreMetrics store_metrics(metrics, *st);
+
+  http::Router router;
+  router.Add(bh::verb::get, "/healthz", [&](const http::Request& req) {
+    auto usage = st->GetUsage();
+    nlohmann::json j;
+    j["version"] = kVersion;
+    j["uptime_s"] = (RealClock::Get().MonotonicNanos() - started_ns) / 1'000'000'000;
+    if (!usage.ok()) {
+      j["status"] = "unavailable";
+      j["error"] = usage.status().ToString();
+      return http::MakeResponse(req, bh::status::service_unavailable, "application/json", j.dump());
+    }
+    j["status"] = "ok";
+    j["used_bytes"] = usage->used_bytes;
+    j["volume_free_bytes"] = usage->volume_free_bytes;
+    return http::MakeResponse(req, bh::status::ok, "application/json", j.dump());
+  });
+  router.Add(bh::verb::get, "/metrics", [&](const http::Request& req) {
+    store_metrics.Refresh();
+    return http::MakeResponse(req, bh::status::ok, "text/plain; version=0.0.4", metrics.Serialize());
+  });
+  http::ServerOptions so;
+  so.address = c.http_address;
+  so.port = c.http_port;
+  so.threads = c.http_threads;
+  http::HttpServer server(so, router);
+  if (Status s = server.Start(); !s.ok()) {
+    return Fail(s.code() == StatusCode::kInvalidArgument ? 2 : 1,
+                "key 'http.address'/'http.port': " + s.message());
+  }
+  std::string shares;
+  for (auto& sh : c.shares) {
+    shares += (shares.empty() ? "" : ", ") + sh.name + " (" + std::string(store::ShareKindName(sh.kind)) + ")";
+  }
+  spdlog::info("fieldstack {} serving on http://{}:{} (/healthz, /metrics)", kVersion, c.http_address,
+               server.port());
+  spdlog::info("data in {}; encryption {}; shares: {}", c.data_dir,
+               st->master_key_id() ? "on (master key id " + std::to_string(st->master_key_id()) + ")"
+                                   : std::string("off"),
+               shares);
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  spdlog::info("received {}, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  server.Stop();
+  st.reset();  // commits open files, drains the committer
+  spdlog::info("stopped cleanly");
+  return 0;
+}
+
+int RotateKeys(const std::string& config_path) {
+  auto config = ConfigFrom(config_path);
+  if (!config.ok()) return Fail(2, config.status().message());
+  (void)ConfigureLogging(config->log_format, config->log_level);
+  auto opts = StoreOptionsFrom(*config);
+  if (!opts.ok()) return Fail(2, opts.status().message());
+  std::optional<std::string> new_pass;
+  if (const char* p = std::getenv("FIELDSTACK_NEW_PASSPHRASE")) new_pass = p;
+  auto opened = store::Store::Open(*opts);
+  if (!opened.ok()) {
+    std::string hint = opened.status().code() == StatusCode::kAlreadyExists
+                           ? " (stop the daemon first)"
+                           : "";
+    return Fail(1, "cannot open the store: " + opened.status().ToString() + hint);
+  }
+  auto id = (*opened)->RotateMasterKey(new_pass);
+  if (!id.ok()) return Fail(1, "rotation failed: " + id.status().ToString());
+  std::printf("master key rotated; new key id %u\n", *id);
+  return 0;
+}
+
+}  // namespace
+}  // namespace fieldstack::daemon
+
+int main(int argc, char** argv) {
+  ::umask(077);  // everything the box writes is private to its user
+  CLI::App app{"Fieldstack: edge storage gateway and compute box"};
+  app.require_subcommand(1);
+  std::string config;
+  auto* serve = app.add_subcommand("serve", "run the box daemon");
+  serve->add_option("--config,-c", config, "path to fieldstack.toml (default: embedded defaults)");
+  auto* keys = app.add_subcommand("keys", "manage encryption keys");
+  keys->require_subcommand(1);
+  auto* rotate = keys->add_subcommand(
+      "rotate", "replace the master key and re-wrap every file key (daemon stopped; a new "
+                "passphrase may be given in FIELDSTACK_NEW_PASSPHRASE)");
+  rotate->add_option("--config,-c", config, "path to fieldstack.toml");
+  app.add_subcommand("version", "print the version");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  if (serve->parsed()) return fieldstack::daemon::Serve(config);
+  if (rotate->parsed()) return fieldstack::daemon::RotateKeys(config);
+  std::printf("fieldstack %s\n", fieldstack::daemon::kVersion);
+  return 0;
+}
