@@ -1,0 +1,235 @@
+// Runs the real `fieldstack` binary: start-up on defaults and on a config, /healthz and
+// /metrics over HTTP, clean stop on SIGTERM, refusal of a second daemon on one data directory,
+// one-line errors for bad configs, and `fieldstack keys rotate`.
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "platform/file.h"
+#include "test/support/temp_dir.h"
+
+namespace fieldstack {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bh = boost::beast::http;
+
+struct Proc {
+  pid_t pid = -1;
+  int err = -1;  // the child's stdout and stderr
+  std::string output;
+
+  // Reads output until `pattern` matches or `timeout_ms` passes; returns the first match group.
+  std::string WaitFor(const std::string& pattern, int timeout_ms = 10000) {
+    std::regex re(pattern);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+      std::smatch m;
+      if (std::regex_search(output, m, re)) return m.size() > 1 ? m[1].str() : m[0].str();
+      int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      deadline - std::chrono::steady_clock::now())
+                                      .count());
+      if (left <= 0) return "";
+      pollfd p{err, POLLIN, 0};
+      if (::poll(&p, 1, left) <= 0) continue;
+      char buf[4096];
+      ssize_t n = ::read(err, buf, sizeof buf);
+      if (n <= 0) return "";
+      output.append(buf, static_cast<size_t>(n));
+    }
+  }
+
+  // Waits for exit (reading the rest of the output); returns the exit code, or -signal.
+  int Wait() {
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(err, buf, sizeof buf)) > 0) output.append(buf, static_cast<size_t>(n));
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ::close(err);
+    pid = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+  }
+
+  ~Proc() {
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      Wait();
+    }
+  }
+};
+
+std::unique_ptr<Proc> Start(const std::vector<std::string>& args, const std::string& cwd,
+                            const std::vector<std::string>& env = {}) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return nullptr;
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(fds[1], 1);
+    ::dup2(fds[1], 2);
+    if (::chdir(cwd.c_str()) != 0) ::_exit(126);
+    for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
+    std::vector<char*> argv = {const_cast<char*>(FS_BINARY)};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(FS_BINARY, argv.data());
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  auto p = std::make_unique<Proc>();
+  p->pid = pid;
+  p->err = fds[0];
+  return p;
+}
+
+bh::response<bh::string_body> HttpGet(int port, const std::string& target) {
+  asio::io_context io;
+  asio::ip::tcp::socket sock(io);
+  sock.connect({asio::ip::make_address("127.0.0.1"), static_cast<uint16_t>(port)});
+  bh::request<bh::string_body> req{bh::verb::get, target, 11};
+  req.set(bh::field::host, "localhost");
+  bh::write(sock, req);
+  beast::flat_buffer buf;
+  bh::response<bh::string_body> res;
+  bh::read(sock, buf, res);
+  return res;
+}
+
+class DaemonTest : public ::testing::Test {
+ protected:
+  std::string WriteConfig(const std::string& extra = "") {
+    std::string path = dir_ / "fieldstack.toml";
+    std::string text = "data_dir = \"" + dir_.path() + "/data\"\n[http]\nport = 0\n" + extra;
+    EXPECT_TRUE(platform::WriteFileAtomic(path, text).ok());
+    return path;
+  }
+  int Port(Proc& p) {
+    std::string port = p.WaitFor(R"(serving on http://127\.0\.0\.1:(\d+))");
+    EXPECT_FALSE(port.empty()) << p.output;
+    return port.empty() ? 0 : std::stoi(port);
+  }
+  testing::TempDir dir_;
+};
+
+TEST_F(DaemonTest, ServesHealthAndMetricsAndStopsCleanlyOnSigterm) {
+  auto p = Start({"serve", "--config", WriteConfig()}, dir_.path());
+  int port = Port(*p);
+  ASSERT_GT(port, 0);
+  auto health = HttpGet(port, "/healthz");
+  EXPECT_EQ(health.result(), bh::status::ok);
+  EXPECT_NE(health.body().find("\"status\":\"ok\""), std::string::npos) << health.body();
+  auto metrics = HttpGet(port, "/metrics");
+  EXPECT_EQ(metrics.result(), bh::status::ok);
+  EXPECT_NE(metrics.body().find("fieldstack_store_used_bytes{share=\"default\"} 0"),
+            std::string::npos) << metrics.body();
+  EXPECT_EQ(HttpGet(port, "/nothing").result(), bh::status::not_found);
+  ::kill(p->pid, SIGTERM);
+  EXPECT_EQ(p->Wait(), 0) << p->output;
+  EXPECT_NE(p->output.find("stopped cleanly"), std::string::npos) << p->output;
+  // The data directory is private and holds the store.
+  EXPECT_TRUE(platform::PathExists(dir_.path() + "/data/meta.db"));
+  EXPECT_TRUE(platform::PathExists(dir_.path() + "/data/master.key"));
+}
+
+TEST_F(DaemonTest, RunsOnEmbeddedDefaultsWithoutConfig) {
+  {
+    // The default port may be taken on a shared machine; then this test cannot run.
+    asio::io_context io;
+    asio::ip::tcp::acceptor a(io);
+    boost::system::error_code ec;
+    a.open(asio::ip::tcp::v4(), ec);
+    a.bind({asio::ip::make_address("127.0.0.1"), 8480}, ec);
+    if (ec) GTEST_SKIP() << "port 8480 is in use";
+  }
+  auto p = Start({"serve"}, dir_.path());
+  EXPECT_EQ(Port(*p), 8480);
+  p->WaitFor("shares: default \\(local\\)");
+  EXPECT_NE(p->output.find("data in ./fieldstack-data"), std::string::npos) << p->output;
+  EXPECT_EQ(HttpGet(8480, "/healthz").result(), bh::status::ok);
+  ::kill(p->pid, SIGINT);
+  EXPECT_EQ(p->Wait(), 0) << p->output;
+  EXPECT_TRUE(platform::PathExists(dir_.path() + "/fieldstack-data/meta.db"));
+}
+
+TEST_F(DaemonTest, RefusesSecondDaemonOnSameDataDir) {
+  std::string config = WriteConfig();
+  auto first = Start({"serve", "--config", config}, dir_.path());
+  ASSERT_GT(Port(*first), 0);
+  auto second = Start({"serve", "--config", config}, dir_.path());
+  EXPECT_EQ(second->Wait(), 1);
+  EXPECT_NE(second->output.find("another fieldstack process (pid " + std::to_string(first->pid)),
+            std::string::npos) << second->output;
+  // Key rotation is refused too while the daemon runs.
+  auto rotate = Start({"keys", "rotate", "--config", config}, dir_.path());
+  EXPECT_EQ(rotate->Wait(), 1);
+  EXPECT_NE(rotate->output.find("stop the daemon first"), std::string::npos) << rotate->output;
+  ::kill(first->pid, SIGTERM);
+  EXPECT_EQ(first->Wait(), 0);
+}
+
+TEST_F(DaemonTest, BadConfigGivesOneLineNamingTheKey) {
+  struct Case {
+    std::string extra, needle;
+  };
+  std::vector<Case> cases = {
+      {"[log]\nlevel = \"loud\"\n", "'log.level'"},
+      {"[http]\n", "line"},  // duplicate table
+      {"[encryption]\nenable = true\n", "unknown key 'encryption.enable'"},
+      {"[[shares]]\nname = \"..\"\n", "'shares[0].name'"},
+  };
+  for (const auto& c : cases) {
+    auto p = Start({"serve", "--config", WriteConfig(c.extra)}, dir_.path());
+    EXPECT_EQ(p->Wait(), 2) << p->output;
+    EXPECT_NE(p->output.find(c.needle), std::string::npos) << p->output;
+    EXPECT_EQ(std::count(p->output.begin(), p->output.end(), '\n'), 1) << p->output;
+  }
+  std::string bad_dir = dir_ / "bad.toml";
+  ASSERT_TRUE(platform::WriteFileAtomic(bad_dir, "data_dir = \"/proc/fieldstack-no\"\n").ok());
+  auto p = Start({"serve", "--config", bad_dir}, dir_.path());
+  EXPECT_EQ(p->Wait(), 2);
+  EXPECT_NE(p->output.find("'data_dir'"), std::string::npos) << p->output;
+  auto missing = Start({"serve", "--config", dir_ / "absent.toml"}, dir_.path());
+  EXPECT_EQ(missing->Wait(), 2);
+  EXPECT_NE(missing->output.find("absent.toml"), std::string::npos) << missing->output;
+}
+
+TEST_F(DaemonTest, KeysRotateReplacesTheKeyAndTheDaemonStartsWithIt) {
+  std::string config = WriteConfig();
+  {
+    auto p = Start({"serve", "--config", config}, dir_.path());
+    ASSERT_GT(Port(*p), 0);
+    ::kill(p->pid, SIGTERM);
+    ASSERT_EQ(p->Wait(), 0);
+  }
+  auto before = platform::ReadFileToString(dir_.path() + "/data/master.key");
+  auto rotate = Start({"keys", "rotate", "--config", config}, dir_.path());
+  EXPECT_EQ(rotate->Wait(), 0) << rotate->output;
+  EXPECT_NE(rotate->output.find("new key id 2"), std::string::npos) << rotate->output;
+  EXPECT_NE(*platform::ReadFileToString(dir_.path() + "/data/master.key"), *before);
+  auto p = Start({"serve", "--config", config}, dir_.path());
+  ASSERT_GT(Port(*p), 0);
+  EXPECT_NE(p->WaitFor("master key id (2)"), "") << p->output;
+  ::kill(p->pid, SIGTERM);
+  EXPECT_EQ(p->Wait(), 0);
+  // A key file that does not belong to the store stops the daemon with a clear error.
+  ASSERT_TRUE(platform::WriteFileAtomic(dir_.path() + "/data/master.key", *before).ok());
+  auto wrong = Start({"serve", "--config", config}, dir_.path());
+  EXPECT_EQ(wrong->Wait(), 1);
+  EXPECT_NE(wrong->output.find("does not match this store"), std::string::npos) << wrong->output;
+}
+
+}  // namespace
+}  // namespace fieldstack
