@@ -325,7 +325,12 @@ Status Store::Init() {
     return CorruptionError("metadata db has a bad chunk size " + *chunk);
   }
   FS_RETURN_IF_ERROR(LoadKeys(*db, fresh));
-  FS_RETURN_IF_ERROR(platform::MakeDirs(dir + "/objects"));
+  // Backing files spread over 256 directories by the low byte of the node id.
+  for (int i = 0; i < 256; ++i) {
+    char shard[16];
+    std::snprintf(shard, sizeof shard, "/objects/%02x", i);
+    FS_RETURN_IF_ERROR(platform::MakeDirs(dir + shard));
+  }
   readers_ = std::make_unique<ReadPool>(db_path_);
   committer_ = std::make_unique<Committer>(std::move(db));
   if (options_.metrics != nullptr) {
@@ -810,10 +815,7 @@ Status Store::EnsureChunkFile(LiveFile& f) {
   // A file with committed data must have its backing file: never invent zeros for lost data.
   int flags = O_RDWR;
   bool may_create = f.committed_size == 0 || f.committed_gen == 0;
-  if (may_create) {
-    FS_RETURN_IF_ERROR(platform::MakeDirs(platform::DirName(path)));
-    flags |= O_CREAT;
-  }
+  if (may_create) flags |= O_CREAT;
   auto file = platform::File::Open(path, flags, 0600);
   if (!file.ok()) {
     if (file.status().code() == StatusCode::kNotFound) {

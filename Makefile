@@ -1,0 +1,43 @@
+# Fieldstack: the two set-up commands are `make run` and `make test` (see README.md).
+# PRESET picks a CMake preset from CMakePresets.json (dev, asan, release).
+
+PRESET ?= dev
+RUN_PRESET ?= release
+CONFIG ?=
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps build test run bench asan format clean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+build: deps
+	@cmake --preset $(PRESET) >/dev/null
+	@cmake --build --preset $(PRESET) -j $(JOBS)
+
+# Builds with warnings as errors and runs every test; ctest's summary is the last output.
+test: build
+	@ctest --preset $(PRESET) -j $(JOBS)
+
+# Builds an optimized daemon and runs it in the foreground on embedded defaults (or CONFIG=...).
+run: deps
+	@cmake --preset $(RUN_PRESET) >/dev/null
+	@cmake --build --preset $(RUN_PRESET) -j $(JOBS) --target fieldstack
+	@echo "Starting fieldstack; stop it with Ctrl-C."
+	@exec build/$(RUN_PRESET)/src/daemon/fieldstack serve $(if $(CONFIG),--config $(CONFIG))
+
+bench: deps
+	@cmake --preset release >/dev/null
+	@cmake --build --preset release -j $(JOBS) --target store_bench
+	@build/release/bench/store_bench $(BENCH_ARGS)
+
+asan:
+	@$(MAKE) test PRESET=asan
+
+format:
+	@find src test bench -name '*.cc' -o -name '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf build
