@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -74,6 +75,11 @@ struct StoreResult {
   double write_mb_s, read_mb_s, files_1t, files_nt;
 };
 
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
 StoreResult StoreRun(const std::string& dir, bool encrypt, uint64_t bytes,
                      const std::vector<uint8_t>& block, int files, int threads) {
   fsys::remove_all(dir);
@@ -93,7 +99,7 @@ StoreResult StoreRun(const std::string& dir, bool encrypt, uint64_t bytes,
   for (uint64_t off = 0; off < bytes; off += block.size()) Check((*h)->Write(off, block), "write");
   Check((*h)->Close(), "close");
   res.write_mb_s = bytes / (Now() - t0) / 1e6;
-  DropCache(dir + "/objects");
+  if (!std::getenv("FS_BENCH_WARM")) DropCache(dir + "/objects");
   auto r = s.OpenFile((*h)->node(), false);
   std::vector<uint8_t> buf(block.size());
   t0 = Now();
@@ -121,8 +127,10 @@ StoreResult StoreRun(const std::string& dir, bool encrypt, uint64_t bytes,
     for (auto& th : pool) th.join();
     return files / (Now() - start);
   };
-  res.files_1t = make_files("one", 1);
-  res.files_nt = make_files("many", threads);
+  if (files > 0) {
+    res.files_1t = make_files("one", 1);
+    res.files_nt = make_files("many", threads);
+  }
   return res;
 }
 
@@ -131,34 +139,54 @@ StoreResult StoreRun(const std::string& dir, bool encrypt, uint64_t bytes,
 int main(int argc, char** argv) {
   std::string dir = "bench-tmp";
   uint64_t mib = 1024;
-  int files = 10000, threads = 16;
+  int files = 10000, threads = 32, rounds = 3;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--dir") dir = argv[i + 1];
     else if (a == "--size-mib") mib = std::strtoull(argv[i + 1], nullptr, 10);
     else if (a == "--files") files = std::atoi(argv[i + 1]);
     else if (a == "--threads") threads = std::atoi(argv[i + 1]);
+    else if (a == "--rounds") rounds = std::atoi(argv[i + 1]);
   }
   Check(platform::MakeDirs(dir), "bench dir");
   uint64_t bytes = mib << 20;
   std::vector<uint8_t> block(1 << 20);
   Check(crypto::RandomBytes(block), "random");
 
-  Raw raw = RawDisk(dir, bytes, block);
-  StoreResult enc = StoreRun(dir + "/enc", true, bytes, block, files, threads);
-  StoreResult plain = StoreRun(dir + "/plain", false, bytes, block, files, threads);
-  fsys::remove_all(dir + "/enc");
-  fsys::remove_all(dir + "/plain");
-
-  std::printf("| measure (%llu MiB file, %d x 4 KiB files) | raw disk | store, encrypted | ratio | store, plain | ratio |\n",
-              static_cast<unsigned long long>(mib), files);
+  // The disk of a VM varies a lot from one second to the next: interleave raw and store runs
+  // and report medians, with the spread of the raw runs.
+  std::vector<double> rw, rr, ew, er, pw, pr;
+  StoreResult enc{}, plain{};
+  for (int round = 0; round < rounds; ++round) {
+    Raw raw = RawDisk(dir, bytes, block);
+    rw.push_back(raw.write_mb_s);
+    rr.push_back(raw.read_mb_s);
+    bool last = round == rounds - 1;  // small files once, in the last round
+    enc = StoreRun(dir + "/enc", true, bytes, block, last ? files : 0, threads);
+    ew.push_back(enc.write_mb_s);
+    er.push_back(enc.read_mb_s);
+    plain = StoreRun(dir + "/plain", false, bytes, block, last ? files : 0, threads);
+    pw.push_back(plain.write_mb_s);
+    pr.push_back(plain.read_mb_s);
+    fsys::remove_all(dir + "/enc");
+    fsys::remove_all(dir + "/plain");
+    std::fprintf(stderr, "round %d: raw %.0f/%.0f, encrypted %.0f/%.0f, plain %.0f/%.0f MB/s (write/read)\n",
+                 round + 1, rw.back(), rr.back(), ew.back(), er.back(), pw.back(), pr.back());
+  }
+  auto minmax = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.0f-%.0f", v.front(), v.back());
+    return std::string(buf);
+  };
+  double raw_w = Median(rw), raw_r = Median(rr);
+  std::printf("| measure (%llu MiB file, median of %d rounds; %d x 4 KiB files) | raw disk (range) | store, encrypted | ratio | store, plain | ratio |\n",
+              static_cast<unsigned long long>(mib), rounds, files);
   std::printf("|---|---|---|---|---|---|\n");
-  std::printf("| sequential write + fdatasync, MB/s | %.0f | %.0f | %.2f | %.0f | %.2f |\n",
-              raw.write_mb_s, enc.write_mb_s, enc.write_mb_s / raw.write_mb_s, plain.write_mb_s,
-              plain.write_mb_s / raw.write_mb_s);
-  std::printf("| sequential read (cold cache), MB/s | %.0f | %.0f | %.2f | %.0f | %.2f |\n",
-              raw.read_mb_s, enc.read_mb_s, enc.read_mb_s / raw.read_mb_s, plain.read_mb_s,
-              plain.read_mb_s / raw.read_mb_s);
+  std::printf("| sequential write + fdatasync, MB/s | %.0f (%s) | %.0f | %.2f | %.0f | %.2f |\n",
+              raw_w, minmax(rw).c_str(), Median(ew), Median(ew) / raw_w, Median(pw), Median(pw) / raw_w);
+  std::printf("| sequential read (cold cache), MB/s | %.0f (%s) | %.0f | %.2f | %.0f | %.2f |\n",
+              raw_r, minmax(rr).c_str(), Median(er), Median(er) / raw_r, Median(pr), Median(pr) / raw_r);
   std::printf("| 4 KiB files created per second, 1 writer | - | %.0f | - | %.0f | - |\n",
               enc.files_1t, plain.files_1t);
   std::printf("| 4 KiB files created per second, %d writers | - | %.0f | - | %.0f | - |\n",

@@ -31,6 +31,7 @@ struct LiveFile {
   uint64_t size = 0;  // including uncommitted writes
   bool dirty = false;  // uncommitted changes to data or size
   bool unsynced = false;  // backing file written since the last fdatasync
+  bool created_backing = false;  // backing file created, its directory not yet synced
   int64_t mtime_ns = 0;
   std::unique_ptr<crypto::ChunkCodec> codec;  // until the ChunkFile takes it
   std::unique_ptr<ChunkFile> chunks;
@@ -813,10 +814,12 @@ Status Store::EnsureChunkFile(LiveFile& f) {
   if (f.chunks) return Status::Ok();
   std::string path = BackingPath(f.id);
   // A file with committed data must have its backing file: never invent zeros for lost data.
-  int flags = O_RDWR;
+  auto file = platform::File::Open(path, O_RDWR);
   bool may_create = f.committed_size == 0 || f.committed_gen == 0;
-  if (may_create) flags |= O_CREAT;
-  auto file = platform::File::Open(path, flags, 0600);
+  if (!file.ok() && file.status().code() == StatusCode::kNotFound && may_create) {
+    file = platform::File::Open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+    f.created_backing = file.ok();
+  }
   if (!file.ok()) {
     if (file.status().code() == StatusCode::kNotFound) {
       return CorruptionError("data of file " + std::to_string(f.id) + " (" + path +
@@ -859,6 +862,11 @@ Status Store::CommitData(LiveFile& f, bool release_mark) {
       // A failed fdatasync is final for this data: report it, never retry and claim success.
       FS_RETURN_IF_ERROR(f.chunks->file().DataSync());
       f.unsynced = false;
+    }
+    if (f.created_backing) {
+      // The new backing file's directory entry must be durable before a commit points to it.
+      FS_RETURN_IF_ERROR(platform::SyncDir(platform::DirName(BackingPath(f.id))));
+      f.created_backing = false;
     }
   }
   bool dirty = f.dirty;
