@@ -254,10 +254,6 @@ std::string_view EventKindName(EventKind k) {
   return "unknown";
 }
 
-// Held shared by code that wraps or unwraps file keys, exclusive by key rotation, so that no
-// key is wrapped under a master key that rotation is replacing.
-static std::shared_mutex g_key_rotation_mu;
-
 Store::Store(const StoreOptions& options)
     : options_(options), clock_(options.clock ? options.clock : &RealClock::Get()) {
   if (options_.key_file.empty()) options_.key_file = options_.data_dir + "/master.key";
@@ -650,7 +646,7 @@ Result<Attr> Store::InsertNode(NodeId parent, std::string_view name, NodeType ty
   uint32_t share = 0;
   std::string wrapped;
   uint32_t key_id = 0;
-  std::shared_lock rot(g_key_rotation_mu);
+  std::shared_lock rot(rotation_mu_);
   bool encrypt = false;
   if (type == NodeType::kFile && options_.encryption) {
     MutexLock l(key_mu_);
@@ -754,7 +750,7 @@ Result<std::unique_ptr<FileHandle>> Store::OpenFile(NodeId node, bool writable) 
 }
 
 Result<std::shared_ptr<LiveFile>> Store::GetOpenFile(NodeId node) {
-  std::shared_lock rot(g_key_rotation_mu);
+  std::shared_lock rot(rotation_mu_);
   MutexLock l(files_mu_);
   auto it = files_.find(node);
   if (it != files_.end()) {
@@ -1302,7 +1298,7 @@ Result<Usage> Store::GetUsage() {
 }
 
 Result<uint32_t> Store::RotateMasterKey(std::optional<std::string> new_passphrase) {
-  std::unique_lock rot(g_key_rotation_mu);
+  std::unique_lock rot(rotation_mu_);
   crypto::MasterKey old;
   {
     MutexLock l(key_mu_);

@@ -33,6 +33,7 @@
 #include <atomic>
 #include <memory>
 #include <optional>
+#include <shared_mutex>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -199,6 +200,10 @@ class Store {
   std::unique_ptr<ReadPool> readers_;
   std::unique_ptr<Committer> committer_;
 
+  // Held shared by code that wraps or unwraps file keys, exclusive by key rotation, so that no
+  // key is wrapped under a master key that rotation is replacing. Taken before files_mu_ and
+  // never while waiting for another file's commit.
+  std::shared_mutex rotation_mu_;
   mutable Mutex key_mu_;
   std::optional<crypto::MasterKey> master_ GUARDED_BY(key_mu_);
 

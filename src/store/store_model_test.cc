@@ -293,7 +293,7 @@ class StoreModelTest : public ::testing::Test {
 };
 
 TEST_F(StoreModelTest, RandomOperationsMatchModel) {
-  const int ops = std::getenv("FS_MODEL_OPS") ? std::atoi(std::getenv("FS_MODEL_OPS")) : 3000;
+  const int ops = std::getenv("FS_MODEL_OPS") ? std::atoi(std::getenv("FS_MODEL_OPS")) : 10000;
   for (int i = 0; i < ops; ++i) {
     Step();
     if (HasFatalFailure()) {

@@ -13,7 +13,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
-#include <regex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -32,13 +32,17 @@ struct Proc {
   int err = -1;  // the child's stdout and stderr
   std::string output;
 
-  // Reads output until `pattern` matches or `timeout_ms` passes; returns the first match group.
-  std::string WaitFor(const std::string& pattern, int timeout_ms = 10000) {
-    std::regex re(pattern);
+  // Reads output until `needle` appears or `timeout_ms` passes; returns the rest of that line
+  // ("" on timeout).
+  std::string WaitFor(const std::string& needle, int timeout_ms = 10000) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     for (;;) {
-      std::smatch m;
-      if (std::regex_search(output, m, re)) return m.size() > 1 ? m[1].str() : m[0].str();
+      size_t at = output.find(needle);
+      if (at != std::string::npos) {
+        size_t from = at + needle.size();
+        size_t eol = output.find('\n', from);
+        if (eol != std::string::npos) return output.substr(from, eol - from);
+      }
       int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                       deadline - std::chrono::steady_clock::now())
                                       .count());
@@ -117,9 +121,9 @@ class DaemonTest : public ::testing::Test {
     return path;
   }
   int Port(Proc& p) {
-    std::string port = p.WaitFor(R"(serving on http://127\.0\.0\.1:(\d+))");
-    EXPECT_FALSE(port.empty()) << p.output;
-    return port.empty() ? 0 : std::stoi(port);
+    std::string rest = p.WaitFor("serving on http://127.0.0.1:");
+    EXPECT_FALSE(rest.empty()) << p.output;
+    return rest.empty() ? 0 : std::atoi(rest.c_str());
   }
   testing::TempDir dir_;
 };
@@ -144,6 +148,26 @@ TEST_F(DaemonTest, ServesHealthAndMetricsAndStopsCleanlyOnSigterm) {
   EXPECT_TRUE(platform::PathExists(dir_.path() + "/data/master.key"));
 }
 
+TEST_F(DaemonTest, JsonLogsAreOneObjectPerLine) {
+  auto p = Start({"serve", "--config", WriteConfig("[log]\nformat = \"json\"\n")}, dir_.path());
+  std::string port = p->WaitFor("serving on http://127.0.0.1:");
+  ASSERT_FALSE(port.empty()) << p->output;
+  ::kill(p->pid, SIGTERM);
+  ASSERT_EQ(p->Wait(), 0);
+  size_t lines = 0, pos = 0;
+  while (pos < p->output.size()) {
+    size_t nl = p->output.find('\n', pos);
+    std::string line = p->output.substr(pos, nl - pos);
+    pos = nl == std::string::npos ? p->output.size() : nl + 1;
+    if (line.empty()) continue;
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << "not JSON: " << line;
+    EXPECT_TRUE(j.contains("time") && j.contains("level") && j.contains("msg")) << line;
+    ++lines;
+  }
+  EXPECT_GE(lines, 3u);
+}
+
 TEST_F(DaemonTest, RunsOnEmbeddedDefaultsWithoutConfig) {
   {
     // The default port may be taken on a shared machine; then this test cannot run.
@@ -156,7 +180,8 @@ TEST_F(DaemonTest, RunsOnEmbeddedDefaultsWithoutConfig) {
   }
   auto p = Start({"serve"}, dir_.path());
   EXPECT_EQ(Port(*p), 8480);
-  p->WaitFor("shares: default \\(local\\)");
+  EXPECT_NE(p->WaitFor("shares: "), "") << p->output;
+  EXPECT_NE(p->output.find("shares: default (local)"), std::string::npos) << p->output;
   EXPECT_NE(p->output.find("data in ./fieldstack-data"), std::string::npos) << p->output;
   EXPECT_EQ(HttpGet(8480, "/healthz").result(), bh::status::ok);
   ::kill(p->pid, SIGINT);
@@ -221,7 +246,7 @@ TEST_F(DaemonTest, KeysRotateReplacesTheKeyAndTheDaemonStartsWithIt) {
   EXPECT_NE(*platform::ReadFileToString(dir_.path() + "/data/master.key"), *before);
   auto p = Start({"serve", "--config", config}, dir_.path());
   ASSERT_GT(Port(*p), 0);
-  EXPECT_NE(p->WaitFor("master key id (2)"), "") << p->output;
+  EXPECT_EQ(p->WaitFor("master key id "), "2); shares: default (local)") << p->output;
   ::kill(p->pid, SIGTERM);
   EXPECT_EQ(p->Wait(), 0);
   // A key file that does not belong to the store stops the daemon with a clear error.
