@@ -6,7 +6,7 @@ RUN_PRESET ?= release
 CONFIG ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test run bench asan format clean
+.PHONY: all deps build test run bench asan crash-long format clean
 
 all: build
 
@@ -35,6 +35,10 @@ bench: deps
 
 asan:
 	@$(MAKE) test PRESET=asan
+
+# The crash test with many more kills than CI's 200 (KILLS=N to choose).
+crash-long: build
+	@FS_CRASH_KILLS=$(or $(KILLS),5000) build/$(PRESET)/test/crash/store_crash_test
 
 format:
 	@find src test bench -name '*.cc' -o -name '*.h' | xargs clang-format -i
