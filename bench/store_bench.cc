@@ -51,24 +51,40 @@ void DropCache(const std::string& path) {
 }
 
 struct Raw {
-  double write_mb_s, read_mb_s;
+  double write_mb_s, write_streaming_mb_s, read_mb_s;
 };
 
-Raw RawDisk(const std::string& dir, uint64_t bytes, const std::vector<uint8_t>& block) {
-  std::string path = dir + "/raw.bin";
+// Writes `bytes` to `path` and fdatasyncs; with `streaming`, starts writeback every 8 MiB as
+// the Store does (sync_file_range), which is how this disk goes fastest.
+double RawWrite(const std::string& path, uint64_t bytes, const std::vector<uint8_t>& block,
+                bool streaming) {
   auto f = platform::File::Open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
   Check(f.status(), "open raw");
   double t0 = Now();
-  for (uint64_t off = 0; off < bytes; off += block.size()) Check(f->PWrite(off, block), "raw write");
+  for (uint64_t off = 0; off < bytes; off += block.size()) {
+    Check(f->PWrite(off, block), "raw write");
+    if (streaming && (off + block.size()) % (8 << 20) == 0) {
+      ::sync_file_range(f->fd(), 0, 0, SYNC_FILE_RANGE_WRITE);
+    }
+  }
   Check(f->DataSync(), "raw fdatasync");
-  double w = Now() - t0;
+  return bytes / (Now() - t0) / 1e6;
+}
+
+Raw RawDisk(const std::string& dir, uint64_t bytes, const std::vector<uint8_t>& block) {
+  std::string path = dir + "/raw.bin";
+  double streaming = RawWrite(path, bytes, block, true);
+  double once = RawWrite(path, bytes, block, false);
+  auto f = platform::File::Open(path, O_RDONLY);
+  Check(f.status(), "open raw");
   DropCache(dir);
   std::vector<uint8_t> buf(block.size());
-  t0 = Now();
-  for (uint64_t off = 0; off < bytes; off += buf.size()) Check(f->PRead(off, buf).status(), "raw read");
+  double t0 = Now();
+  for (uint64_t off = 0; off < bytes; off += buf.size())
+    Check(f->PRead(off, buf).status(), "raw read");
   double r = Now() - t0;
   fsys::remove(path);
-  return {bytes / w / 1e6, bytes / r / 1e6};
+  return {once, streaming, bytes / r / 1e6};
 }
 
 struct StoreResult {
@@ -103,7 +119,8 @@ StoreResult StoreRun(const std::string& dir, bool encrypt, uint64_t bytes,
   auto r = s.OpenFile((*h)->node(), false);
   std::vector<uint8_t> buf(block.size());
   t0 = Now();
-  for (uint64_t off = 0; off < bytes; off += buf.size()) Check((*r)->Read(off, buf).status(), "read");
+  for (uint64_t off = 0; off < bytes; off += buf.size())
+    Check((*r)->Read(off, buf).status(), "read");
   res.read_mb_s = bytes / (Now() - t0) / 1e6;
   Check((*r)->Close(), "close");
   Check(s.Unlink(share->root, "big.bin"), "unlink");
@@ -142,11 +159,16 @@ int main(int argc, char** argv) {
   int files = 10000, threads = 32, rounds = 3;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
-    if (a == "--dir") dir = argv[i + 1];
-    else if (a == "--size-mib") mib = std::strtoull(argv[i + 1], nullptr, 10);
-    else if (a == "--files") files = std::atoi(argv[i + 1]);
-    else if (a == "--threads") threads = std::atoi(argv[i + 1]);
-    else if (a == "--rounds") rounds = std::atoi(argv[i + 1]);
+    if (a == "--dir")
+      dir = argv[i + 1];
+    else if (a == "--size-mib")
+      mib = std::strtoull(argv[i + 1], nullptr, 10);
+    else if (a == "--files")
+      files = std::atoi(argv[i + 1]);
+    else if (a == "--threads")
+      threads = std::atoi(argv[i + 1]);
+    else if (a == "--rounds")
+      rounds = std::atoi(argv[i + 1]);
   }
   Check(platform::MakeDirs(dir), "bench dir");
   uint64_t bytes = mib << 20;
@@ -155,11 +177,16 @@ int main(int argc, char** argv) {
 
   // The disk of a VM varies a lot from one second to the next: interleave raw and store runs
   // and report medians, with the spread of the raw runs.
-  std::vector<double> rw, rr, ew, er, pw, pr;
+  std::vector<double> rw, rs, rr, ew, er, pw, pr;
   StoreResult enc{}, plain{};
   for (int round = 0; round < rounds; ++round) {
+    // The first large write after a pause runs at a fraction of the disk's speed here, whoever
+    // makes it: write once unmeasured so that every measured writer meets the same disk.
+    RawWrite(dir + "/warmup.bin", bytes, block, false);
+    fsys::remove(dir + "/warmup.bin");
     Raw raw = RawDisk(dir, bytes, block);
     rw.push_back(raw.write_mb_s);
+    rs.push_back(raw.write_streaming_mb_s);
     rr.push_back(raw.read_mb_s);
     bool last = round == rounds - 1;  // small files once, in the last round
     enc = StoreRun(dir + "/enc", true, bytes, block, last ? files : 0, threads);
@@ -170,8 +197,11 @@ int main(int argc, char** argv) {
     pr.push_back(plain.read_mb_s);
     fsys::remove_all(dir + "/enc");
     fsys::remove_all(dir + "/plain");
-    std::fprintf(stderr, "round %d: raw %.0f/%.0f, encrypted %.0f/%.0f, plain %.0f/%.0f MB/s (write/read)\n",
-                 round + 1, rw.back(), rr.back(), ew.back(), er.back(), pw.back(), pr.back());
+    std::fprintf(stderr,
+                 "round %d: raw %.0f (streaming %.0f)/%.0f, encrypted %.0f/%.0f, plain %.0f/%.0f "
+                 "MB/s (write/read)\n",
+                 round + 1, rw.back(), rs.back(), rr.back(), ew.back(), er.back(), pw.back(),
+                 pr.back());
   }
   auto minmax = [](std::vector<double> v) {
     std::sort(v.begin(), v.end());
@@ -179,17 +209,28 @@ int main(int argc, char** argv) {
     std::snprintf(buf, sizeof buf, "%.0f-%.0f", v.front(), v.back());
     return std::string(buf);
   };
-  double raw_w = Median(rw), raw_r = Median(rr);
-  std::printf("| measure (%llu MiB file, median of %d rounds; %d x 4 KiB files) | raw disk (range) | store, encrypted | ratio | store, plain | ratio |\n",
-              static_cast<unsigned long long>(mib), rounds, files);
+  // The ratio is taken against the faster way of writing the raw disk (the machine's limit).
+  double raw_w = std::max(Median(rw), Median(rs)), raw_r = Median(rr);
+  std::printf(
+      "| measure (%llu MiB file, median of %d rounds; %d x 4 KiB files) | raw disk (range) | "
+      "store, encrypted | ratio | store, plain | ratio |\n",
+      static_cast<unsigned long long>(mib), rounds, files);
   std::printf("|---|---|---|---|---|---|\n");
-  std::printf("| sequential write + fdatasync, MB/s | %.0f (%s) | %.0f | %.2f | %.0f | %.2f |\n",
-              raw_w, minmax(rw).c_str(), Median(ew), Median(ew) / raw_w, Median(pw), Median(pw) / raw_w);
+  std::printf("| raw write, then one fdatasync, MB/s | %.0f (%s) | - | - | - | - |\n", Median(rw),
+              minmax(rw).c_str());
+  std::printf(
+      "| raw write with writeback started every 8 MiB, MB/s | %.0f (%s) | - | - | - | - |\n",
+      Median(rs), minmax(rs).c_str());
+  std::printf(
+      "| sequential write + fdatasync, MB/s (ratio to the faster raw) | %.0f | %.0f | %.2f | %.0f "
+      "| %.2f |\n",
+      raw_w, Median(ew), Median(ew) / raw_w, Median(pw), Median(pw) / raw_w);
   std::printf("| sequential read (cold cache), MB/s | %.0f (%s) | %.0f | %.2f | %.0f | %.2f |\n",
-              raw_r, minmax(rr).c_str(), Median(er), Median(er) / raw_r, Median(pr), Median(pr) / raw_r);
+              raw_r, minmax(rr).c_str(), Median(er), Median(er) / raw_r, Median(pr),
+              Median(pr) / raw_r);
   std::printf("| 4 KiB files created per second, 1 writer | - | %.0f | - | %.0f | - |\n",
               enc.files_1t, plain.files_1t);
-  std::printf("| 4 KiB files created per second, %d writers | - | %.0f | - | %.0f | - |\n",
-              threads, enc.files_nt, plain.files_nt);
+  std::printf("| 4 KiB files created per second, %d writers | - | %.0f | - | %.0f | - |\n", threads,
+              enc.files_nt, plain.files_nt);
   return 0;
 }

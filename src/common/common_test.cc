@@ -4,6 +4,11 @@
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/status.h"
+#include "common/thread_pool.h"
+
+#include <atomic>
+#include <thread>
+#include <vector>
 
 namespace fieldstack {
 namespace {
@@ -59,11 +64,38 @@ TEST(LoggingTest, RejectsUnknownLevel) {
 
 TEST(MetricsTest, SerializesCounters) {
   Metrics m;
-  auto& c = prometheus::BuildCounter().Name("fieldstack_test_total").Help("t").Register(
-      m.registry());
+  auto& c =
+      prometheus::BuildCounter().Name("fieldstack_test_total").Help("t").Register(m.registry());
   c.Add({}).Increment(3);
   std::string text = m.Serialize();
   EXPECT_NE(text.find("fieldstack_test_total 3"), std::string::npos) << text;
+}
+
+}  // namespace
+}  // namespace fieldstack
+
+namespace fieldstack {
+namespace {
+
+// Many callers at once, each with a few items, as the Store's writers use the shared pool.
+TEST(ThreadPoolTest, RunsEveryItemOnceUnderConcurrentCallers) {
+  ThreadPool pool(2);
+  std::atomic<int> total{0};
+  std::vector<std::thread> callers;
+  for (int c = 0; c < 8; ++c) {
+    callers.emplace_back([&] {
+      for (int round = 0; round < 2000; ++round) {
+        std::vector<int> hits(3, 0);
+        pool.ParallelFor(hits.size(), [&](size_t i) {
+          ++hits[i];
+          ++total;
+        });
+        for (int h : hits) ASSERT_EQ(h, 1);
+      }
+    });
+  }
+  for (auto& t : callers) t.join();
+  EXPECT_EQ(total.load(), 8 * 2000 * 3);
 }
 
 }  // namespace

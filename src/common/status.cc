@@ -9,17 +9,28 @@ namespace fieldstack {
 
 std::string_view StatusCodeName(StatusCode code) {
   switch (code) {
-    case StatusCode::kOk: return "OK";
-    case StatusCode::kNotFound: return "NotFound";
-    case StatusCode::kAlreadyExists: return "AlreadyExists";
-    case StatusCode::kInvalidArgument: return "InvalidArgument";
-    case StatusCode::kFailedPrecondition: return "FailedPrecondition";
-    case StatusCode::kCorruption: return "Corruption";
-    case StatusCode::kNoSpace: return "NoSpace";
-    case StatusCode::kUnavailable: return "Unavailable";
-    case StatusCode::kPermissionDenied: return "PermissionDenied";
-    case StatusCode::kUnauthenticated: return "Unauthenticated";
-    case StatusCode::kInternal: return "Internal";
+    case StatusCode::kOk:
+      return "OK";
+    case StatusCode::kNotFound:
+      return "NotFound";
+    case StatusCode::kAlreadyExists:
+      return "AlreadyExists";
+    case StatusCode::kInvalidArgument:
+      return "InvalidArgument";
+    case StatusCode::kFailedPrecondition:
+      return "FailedPrecondition";
+    case StatusCode::kCorruption:
+      return "Corruption";
+    case StatusCode::kNoSpace:
+      return "NoSpace";
+    case StatusCode::kUnavailable:
+      return "Unavailable";
+    case StatusCode::kPermissionDenied:
+      return "PermissionDenied";
+    case StatusCode::kUnauthenticated:
+      return "Unauthenticated";
+    case StatusCode::kInternal:
+      return "Internal";
   }
   return "Unknown";
 }
@@ -45,19 +56,26 @@ Status ErrnoStatus(int err, std::string_view what) {
   msg += ": ";
   msg += std::strerror(err);
   switch (err) {
-    case ENOENT: return NotFoundError(std::move(msg));
-    case EEXIST: return AlreadyExistsError(std::move(msg));
+    case ENOENT:
+      return NotFoundError(std::move(msg));
+    case EEXIST:
+      return AlreadyExistsError(std::move(msg));
     case ENOSPC:
-    case EDQUOT: return NoSpaceError(std::move(msg));
+    case EDQUOT:
+      return NoSpaceError(std::move(msg));
     case EACCES:
     case EPERM:
-    case EROFS: return PermissionDeniedError(std::move(msg));
+    case EROFS:
+      return PermissionDeniedError(std::move(msg));
     case EINVAL:
-    case ENAMETOOLONG: return InvalidArgumentError(std::move(msg));
+    case ENAMETOOLONG:
+      return InvalidArgumentError(std::move(msg));
     case EAGAIN:
     case EINTR:
-    case ETIMEDOUT: return UnavailableError(std::move(msg));
-    default: return InternalError(std::move(msg));
+    case ETIMEDOUT:
+      return UnavailableError(std::move(msg));
+    default:
+      return InternalError(std::move(msg));
   }
 }
 

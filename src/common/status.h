@@ -65,9 +65,7 @@ inline Status InvalidArgumentError(std::string msg) {
 inline Status FailedPreconditionError(std::string msg) {
   return {StatusCode::kFailedPrecondition, std::move(msg)};
 }
-inline Status CorruptionError(std::string msg) {
-  return {StatusCode::kCorruption, std::move(msg)};
-}
+inline Status CorruptionError(std::string msg) { return {StatusCode::kCorruption, std::move(msg)}; }
 inline Status NoSpaceError(std::string msg) { return {StatusCode::kNoSpace, std::move(msg)}; }
 inline Status UnavailableError(std::string msg) {
   return {StatusCode::kUnavailable, std::move(msg)};
@@ -87,7 +85,7 @@ Status ErrnoStatus(int err, std::string_view what);
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {  // NOLINT: implicit by design
     assert(!std::get<Status>(v_).ok() && "Result constructed from an OK Status");
   }
@@ -115,23 +113,24 @@ class [[nodiscard]] Result {
 #define FS_CONCAT(a, b) FS_CONCAT_INNER(a, b)
 
 // Returns the Status from the enclosing function when `expr` is not OK.
-#define FS_RETURN_IF_ERROR(expr)                  \
-  do {                                            \
-    ::fieldstack::Status fs_status_ = (expr);     \
-    if (!fs_status_.ok()) return fs_status_;      \
+#define FS_RETURN_IF_ERROR(expr)              \
+  do {                                        \
+    ::fieldstack::Status fs_status_ = (expr); \
+    if (!fs_status_.ok()) return fs_status_;  \
   } while (0)
 
 // `FS_ASSIGN_OR_RETURN(auto x, F());` declares x from a Result or returns its Status.
-#define FS_ASSIGN_OR_RETURN(lhs, expr) FS_ASSIGN_OR_RETURN_IMPL(FS_CONCAT(fs_r_, __LINE__), lhs, expr)
+#define FS_ASSIGN_OR_RETURN(lhs, expr) \
+  FS_ASSIGN_OR_RETURN_IMPL(FS_CONCAT(fs_r_, __LINE__), lhs, expr)
 #define FS_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
   auto tmp = (expr);                             \
   if (!tmp.ok()) return tmp.status();            \
   lhs = std::move(tmp).value()
 
 // Crash on the impossible: an invariant of our own code, never the environment or input.
-#define FS_CHECK(cond)                                                         \
-  do {                                                                         \
-    if (!(cond)) ::fieldstack::CheckFailed(#cond, __FILE__, __LINE__);         \
+#define FS_CHECK(cond)                                                 \
+  do {                                                                 \
+    if (!(cond)) ::fieldstack::CheckFailed(#cond, __FILE__, __LINE__); \
   } while (0)
 
 namespace fieldstack {

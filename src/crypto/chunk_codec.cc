@@ -37,8 +37,8 @@ class AesGcmCodec final : public ChunkCodec {
     CtxPtr ctx(EVP_CIPHER_CTX_new());
     auto a = EncodeAad(aad);
     int len = 0;
-    if (!ctx || EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key_.data(),
-                                   nonce.data()) != 1 ||
+    if (!ctx ||
+        EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key_.data(), nonce.data()) != 1 ||
         EVP_EncryptUpdate(ctx.get(), nullptr, &len, a.data(), a.size()) != 1 ||
         EVP_EncryptUpdate(ctx.get(), out.data(), &len, plain.data(),
                           static_cast<int>(plain.size())) != 1 ||
@@ -55,8 +55,8 @@ class AesGcmCodec final : public ChunkCodec {
     auto a = EncodeAad(aad);
     Tag t = tag;
     int len = 0;
-    if (!ctx || EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key_.data(),
-                                   nonce.data()) != 1 ||
+    if (!ctx ||
+        EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key_.data(), nonce.data()) != 1 ||
         EVP_DecryptUpdate(ctx.get(), nullptr, &len, a.data(), a.size()) != 1 ||
         EVP_DecryptUpdate(ctx.get(), out.data(), &len, sealed.data(),
                           static_cast<int>(sealed.size())) != 1 ||
@@ -84,8 +84,8 @@ class ChecksumCodec final : public ChunkCodec {
     return Status::Ok();
   }
 
-  Status Open(const ChunkAad& aad, std::span<const uint8_t> sealed, const Nonce&,
-              const Tag& tag, std::span<uint8_t> out) const override {
+  Status Open(const ChunkAad& aad, std::span<const uint8_t> sealed, const Nonce&, const Tag& tag,
+              std::span<uint8_t> out) const override {
     if (Checksum(aad, sealed) != tag) {
       std::memset(out.data(), 0, out.size());
       return CorruptionError("chunk checksum mismatch");

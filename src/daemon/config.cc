@@ -91,7 +91,8 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
   }
   Parser p(source);
   Config c;
-  FS_RETURN_IF_ERROR(p.Known(root, "", {"data_dir", "http", "log", "encryption", "store", "shares"}));
+  FS_RETURN_IF_ERROR(
+      p.Known(root, "", {"data_dir", "http", "log", "encryption", "store", "shares"}));
   FS_RETURN_IF_ERROR(p.String(root, "", "data_dir", c.data_dir));
   if (c.data_dir.empty()) return p.Error("data_dir", "must not be empty");
   Status st;
@@ -115,7 +116,7 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
       return p.Error("log.format", "must be \"text\" or \"json\"");
     }
     FS_RETURN_IF_ERROR(p.String(*t, "log.", "level", c.log_level));
-    static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn",
+    static const std::set<std::string> kLevels = {"trace", "debug",    "info", "warn",
                                                   "error", "critical", "off"};
     if (!kLevels.count(c.log_level)) {
       return p.Error("log.level", "must be one of trace, debug, info, warn, error, critical, off");

@@ -34,7 +34,8 @@ name = "ingest"
 kind = "cloud"
 [[shares]]
 name = "scratch"
-)", "t.toml");
+)",
+                       "t.toml");
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->data_dir, "/srv/box");
   EXPECT_EQ(c->http_port, 0);

@@ -7,14 +7,14 @@
 // Exit codes: 0 success, 1 runtime failure (store, network), 2 bad configuration or usage.
 // This is the only place (with src/cli) that names concrete implementations.
 
-#include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "common/clock.h"
@@ -62,7 +62,8 @@ Result<store::StoreOptions> StoreOptionsFrom(const Config& c) {
     }
     std::string pass = text->substr(0, text->find('\n'));
     if (pass.size() < 8) {
-      return InvalidArgumentError("key 'encryption.passphrase_file': passphrase shorter than 8 bytes");
+      return InvalidArgumentError(
+          "key 'encryption.passphrase_file': passphrase shorter than 8 bytes");
     }
     o.passphrase = pass;
   }
@@ -74,9 +75,10 @@ Status EnsureShares(store::Store& s, const Config& c) {
     auto have = s.GetShare(want.name);
     if (have.ok()) {
       if (have->kind != want.kind) {
-        return FailedPreconditionError(
-            "share '" + want.name + "' exists as a " + std::string(store::ShareKindName(have->kind)) +
-            " share but the config says " + std::string(store::ShareKindName(want.kind)));
+        return FailedPreconditionError("share '" + want.name + "' exists as a " +
+                                       std::string(store::ShareKindName(have->kind)) +
+                                       " share but the config says " +
+                                       std::string(store::ShareKindName(want.kind)));
       }
       continue;
     }
@@ -113,7 +115,8 @@ class StoreMetrics {
   void Refresh() {
     MutexLock l(mu_);
     if (auto shares = store_.ListShares(); shares.ok()) {
-      for (auto& sh : *shares) used_->Add({{"share", sh.name}}).Set(static_cast<double>(sh.used_bytes));
+      for (auto& sh : *shares)
+        used_->Add({{"share", sh.name}}).Set(static_cast<double>(sh.used_bytes));
     }
     if (auto u = store_.GetUsage(); u.ok()) free_->Set(static_cast<double>(u->volume_free_bytes));
     uint64_t c = store_.commits(), b = store_.commit_batches();
@@ -142,7 +145,9 @@ int Serve(const std::string& config_path) {
     return Fail(2, s.message());
   }
   auto opts = StoreOptionsFrom(c);
-  if (!opts.ok()) return Fail(2, "config " + (config_path.empty() ? std::string("(defaults)") : config_path) + ": " + opts.status().message());
+  if (!opts.ok())
+    return Fail(2, "config " + (config_path.empty() ? std::string("(defaults)") : config_path) +
+                       ": " + opts.status().message());
 
   // Signals are taken by sigwait below; every thread started from here inherits the mask.
   sigset_t stop_signals;
@@ -156,7 +161,8 @@ int Serve(const std::string& config_path) {
   opts->metrics = &metrics;
   int64_t started_ns = RealClock::Get().MonotonicNanos();
   auto opened = store::Store::Open(*opts);
-  if (!opened.ok()) return Fail(1, "cannot open the store in " + c.data_dir + ": " + opened.status().ToString());
+  if (!opened.ok())
+    return Fail(1, "cannot open the store in " + c.data_dir + ": " + opened.status().ToString());
   std::unique_ptr<store::Store> st = std::move(*opened);
   if (Status s = EnsureShares(*st, c); !s.ok()) return Fail(1, s.ToString());
   StoreMetrics store_metrics(metrics, *st);
@@ -179,7 +185,8 @@ int Serve(const std::string& config_path) {
   });
   router.Add(bh::verb::get, "/metrics", [&](const http::Request& req) {
     store_metrics.Refresh();
-    return http::MakeResponse(req, bh::status::ok, "text/plain; version=0.0.4", metrics.Serialize());
+    return http::MakeResponse(req, bh::status::ok, "text/plain; version=0.0.4",
+                              metrics.Serialize());
   });
   http::ServerOptions so;
   so.address = c.http_address;
@@ -192,13 +199,15 @@ int Serve(const std::string& config_path) {
   }
   std::string shares;
   for (auto& sh : c.shares) {
-    shares += (shares.empty() ? "" : ", ") + sh.name + " (" + std::string(store::ShareKindName(sh.kind)) + ")";
+    shares += (shares.empty() ? "" : ", ") + sh.name + " (" +
+              std::string(store::ShareKindName(sh.kind)) + ")";
   }
-  spdlog::info("fieldstack {} serving on http://{}:{} (/healthz, /metrics)", kVersion, c.http_address,
-               server.port());
+  spdlog::info("fieldstack {} serving on http://{}:{} (/healthz, /metrics)", kVersion,
+               c.http_address, server.port());
   spdlog::info("data in {}; encryption {}; shares: {}", c.data_dir,
-               st->master_key_id() ? "on (master key id " + std::to_string(st->master_key_id()) + ")"
-                                   : std::string("off"),
+               st->master_key_id()
+                   ? "on (master key id " + std::to_string(st->master_key_id()) + ")"
+                   : std::string("off"),
                shares);
 
   int sig = 0;
@@ -220,9 +229,8 @@ int RotateKeys(const std::string& config_path) {
   if (const char* p = std::getenv("FIELDSTACK_NEW_PASSPHRASE")) new_pass = p;
   auto opened = store::Store::Open(*opts);
   if (!opened.ok()) {
-    std::string hint = opened.status().code() == StatusCode::kAlreadyExists
-                           ? " (stop the daemon first)"
-                           : "";
+    std::string hint =
+        opened.status().code() == StatusCode::kAlreadyExists ? " (stop the daemon first)" : "";
     return Fail(1, "cannot open the store: " + opened.status().ToString() + hint);
   }
   auto id = (*opened)->RotateMasterKey(new_pass);
@@ -244,8 +252,9 @@ int main(int argc, char** argv) {
   auto* keys = app.add_subcommand("keys", "manage encryption keys");
   keys->require_subcommand(1);
   auto* rotate = keys->add_subcommand(
-      "rotate", "replace the master key and re-wrap every file key (daemon stopped; a new "
-                "passphrase may be given in FIELDSTACK_NEW_PASSPHRASE)");
+      "rotate",
+      "replace the master key and re-wrap every file key (daemon stopped; a new "
+      "passphrase may be given in FIELDSTACK_NEW_PASSPHRASE)");
   rotate->add_option("--config,-c", config, "path to fieldstack.toml");
   app.add_subcommand("version", "print the version");
   try {

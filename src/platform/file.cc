@@ -123,8 +123,7 @@ Result<std::string> ReadFileToString(const std::string& path) {
   FS_ASSIGN_OR_RETURN(File f, File::Open(path, O_RDONLY));
   FS_ASSIGN_OR_RETURN(uint64_t size, f.Size());
   std::string out(size, '\0');
-  FS_ASSIGN_OR_RETURN(size_t n,
-                      f.PRead(0, {reinterpret_cast<uint8_t*>(out.data()), out.size()}));
+  FS_ASSIGN_OR_RETURN(size_t n, f.PRead(0, {reinterpret_cast<uint8_t*>(out.data()), out.size()}));
   out.resize(n);
   return out;
 }
@@ -133,8 +132,7 @@ Status WriteFileAtomic(const std::string& path, std::string_view data, mode_t mo
   std::string tmp = path + ".tmp";
   {
     FS_ASSIGN_OR_RETURN(File f, File::Open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode));
-    FS_RETURN_IF_ERROR(
-        f.PWrite(0, {reinterpret_cast<const uint8_t*>(data.data()), data.size()}));
+    FS_RETURN_IF_ERROR(f.PWrite(0, {reinterpret_cast<const uint8_t*>(data.data()), data.size()}));
     FS_RETURN_IF_ERROR(f.Sync());
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoStatus(errno, "rename " + tmp);

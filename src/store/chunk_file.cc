@@ -10,7 +10,7 @@ namespace {
 constexpr uint32_t kSlotMagic = 0x31435346;  // "FSC1"
 constexpr size_t kHeaderWireBytes = 4 + 4 + 8 + crypto::kNonceBytes + crypto::kTagBytes;
 constexpr size_t kMaxCachedHeaders = 1 << 16;
-constexpr uint64_t kReadaheadChunks = 8;
+constexpr uint64_t kReadaheadChunks = 32;
 constexpr uint64_t kWritebackKickBytes = 8 << 20;
 
 void PutU32(uint8_t* p, uint32_t v) {
@@ -89,8 +89,8 @@ Result<uint32_t> ChunkFile::Read(uint64_t index, std::span<uint8_t> out) {
   const Slot& slot = pair[best];
   std::string where = "chunk " + std::to_string(index) + " of file " + std::to_string(file_id_);
   if (slot.len > chunk_size_) return CorruptionError(where + ": bad slot header");
-  FS_ASSIGN_OR_RETURN(size_t n, file_.PRead(SlotOffset(index, best) + kSlotHeaderBytes,
-                                             out.subspan(0, slot.len)));
+  FS_ASSIGN_OR_RETURN(
+      size_t n, file_.PRead(SlotOffset(index, best) + kSlotHeaderBytes, out.subspan(0, slot.len)));
   if (n != slot.len) return CorruptionError(where + ": slot is short (torn write)");
   Status s = codec_->Open({file_id_, index, slot.gen, slot.len}, out.subspan(0, slot.len),
                           slot.nonce, slot.tag, out.subspan(0, slot.len));
@@ -98,54 +98,92 @@ Result<uint32_t> ChunkFile::Read(uint64_t index, std::span<uint8_t> out) {
   return slot.len;
 }
 
+int ChunkFile::TargetSlot(const Pair& pair, uint64_t pending_gen, uint64_t committed_gen) {
+  for (int s = 0; s < 2; ++s) {
+    if (pair[s].valid && pair[s].gen == pending_gen) return s;
+  }
+  int committed = -1;
+  for (int s = 0; s < 2; ++s) {
+    if (pair[s].valid && pair[s].gen <= committed_gen &&
+        (committed < 0 || pair[s].gen > pair[committed].gen)) {
+      committed = s;
+    }
+  }
+  return committed == 0 ? 1 : 0;
+}
+
+Status ChunkFile::SealAndWrite(uint64_t index, int target, uint64_t gen,
+                               std::span<const uint8_t> plain, uint8_t* buf, Slot& slot) {
+  std::memset(buf, 0, kSlotHeaderBytes);
+  slot.valid = true;
+  slot.len = static_cast<uint32_t>(plain.size());
+  slot.gen = gen;
+  FS_RETURN_IF_ERROR(codec_->Seal({file_id_, index, gen, slot.len}, plain,
+                                  {buf + kSlotHeaderBytes, plain.size()}, slot.nonce, slot.tag));
+  PutU32(buf, kSlotMagic);
+  PutU32(buf + 4, slot.len);
+  PutU64(buf + 8, slot.gen);
+  std::memcpy(buf + 16, slot.nonce.data(), crypto::kNonceBytes);
+  std::memcpy(buf + 16 + crypto::kNonceBytes, slot.tag.data(), crypto::kTagBytes);
+  return file_.PWrite(SlotOffset(index, target), {buf, kSlotHeaderBytes + plain.size()});
+}
+
+void ChunkFile::NoteWritten(uint64_t end_offset, uint64_t bytes) {
+  backing_size_ = std::max(backing_size_, end_offset);
+  // Start writeback of what a long writer has written so far, so the disk works while we
+  // encrypt the next chunks and the commit's fdatasync finds little left to do.
+  unflushed_bytes_ += bytes;
+  if (unflushed_bytes_ >= kWritebackKickBytes) {
+    ::sync_file_range(file_.fd(), 0, 0, SYNC_FILE_RANGE_WRITE);
+    unflushed_bytes_ = 0;
+  }
+}
+
 Status ChunkFile::Write(uint64_t index, uint64_t pending_gen, uint64_t committed_gen,
                         std::span<const uint8_t> plain) {
   FS_CHECK(pending_gen > committed_gen);
   FS_CHECK(plain.size() <= chunk_size_);
   FS_ASSIGN_OR_RETURN(Pair pair, Headers(index));
-  int target = -1;
-  for (int s = 0; s < 2; ++s) {
-    if (pair[s].valid && pair[s].gen == pending_gen) target = s;
-  }
-  if (target < 0) {
-    int committed = -1;
-    for (int s = 0; s < 2; ++s) {
-      if (pair[s].valid && pair[s].gen <= committed_gen &&
-          (committed < 0 || pair[s].gen > pair[committed].gen)) {
-        committed = s;
-      }
-    }
-    target = committed == 0 ? 1 : 0;
-  }
+  int target = TargetSlot(pair, pending_gen, committed_gen);
   buf_.resize(kSlotHeaderBytes + chunk_size_);
-  std::memset(buf_.data(), 0, kHeaderWireBytes);
-  Slot slot;
-  slot.valid = true;
-  slot.len = static_cast<uint32_t>(plain.size());
-  slot.gen = pending_gen;
-  FS_RETURN_IF_ERROR(codec_->Seal({file_id_, index, pending_gen, slot.len}, plain,
-                                  {buf_.data() + kSlotHeaderBytes, plain.size()}, slot.nonce,
-                                  slot.tag));
-  PutU32(buf_.data(), kSlotMagic);
-  PutU32(buf_.data() + 4, slot.len);
-  PutU64(buf_.data() + 8, slot.gen);
-  std::memcpy(buf_.data() + 16, slot.nonce.data(), crypto::kNonceBytes);
-  std::memcpy(buf_.data() + 16 + crypto::kNonceBytes, slot.tag.data(), crypto::kTagBytes);
-  std::memset(buf_.data() + kHeaderWireBytes, 0, kSlotHeaderBytes - kHeaderWireBytes);
-  uint64_t off = SlotOffset(index, target);
-  // Invalidate the cached pair first: if the write fails half-way the disk state is unknown.
+  // Forget the cached pair first: if the write fails half-way the disk state is unknown.
   headers_.erase(index);
-  FS_RETURN_IF_ERROR(file_.PWrite(off, {buf_.data(), kSlotHeaderBytes + plain.size()}));
-  backing_size_ = std::max(backing_size_, off + kSlotHeaderBytes + plain.size());
-  // Start writeback of what a long writer has written so far, so the disk works while we
-  // encrypt the next chunks and the commit's fdatasync finds little left to do.
-  unflushed_bytes_ += kSlotHeaderBytes + plain.size();
-  if (unflushed_bytes_ >= kWritebackKickBytes) {
-    ::sync_file_range(file_.fd(), 0, 0, SYNC_FILE_RANGE_WRITE);
-    unflushed_bytes_ = 0;
-  }
+  Slot slot;
+  FS_RETURN_IF_ERROR(SealAndWrite(index, target, pending_gen, plain, buf_.data(), slot));
+  NoteWritten(SlotOffset(index, target) + kSlotHeaderBytes + plain.size(),
+              kSlotHeaderBytes + plain.size());
   pair[target] = slot;
   headers_[index] = pair;
+  return Status::Ok();
+}
+
+Status ChunkFile::WriteWholeChunks(uint64_t first, uint64_t pending_gen, uint64_t committed_gen,
+                                   std::span<const uint8_t> plain, ThreadPool& pool) {
+  FS_CHECK(pending_gen > committed_gen);
+  FS_CHECK(plain.size() % chunk_size_ == 0);
+  size_t count = plain.size() / chunk_size_;
+  std::vector<Pair> pairs(count);
+  std::vector<int> targets(count);
+  for (size_t i = 0; i < count; ++i) {
+    FS_ASSIGN_OR_RETURN(pairs[i], Headers(first + i));
+    targets[i] = TargetSlot(pairs[i], pending_gen, committed_gen);
+    headers_.erase(first + i);
+  }
+  if (bufs_.size() < count) bufs_.resize(count);
+  std::vector<Status> results(count);
+  std::vector<Slot> slots(count);
+  pool.ParallelFor(count, [&](size_t i) {
+    bufs_[i].resize(kSlotHeaderBytes + chunk_size_);
+    results[i] =
+        SealAndWrite(first + i, targets[i], pending_gen,
+                     plain.subspan(i * chunk_size_, chunk_size_), bufs_[i].data(), slots[i]);
+  });
+  for (size_t i = 0; i < count; ++i) {
+    FS_RETURN_IF_ERROR(results[i]);
+    pairs[i][targets[i]] = slots[i];
+    headers_[first + i] = pairs[i];
+    NoteWritten(SlotOffset(first + i, targets[i]) + slot_size(), slot_size());
+  }
   return Status::Ok();
 }
 

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "common/thread_pool.h"
 #include "crypto/chunk_codec.h"
 #include "platform/file.h"
 
@@ -50,6 +51,11 @@ class ChunkFile {
   Status Write(uint64_t index, uint64_t pending_gen, uint64_t committed_gen,
                std::span<const uint8_t> plain);
 
+  // Like Write for plain.size() / chunk_size whole chunks from `first` on, sealed and written
+  // in parallel on `pool`.
+  Status WriteWholeChunks(uint64_t first, uint64_t pending_gen, uint64_t committed_gen,
+                          std::span<const uint8_t> plain, ThreadPool& pool);
+
   // Recovery after a crash: erases every slot newer than `committed_gen` and cuts the file
   // after the chunks that hold `committed_size` bytes. Syncs the file.
   Status Scrub(uint64_t committed_gen, uint64_t committed_size);
@@ -69,7 +75,15 @@ class ChunkFile {
   using Pair = std::array<Slot, 2>;
 
   Result<Pair> Headers(uint64_t index);
-  uint64_t SlotOffset(uint64_t index, int slot) const { return index * pair_size() + slot * slot_size(); }
+  static int TargetSlot(const Pair& pair, uint64_t pending_gen, uint64_t committed_gen);
+  // Seals `plain` into `buf` (header page + payload) and writes it to slot `target`.
+  // Thread-safe for distinct buffers and slots.
+  Status SealAndWrite(uint64_t index, int target, uint64_t gen, std::span<const uint8_t> plain,
+                      uint8_t* buf, Slot& slot);
+  void NoteWritten(uint64_t end_offset, uint64_t bytes);
+  uint64_t SlotOffset(uint64_t index, int slot) const {
+    return index * pair_size() + slot * slot_size();
+  }
 
   platform::File file_;
   uint64_t file_id_;
@@ -78,9 +92,13 @@ class ChunkFile {
   uint64_t backing_size_ = 0;
   uint64_t last_read_ = UINT64_MAX - 1;
   uint64_t unflushed_bytes_ = 0;
-  uint64_t prefetched_until_ = 0;  // chunks below this index were asked for  // written since writeback was last started  // chunk index of the last Read, for readahead  // bytes in the backing file, as far as this object knows
+  uint64_t prefetched_until_ =
+      0;  // chunks below this index were asked for  // written since writeback was last started  //
+          // chunk index of the last Read, for readahead  // bytes in the backing file, as far as
+          // this object knows
   std::unordered_map<uint64_t, Pair> headers_;  // cache; bounded by kMaxCachedHeaders
   std::vector<uint8_t> buf_;
+  std::vector<std::vector<uint8_t>> bufs_;  // one per chunk of WriteWholeChunks
 };
 
 }  // namespace fieldstack::store

@@ -7,16 +7,23 @@ Status SqliteStatus(int rc, std::string_view what, sqlite3* db) {
   msg += ": ";
   msg += db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
   switch (rc & 0xff) {
-    case SQLITE_FULL: return NoSpaceError(std::move(msg));
+    case SQLITE_FULL:
+      return NoSpaceError(std::move(msg));
     case SQLITE_CORRUPT:
-    case SQLITE_NOTADB: return CorruptionError(std::move(msg));
+    case SQLITE_NOTADB:
+      return CorruptionError(std::move(msg));
     case SQLITE_BUSY:
-    case SQLITE_LOCKED: return UnavailableError(std::move(msg));
-    case SQLITE_CONSTRAINT: return AlreadyExistsError(std::move(msg));
-    case SQLITE_CANTOPEN: return NotFoundError(std::move(msg));
+    case SQLITE_LOCKED:
+      return UnavailableError(std::move(msg));
+    case SQLITE_CONSTRAINT:
+      return AlreadyExistsError(std::move(msg));
+    case SQLITE_CANTOPEN:
+      return NotFoundError(std::move(msg));
     case SQLITE_READONLY:
-    case SQLITE_PERM: return PermissionDeniedError(std::move(msg));
-    default: return InternalError(std::move(msg));
+    case SQLITE_PERM:
+      return PermissionDeniedError(std::move(msg));
+    default:
+      return InternalError(std::move(msg));
   }
 }
 

@@ -1,13 +1,14 @@
 #include "store/store.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstring>
 #include <shared_mutex>
 
+#include "common/thread_pool.h"
 #include "crypto/chunk_codec.h"
 #include "store/chunk_file.h"
 #include "store/db.h"
@@ -28,9 +29,9 @@ struct LiveFile {
   bool marked = false;  // an open_writes row is durable for this file
   uint64_t committed_gen = 0;
   uint64_t committed_size = 0;
-  uint64_t size = 0;  // including uncommitted writes
-  bool dirty = false;  // uncommitted changes to data or size
-  bool unsynced = false;  // backing file written since the last fdatasync
+  uint64_t size = 0;             // including uncommitted writes
+  bool dirty = false;            // uncommitted changes to data or size
+  bool unsynced = false;         // backing file written since the last fdatasync
   bool created_backing = false;  // backing file created, its directory not yet synced
   int64_t mtime_ns = 0;
   std::unique_ptr<crypto::ChunkCodec> codec;  // until the ChunkFile takes it
@@ -46,6 +47,14 @@ struct LiveFile {
 };
 
 namespace {
+
+// Shows uncommitted writes of an open file in its attributes, as a local filesystem would.
+void OverlayPending(Attr& a, LiveFile& f) REQUIRES(f.mu) {
+  if (!f.dirty) return;
+  a.size = f.size;
+  a.mtime_ns = f.mtime_ns;
+  a.state = FileState::kWriting;
+}
 
 constexpr int kSchemaVersion = 1;
 
@@ -162,9 +171,9 @@ Status AdjustUsed(Db& db, uint32_t share, int64_t delta) {
 
 // Bumps version and ctime of `id`; returns the new version.
 Result<uint64_t> Touch(Db& db, NodeId id, int64_t now) {
-  FS_ASSIGN_OR_RETURN(
-      Stmt s, db.Prepare("UPDATE nodes SET version=version+1, ctime_ns=? WHERE id=? "
-                         "RETURNING version"));
+  FS_ASSIGN_OR_RETURN(Stmt s,
+                      db.Prepare("UPDATE nodes SET version=version+1, ctime_ns=? WHERE id=? "
+                                 "RETURNING version"));
   s.Bind(1, now).Bind(2, static_cast<int64_t>(id));
   FS_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return NotFoundError("no node " + std::to_string(id));
@@ -185,6 +194,22 @@ Status PutMeta(Db& db, const char* key, std::string_view value) {
   FS_ASSIGN_OR_RETURN(Stmt s, db.Prepare("INSERT OR REPLACE INTO meta(key, value) VALUES(?,?)"));
   s.Bind(1, key).BindBlob(2, value);
   return s.Run();
+}
+
+// Deletes a node's row and xattrs; a file's data is queued in `orphans` for deletion after the
+// commit (Store::ForgetData) and its bytes leave the share's usage.
+Status RemoveNode(Db& db, const Attr& a) {
+  FS_ASSIGN_OR_RETURN(Stmt d, db.Prepare("DELETE FROM nodes WHERE id=?"));
+  d.Bind(1, static_cast<int64_t>(a.id));
+  FS_RETURN_IF_ERROR(d.Run());
+  FS_ASSIGN_OR_RETURN(Stmt x, db.Prepare("DELETE FROM xattrs WHERE node_id=?"));
+  x.Bind(1, static_cast<int64_t>(a.id));
+  FS_RETURN_IF_ERROR(x.Run());
+  if (a.type != NodeType::kFile) return Status::Ok();
+  FS_ASSIGN_OR_RETURN(Stmt o, db.Prepare("INSERT OR IGNORE INTO orphans VALUES(?)"));
+  o.Bind(1, static_cast<int64_t>(a.id));
+  FS_RETURN_IF_ERROR(o.Run());
+  return AdjustUsed(db, a.share_id, -static_cast<int64_t>(a.size));
 }
 
 // Length in bytes of the longest path below `dir`, relative to it (0 for an empty dir).
@@ -225,14 +250,22 @@ bool KeyMatches(const crypto::MasterKey& mk, const std::string& check) {
 
 std::string_view FileStateName(FileState s) {
   switch (s) {
-    case FileState::kLocal: return "local";
-    case FileState::kWriting: return "writing";
-    case FileState::kDirty: return "dirty";
-    case FileState::kUploading: return "uploading";
-    case FileState::kClean: return "clean";
-    case FileState::kFailed: return "failed";
-    case FileState::kStub: return "stub";
-    case FileState::kRecalling: return "recalling";
+    case FileState::kLocal:
+      return "local";
+    case FileState::kWriting:
+      return "writing";
+    case FileState::kDirty:
+      return "dirty";
+    case FileState::kUploading:
+      return "uploading";
+    case FileState::kClean:
+      return "clean";
+    case FileState::kFailed:
+      return "failed";
+    case FileState::kStub:
+      return "stub";
+    case FileState::kRecalling:
+      return "recalling";
   }
   return "unknown";
 }
@@ -241,15 +274,24 @@ std::string_view ShareKindName(ShareKind k) { return k == ShareKind::kCloud ? "c
 
 std::string_view EventKindName(EventKind k) {
   switch (k) {
-    case EventKind::kCreate: return "create";
-    case EventKind::kMkdir: return "mkdir";
-    case EventKind::kSymlink: return "symlink";
-    case EventKind::kWrite: return "write";
-    case EventKind::kSetAttr: return "setattr";
-    case EventKind::kRename: return "rename";
-    case EventKind::kUnlink: return "unlink";
-    case EventKind::kRmdir: return "rmdir";
-    case EventKind::kXattr: return "xattr";
+    case EventKind::kCreate:
+      return "create";
+    case EventKind::kMkdir:
+      return "mkdir";
+    case EventKind::kSymlink:
+      return "symlink";
+    case EventKind::kWrite:
+      return "write";
+    case EventKind::kSetAttr:
+      return "setattr";
+    case EventKind::kRename:
+      return "rename";
+    case EventKind::kUnlink:
+      return "unlink";
+    case EventKind::kRmdir:
+      return "rmdir";
+    case EventKind::kXattr:
+      return "xattr";
   }
   return "unknown";
 }
@@ -268,7 +310,8 @@ Store::~Store() {
   for (auto& f : open) {
     MutexLock l(f->mu);
     Status s = CommitData(*f, true);
-    if (!s.ok()) spdlog::error("store: commit of file {} at shutdown failed: {}", f->id, s.ToString());
+    if (!s.ok())
+      spdlog::error("store: commit of file {} at shutdown failed: {}", f->id, s.ToString());
   }
   committer_.reset();
 }
@@ -314,8 +357,8 @@ Status Store::Init() {
   }
   if (std::atoi(version->c_str()) != kSchemaVersion) {
     return FailedPreconditionError("metadata db schema version " + *version +
-                                   " is not supported (want " +
-                                   std::to_string(kSchemaVersion) + ")");
+                                   " is not supported (want " + std::to_string(kSchemaVersion) +
+                                   ")");
   }
   chunk_size_ = static_cast<uint32_t>(std::strtoul(chunk->c_str(), nullptr, 10));
   if (chunk_size_ < 4096 || (chunk_size_ & (chunk_size_ - 1)) != 0) {
@@ -423,8 +466,8 @@ Status Store::LoadKeys(Db& db, bool fresh) {
     if (has_key) {
       auto loaded = crypto::LoadKeyFile(path);
       if (!loaded.ok() && loaded.status().code() == StatusCode::kNotFound) {
-        return UnauthenticatedError("key file " + path +
-                                    " is missing; this store's data cannot be decrypted without it");
+        return UnauthenticatedError(
+            "key file " + path + " is missing; this store's data cannot be decrypted without it");
       }
       if (!loaded.ok()) return loaded.status();
       mk = *loaded;
@@ -482,9 +525,8 @@ Status Store::Recover() {
     }
   }
   for (NodeId id : marked) {
-    FS_ASSIGN_OR_RETURN(Stmt s, rd->Prepare(
-                                    "SELECT size, data_gen, wrapped_key, key_id FROM nodes "
-                                    "WHERE id=? AND type=1"));
+    FS_ASSIGN_OR_RETURN(Stmt s, rd->Prepare("SELECT size, data_gen, wrapped_key, key_id FROM nodes "
+                                            "WHERE id=? AND type=1"));
     s.Bind(1, static_cast<int64_t>(id));
     FS_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) continue;  // deleted since; the orphan pass removes its data
@@ -538,10 +580,10 @@ Result<ShareInfo> Store::CreateShare(std::string_view name, ShareKind kind) {
     ins.Bind(1, name).Bind(2, static_cast<int64_t>(kind));
     FS_RETURN_IF_ERROR(ins.Run());
     info.id = static_cast<uint32_t>(db.LastInsertId());
-    FS_ASSIGN_OR_RETURN(
-        Stmt root, db.Prepare("INSERT INTO nodes(share_id, parent_id, name, type, mode, uid, "
-                              "gid, atime_ns, mtime_ns, ctime_ns, version) "
-                              "VALUES(?,0,?,2,493,0,0,?,?,?,1)"));
+    FS_ASSIGN_OR_RETURN(Stmt root,
+                        db.Prepare("INSERT INTO nodes(share_id, parent_id, name, type, mode, uid, "
+                                   "gid, atime_ns, mtime_ns, ctime_ns, version) "
+                                   "VALUES(?,0,?,2,493,0,0,?,?,?,1)"));
     root.Bind(1, int64_t{info.id}).Bind(2, name).Bind(3, now).Bind(4, now).Bind(5, now);
     FS_RETURN_IF_ERROR(root.Run());
     info.root = db.LastInsertId();
@@ -564,9 +606,8 @@ Result<ShareInfo> Store::GetShare(std::string_view name) {
 
 Result<std::vector<ShareInfo>> Store::ListShares() {
   FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
-  FS_ASSIGN_OR_RETURN(Stmt s, rd->Prepare(
-                                  "SELECT id, name, kind, root_id, used_bytes FROM shares "
-                                  "ORDER BY name"));
+  FS_ASSIGN_OR_RETURN(Stmt s, rd->Prepare("SELECT id, name, kind, root_id, used_bytes FROM shares "
+                                          "ORDER BY name"));
   std::vector<ShareInfo> out;
   for (;;) {
     FS_ASSIGN_OR_RETURN(bool row, s.Step());
@@ -586,19 +627,9 @@ Result<Attr> Store::GetAttr(NodeId node) {
     FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
     FS_ASSIGN_OR_RETURN(a, LoadAttr(rd.db(), node));
   }
-  std::shared_ptr<LiveFile> f;
-  {
-    MutexLock l(files_mu_);
-    auto it = files_.find(node);
-    if (it != files_.end()) f = it->second;
-  }
-  if (f) {
+  if (auto f = FindOpen(node)) {
     MutexLock l(f->mu);
-    if (f->dirty) {
-      a.size = f->size;
-      a.mtime_ns = f->mtime_ns;
-      a.state = FileState::kWriting;
-    }
+    OverlayPending(a, *f);
   }
   return a;
 }
@@ -683,7 +714,8 @@ Result<Attr> Store::InsertNode(NodeId parent, std::string_view name, NodeType ty
       MutexLock l(key_mu_);
       FS_ASSIGN_OR_RETURN(wrapped, crypto::WrapKey(*master_, key, id));
       key_id = master_->id;
-      FS_ASSIGN_OR_RETURN(Stmt k, db.Prepare("UPDATE nodes SET wrapped_key=?, key_id=? WHERE id=?"));
+      FS_ASSIGN_OR_RETURN(Stmt k,
+                          db.Prepare("UPDATE nodes SET wrapped_key=?, key_id=? WHERE id=?"));
       k.BindBlob(1, wrapped).Bind(2, int64_t{key_id}).Bind(3, static_cast<int64_t>(id));
       FS_RETURN_IF_ERROR(k.Run());
     }
@@ -729,8 +761,8 @@ Result<Attr> Store::Symlink(NodeId parent, std::string_view name, std::string_vi
 
 Result<std::unique_ptr<FileHandle>> Store::Create(NodeId parent, std::string_view name,
                                                   const NewNode& opts) {
-  FS_ASSIGN_OR_RETURN(Attr a, InsertNode(parent, name, NodeType::kFile, opts, {},
-                                         EventKind::kCreate));
+  FS_ASSIGN_OR_RETURN(Attr a,
+                      InsertNode(parent, name, NodeType::kFile, opts, {}, EventKind::kCreate));
   FS_ASSIGN_OR_RETURN(auto f, GetOpenFile(a.id));
   {
     MutexLock l(f->mu);
@@ -749,6 +781,12 @@ Result<std::unique_ptr<FileHandle>> Store::OpenFile(NodeId node, bool writable) 
   return std::unique_ptr<FileHandle>(new FileHandle(this, std::move(f), node, writable));
 }
 
+std::shared_ptr<LiveFile> Store::FindOpen(NodeId node) {
+  MutexLock l(files_mu_);
+  auto it = files_.find(node);
+  return it == files_.end() ? nullptr : it->second;
+}
+
 Result<std::shared_ptr<LiveFile>> Store::GetOpenFile(NodeId node) {
   std::shared_lock rot(rotation_mu_);
   MutexLock l(files_mu_);
@@ -758,10 +796,10 @@ Result<std::shared_ptr<LiveFile>> Store::GetOpenFile(NodeId node) {
     return it->second;
   }
   FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
-  FS_ASSIGN_OR_RETURN(
-      Stmt s, rd->Prepare("SELECT n.type, n.size, n.data_gen, n.wrapped_key, n.key_id, "
-                          "n.share_id, s.kind, n.mtime_ns FROM nodes n JOIN shares s ON "
-                          "s.id = n.share_id WHERE n.id=?"));
+  FS_ASSIGN_OR_RETURN(Stmt s,
+                      rd->Prepare("SELECT n.type, n.size, n.data_gen, n.wrapped_key, n.key_id, "
+                                  "n.share_id, s.kind, n.mtime_ns FROM nodes n JOIN shares s ON "
+                                  "s.id = n.share_id WHERE n.id=?"));
   s.Bind(1, static_cast<int64_t>(node));
   FS_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return NotFoundError("no node " + std::to_string(node));
@@ -792,6 +830,18 @@ void Store::ReleaseOpenFile(const std::shared_ptr<LiveFile>& f) {
   if (remove_data) DeleteBacking(f->id);
 }
 
+void Store::ForgetData(NodeId id) {
+  {
+    MutexLock l(files_mu_);
+    auto it = files_.find(id);
+    if (it != files_.end()) {
+      it->second->deleted = true;  // open handles keep working; data goes with the last one
+      return;
+    }
+  }
+  DeleteBacking(id);
+}
+
 void Store::DeleteBacking(NodeId id) {
   Status s = platform::RemoveFile(BackingPath(id));
   if (!s.ok()) {
@@ -818,8 +868,7 @@ Status Store::EnsureChunkFile(LiveFile& f) {
   }
   if (!file.ok()) {
     if (file.status().code() == StatusCode::kNotFound) {
-      return CorruptionError("data of file " + std::to_string(f.id) + " (" + path +
-                             ") is missing");
+      return CorruptionError("data of file " + std::to_string(f.id) + " (" + path + ") is missing");
     }
     return file.status();
   }
@@ -843,8 +892,8 @@ Status Store::EnsureMarked(LiveFile& f) {
 
 Status Store::FlushDirtyChunk(LiveFile& f) {
   if (f.buf_index < 0 || !f.buf_dirty) return Status::Ok();
-  FS_RETURN_IF_ERROR(f.chunks->Write(f.buf_index, f.pending_gen(), f.committed_gen,
-                                     {f.buf.data(), f.buf_len}));
+  FS_RETURN_IF_ERROR(
+      f.chunks->Write(f.buf_index, f.pending_gen(), f.committed_gen, {f.buf.data(), f.buf_len}));
   f.buf_dirty = false;
   f.unsynced = true;
   return Status::Ok();
@@ -872,9 +921,9 @@ Status Store::CommitData(LiveFile& f, bool release_mark) {
   FileState state = f.share_kind == ShareKind::kCloud ? FileState::kDirty : FileState::kLocal;
   FS_RETURN_IF_ERROR(committer_->Run([&](Db& db) -> Status {
     if (dirty) {
-      FS_ASSIGN_OR_RETURN(
-          Stmt u, db.Prepare("UPDATE nodes SET size=?, data_gen=?, mtime_ns=?, ctime_ns=?, "
-                             "state=?, version=version+1 WHERE id=? RETURNING version"));
+      FS_ASSIGN_OR_RETURN(Stmt u,
+                          db.Prepare("UPDATE nodes SET size=?, data_gen=?, mtime_ns=?, ctime_ns=?, "
+                                     "state=?, version=version+1 WHERE id=? RETURNING version"));
       u.Bind(1, static_cast<int64_t>(f.size)).Bind(2, static_cast<int64_t>(gen));
       u.Bind(3, f.mtime_ns).Bind(4, now).Bind(5, static_cast<int64_t>(state));
       u.Bind(6, static_cast<int64_t>(f.id));
@@ -955,18 +1004,7 @@ Status Store::Unlink(NodeId parent, std::string_view name) {
       return InvalidArgumentError("'" + a.name + "' is a directory (use rmdir)");
     }
     FS_ASSIGN_OR_RETURN(std::string path, PathIn(db, a.id));
-    FS_ASSIGN_OR_RETURN(Stmt d, db.Prepare("DELETE FROM nodes WHERE id=?"));
-    d.Bind(1, static_cast<int64_t>(a.id));
-    FS_RETURN_IF_ERROR(d.Run());
-    FS_ASSIGN_OR_RETURN(Stmt x, db.Prepare("DELETE FROM xattrs WHERE node_id=?"));
-    x.Bind(1, static_cast<int64_t>(a.id));
-    FS_RETURN_IF_ERROR(x.Run());
-    if (a.type == NodeType::kFile) {
-      FS_ASSIGN_OR_RETURN(Stmt o, db.Prepare("INSERT OR IGNORE INTO orphans VALUES(?)"));
-      o.Bind(1, static_cast<int64_t>(a.id));
-      FS_RETURN_IF_ERROR(o.Run());
-      FS_RETURN_IF_ERROR(AdjustUsed(db, a.share_id, -static_cast<int64_t>(a.size)));
-    }
+    FS_RETURN_IF_ERROR(RemoveNode(db, a));
     FS_RETURN_IF_ERROR(Touch(db, parent, now).status());
     FS_ASSIGN_OR_RETURN(Stmt mt, db.Prepare("UPDATE nodes SET mtime_ns=? WHERE id=?"));
     mt.Bind(1, now).Bind(2, static_cast<int64_t>(parent));
@@ -975,16 +1013,7 @@ Status Store::Unlink(NodeId parent, std::string_view name) {
     was_file = a.type == NodeType::kFile;
     return AppendEvent(db, now, a.share_id, a.id, EventKind::kUnlink, a.version + 1, path);
   }));
-  if (!was_file) return Status::Ok();
-  {
-    MutexLock l(files_mu_);
-    auto it = files_.find(removed);
-    if (it != files_.end()) {
-      it->second->deleted = true;  // open handles keep working; data goes with the last one
-      return Status::Ok();
-    }
-  }
-  DeleteBacking(removed);
+  if (was_file) ForgetData(removed);
   return Status::Ok();
 }
 
@@ -1001,12 +1030,7 @@ Status Store::Rmdir(NodeId parent, std::string_view name) {
     FS_ASSIGN_OR_RETURN(bool child, c.Step());
     if (child) return FailedPreconditionError("directory '" + a.name + "' is not empty");
     FS_ASSIGN_OR_RETURN(std::string path, PathIn(db, a.id));
-    FS_ASSIGN_OR_RETURN(Stmt d, db.Prepare("DELETE FROM nodes WHERE id=?"));
-    d.Bind(1, static_cast<int64_t>(a.id));
-    FS_RETURN_IF_ERROR(d.Run());
-    FS_ASSIGN_OR_RETURN(Stmt x, db.Prepare("DELETE FROM xattrs WHERE node_id=?"));
-    x.Bind(1, static_cast<int64_t>(a.id));
-    FS_RETURN_IF_ERROR(x.Run());
+    FS_RETURN_IF_ERROR(RemoveNode(db, a));
     FS_RETURN_IF_ERROR(Touch(db, parent, now).status());
     return AppendEvent(db, now, a.share_id, a.id, EventKind::kRmdir, a.version + 1, path);
   });
@@ -1033,8 +1057,7 @@ Status Store::Rename(NodeId parent, std::string_view name, NodeId new_parent,
       // Refuse moving a directory below itself.
       for (NodeId cur = new_parent; cur != kNoNode;) {
         if (cur == src.id) {
-          return FailedPreconditionError("cannot move directory '" + src.name +
-                                         "' into itself");
+          return FailedPreconditionError("cannot move directory '" + src.name + "' into itself");
         }
         FS_ASSIGN_OR_RETURN(Attr c, LoadAttr(db, cur));
         cur = c.parent;
@@ -1060,23 +1083,12 @@ Status Store::Rename(NodeId parent, std::string_view name, NodeId new_parent,
         if (child) return FailedPreconditionError("target directory is not empty");
       }
       FS_ASSIGN_OR_RETURN(std::string dst_path, PathIn(db, dst->id));
-      FS_ASSIGN_OR_RETURN(Stmt d, db.Prepare("DELETE FROM nodes WHERE id=?"));
-      d.Bind(1, static_cast<int64_t>(dst->id));
-      FS_RETURN_IF_ERROR(d.Run());
-      FS_ASSIGN_OR_RETURN(Stmt x, db.Prepare("DELETE FROM xattrs WHERE node_id=?"));
-      x.Bind(1, static_cast<int64_t>(dst->id));
-      FS_RETURN_IF_ERROR(x.Run());
-      if (dst->type == NodeType::kFile) {
-        FS_ASSIGN_OR_RETURN(Stmt o, db.Prepare("INSERT OR IGNORE INTO orphans VALUES(?)"));
-        o.Bind(1, static_cast<int64_t>(dst->id));
-        FS_RETURN_IF_ERROR(o.Run());
-        FS_RETURN_IF_ERROR(AdjustUsed(db, dst->share_id, -static_cast<int64_t>(dst->size)));
-        replaced_file = dst->id;
-      }
-      FS_RETURN_IF_ERROR(AppendEvent(db, now, dst->share_id, dst->id,
-                                     dst->type == NodeType::kDirectory ? EventKind::kRmdir
-                                                                       : EventKind::kUnlink,
-                                     dst->version + 1, dst_path));
+      FS_RETURN_IF_ERROR(RemoveNode(db, *dst));
+      if (dst->type == NodeType::kFile) replaced_file = dst->id;
+      FS_RETURN_IF_ERROR(
+          AppendEvent(db, now, dst->share_id, dst->id,
+                      dst->type == NodeType::kDirectory ? EventKind::kRmdir : EventKind::kUnlink,
+                      dst->version + 1, dst_path));
     }
     FS_ASSIGN_OR_RETURN(Stmt u, db.Prepare("UPDATE nodes SET parent_id=?, name=? WHERE id=?"));
     u.Bind(1, static_cast<int64_t>(new_parent)).Bind(2, new_name);
@@ -1093,15 +1105,7 @@ Status Store::Rename(NodeId parent, std::string_view name, NodeId new_parent,
     FS_ASSIGN_OR_RETURN(std::string new_path, PathIn(db, src.id));
     return AppendEvent(db, now, src.share_id, src.id, EventKind::kRename, v, new_path, old_path);
   }));
-  if (replaced_file != kNoNode) {
-    MutexLock l(files_mu_);
-    auto it = files_.find(replaced_file);
-    if (it != files_.end()) {
-      it->second->deleted = true;
-      return Status::Ok();
-    }
-  }
-  if (replaced_file != kNoNode) DeleteBacking(replaced_file);
+  if (replaced_file != kNoNode) ForgetData(replaced_file);
   return Status::Ok();
 }
 
@@ -1120,13 +1124,7 @@ Result<Attr> Store::SetAttr(NodeId node, const SetAttrRequest& req) {
   if (req.mode || req.uid || req.gid || req.atime_ns || req.mtime_ns) {
     if (req.mtime_ns) {
       // An open file keeps the explicit mtime through its next commit.
-      std::shared_ptr<LiveFile> f;
-      {
-        MutexLock l(files_mu_);
-        auto it = files_.find(node);
-        if (it != files_.end()) f = it->second;
-      }
-      if (f) {
+      if (auto f = FindOpen(node)) {
         MutexLock l(f->mu);
         f->mtime_ns = *req.mtime_ns;
       }
@@ -1173,11 +1171,7 @@ Result<std::vector<Attr>> Store::ReadDir(NodeId dir, std::string_view after, siz
     if (it == files_.end()) continue;
     LiveFile& f = *it->second;
     MutexLock fl(f.mu);
-    if (f.dirty) {
-      a.size = f.size;
-      a.mtime_ns = f.mtime_ns;
-      a.state = FileState::kWriting;
-    }
+    OverlayPending(a, f);
   }
   return out;
 }
@@ -1185,9 +1179,9 @@ Result<std::vector<Attr>> Store::ReadDir(NodeId dir, std::string_view after, siz
 // ---------------------------------------------------------------------------------------------
 // Xattrs
 
-Status Store::SetXattr(NodeId node, std::string_view name, std::string_view value,
-                       XattrMode mode) {
-  if (name.empty() || name.size() > 255) return InvalidArgumentError("xattr name must be 1-255 bytes");
+Status Store::SetXattr(NodeId node, std::string_view name, std::string_view value, XattrMode mode) {
+  if (name.empty() || name.size() > 255)
+    return InvalidArgumentError("xattr name must be 1-255 bytes");
   if (value.size() > kMaxXattrValueBytes) {
     return InvalidArgumentError("xattr value is over 64 KiB");
   }
@@ -1255,9 +1249,9 @@ Status Store::RemoveXattr(NodeId node, std::string_view name) {
 
 Result<std::vector<Event>> Store::ReadEvents(uint64_t after_seq, size_t limit) {
   FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
-  FS_ASSIGN_OR_RETURN(
-      Stmt s, rd->Prepare("SELECT seq, time_ns, share_id, node_id, kind, version, path, "
-                          "old_path FROM events WHERE seq>? ORDER BY seq LIMIT ?"));
+  FS_ASSIGN_OR_RETURN(Stmt s,
+                      rd->Prepare("SELECT seq, time_ns, share_id, node_id, kind, version, path, "
+                                  "old_path FROM events WHERE seq>? ORDER BY seq LIMIT ?"));
   s.Bind(1, static_cast<int64_t>(after_seq)).Bind(2, static_cast<int64_t>(limit));
   std::vector<Event> out;
   for (;;) {
@@ -1428,6 +1422,20 @@ Status FileHandle::Write(uint64_t offset, std::span<const uint8_t> data) {
     uint64_t pos = offset + done;
     uint64_t j = pos / cs;
     uint32_t within = static_cast<uint32_t>(pos % cs);
+    if (within == 0 && data.size() - done >= cs) {
+      // Whole chunks skip the buffer and are sealed on every core.
+      size_t k = (data.size() - done) / cs;
+      if (f.buf_index >= static_cast<int64_t>(j) && f.buf_index < static_cast<int64_t>(j + k)) {
+        f.buf_index = -1;  // fully overwritten below
+        f.buf_dirty = false;
+      }
+      FS_RETURN_IF_ERROR(f.chunks->WriteWholeChunks(
+          j, f.pending_gen(), f.committed_gen, data.subspan(done, k * cs), ThreadPool::Shared()));
+      f.unsynced = true;
+      done += k * cs;
+      f.size = std::max<uint64_t>(f.size, pos + k * cs);
+      continue;
+    }
     size_t n = std::min<size_t>(cs - within, data.size() - done);
     if (static_cast<int64_t>(j) != f.buf_index) {
       FS_RETURN_IF_ERROR(store_->FlushDirtyChunk(f));

@@ -133,8 +133,8 @@ class Store {
   Status Rmdir(NodeId parent, std::string_view name);
   // Replaces an existing target (a file, or an empty directory by a directory) unless
   // `no_replace`, then AlreadyExists.
-  Status Rename(NodeId parent, std::string_view name, NodeId new_parent,
-                std::string_view new_name, bool no_replace = false);
+  Status Rename(NodeId parent, std::string_view name, NodeId new_parent, std::string_view new_name,
+                bool no_replace = false);
   Result<Attr> SetAttr(NodeId node, const SetAttrRequest& req);
   // Up to `limit` entries with names after `after` (byte order), so listings are paged.
   Result<std::vector<Attr>> ReadDir(NodeId dir, std::string_view after, size_t limit);
@@ -179,16 +179,19 @@ class Store {
   Status Recover();
   std::string BackingPath(NodeId id) const;
   Result<std::shared_ptr<LiveFile>> GetOpenFile(NodeId node);
+  std::shared_ptr<LiveFile> FindOpen(NodeId node);  // nullptr when the file is not open
   void ReleaseOpenFile(const std::shared_ptr<LiveFile>& f);
   Status CommitData(LiveFile& f, bool release_mark);
   Status FlushDirtyChunk(LiveFile& f);
   Status EnsureMarked(LiveFile& f);
   Status EnsureChunkFile(LiveFile& f);
-  Result<Attr> InsertNode(NodeId parent, std::string_view name, NodeType type,
-                          const NewNode& opts, std::string_view target, EventKind event);
+  Result<Attr> InsertNode(NodeId parent, std::string_view name, NodeType type, const NewNode& opts,
+                          std::string_view target, EventKind event);
   Status TruncateLocked(LiveFile& f, uint64_t size);
   Result<std::unique_ptr<crypto::ChunkCodec>> CodecFor(NodeId id, const std::string& wrapped,
                                                        uint32_t key_id);
+  // After a commit removed file `id`: deletes its data now, or with its last open handle.
+  void ForgetData(NodeId id);
   void DeleteBacking(NodeId id);
   int64_t Now() const { return clock_->NowUnixNanos(); }
 

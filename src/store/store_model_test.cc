@@ -63,8 +63,9 @@ class StoreModelTest : public ::testing::Test {
  protected:
   void SetUp() override {
     const char* env = std::getenv("FS_SEED");
-    seed_ = env ? std::strtoull(env, nullptr, 10)
-                : static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    seed_ =
+        env ? std::strtoull(env, nullptr, 10)
+            : static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
     rng_.seed(seed_);
     Reopen();
     ASSERT_TRUE(store_->CreateShare("m", ShareKind::kCloud).ok());
@@ -297,8 +298,7 @@ TEST_F(StoreModelTest, RandomOperationsMatchModel) {
   for (int i = 0; i < ops; ++i) {
     Step();
     if (HasFatalFailure()) {
-      ADD_FAILURE() << "reproduce with FS_SEED=" << seed_ << " (failed at operation " << i
-                    << ")";
+      ADD_FAILURE() << "reproduce with FS_SEED=" << seed_ << " (failed at operation " << i << ")";
       return;
     }
   }

@@ -137,8 +137,7 @@ TEST_P(StoreTest, NamespaceOperations) {
   ASSERT_TRUE(store_->Rename(dir->id, "f", root_, "g").ok());
   EXPECT_EQ(store_->Resolve("s", "g")->id, f);
   EXPECT_EQ(store_->Resolve("s", "d/f").status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(store_->Rename(root_, "d", dir->id, "inside").code(),
-            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->Rename(root_, "d", dir->id, "inside").code(), StatusCode::kFailedPrecondition);
   auto list = store_->ReadDir(root_, "", 100);
   ASSERT_TRUE(list.ok());
   ASSERT_EQ(list->size(), 3u);
@@ -175,11 +174,11 @@ TEST_P(StoreTest, UnlinkedOpenFileStaysReadableUntilClosed) {
   EXPECT_EQ(out, Bytes("still here"));
   ASSERT_TRUE((*h)->Close().ok());
   Reopen();
-  EXPECT_TRUE(std::filesystem::is_empty(dir_.path() + "/data/objects") ||
-              std::none_of(std::filesystem::recursive_directory_iterator(dir_.path() +
-                                                                          "/data/objects"),
-                           std::filesystem::recursive_directory_iterator(),
-                           [](const auto& e) { return e.is_regular_file(); }));
+  EXPECT_TRUE(
+      std::filesystem::is_empty(dir_.path() + "/data/objects") ||
+      std::none_of(std::filesystem::recursive_directory_iterator(dir_.path() + "/data/objects"),
+                   std::filesystem::recursive_directory_iterator(),
+                   [](const auto& e) { return e.is_regular_file(); }));
 }
 
 TEST_P(StoreTest, XattrsAreStoredAndChecked) {
@@ -224,8 +223,7 @@ TEST_P(StoreTest, EventsRecordEveryCommittedChangeAndCursorsPersist) {
   ASSERT_TRUE(ev.ok());
   std::vector<std::string> got;
   for (auto& e : *ev) got.push_back(std::string(EventKindName(e.kind)) + ":" + e.path);
-  std::vector<std::string> want = {"mkdir:d", "create:d/f", "write:d/f", "rename:f2",
-                                   "unlink:f2"};
+  std::vector<std::string> want = {"mkdir:d", "create:d/f", "write:d/f", "rename:f2", "unlink:f2"};
   EXPECT_EQ(got, want);
   EXPECT_EQ((*ev)[3].old_path, "d/f");
   EXPECT_EQ((*ev)[2].node, f);
@@ -266,9 +264,9 @@ TEST_P(StoreTest, CapacityCountsBytesPerShare) {
 }
 
 TEST_P(StoreTest, RefusesBadNames) {
-  for (std::string bad : {std::string(""), std::string("."), std::string(".."),
-                          std::string("a/b"), std::string(256, 'n'), std::string("bad\xff"),
-                          std::string("nul\0x", 5), std::string("\xc0\xaf")}) {
+  for (std::string bad : {std::string(""), std::string("."), std::string(".."), std::string("a/b"),
+                          std::string(256, 'n'), std::string("bad\xff"), std::string("nul\0x", 5),
+                          std::string("\xc0\xaf")}) {
     EXPECT_EQ(store_->Mkdir(root_, bad, {}).status().code(), StatusCode::kInvalidArgument)
         << "name of " << bad.size() << " bytes";
   }

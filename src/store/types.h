@@ -26,12 +26,12 @@ enum class ShareKind : int {
 // A file's place in its life (DESIGN.md section 3). Local shares keep files kLocal.
 enum class FileState : int {
   kLocal = 0,
-  kWriting = 1,    // has writes not yet committed (in memory only; never stored)
-  kDirty = 2,      // committed, waiting for upload
+  kWriting = 1,  // has writes not yet committed (in memory only; never stored)
+  kDirty = 2,    // committed, waiting for upload
   kUploading = 3,
-  kClean = 4,      // the cloud has this version
-  kFailed = 5,     // permanent upload error
-  kStub = 6,       // evicted: metadata only
+  kClean = 4,   // the cloud has this version
+  kFailed = 5,  // permanent upload error
+  kStub = 6,    // evicted: metadata only
   kRecalling = 7,
 };
 
@@ -65,7 +65,7 @@ struct ShareInfo {
 };
 
 struct Usage {
-  uint64_t used_bytes = 0;        // all shares
+  uint64_t used_bytes = 0;  // all shares
   uint64_t volume_total_bytes = 0;
   uint64_t volume_free_bytes = 0;
 };

@@ -53,12 +53,23 @@ struct Op {
     std::ostringstream o;
     o << kind << ' ' << path;
     switch (kind) {
-      case 'C': o << ' ' << a << ' ' << b; break;
-      case 'W': o << ' ' << a << ' ' << b << ' ' << c; break;
-      case 'S': o << ' ' << a << ' ' << b << ' ' << c << ' ' << d << ' ' << e << ' ' << f; break;
-      case 'T': o << ' ' << a; break;
-      case 'R': o << ' ' << path2; break;
-      default: break;
+      case 'C':
+        o << ' ' << a << ' ' << b;
+        break;
+      case 'W':
+        o << ' ' << a << ' ' << b << ' ' << c;
+        break;
+      case 'S':
+        o << ' ' << a << ' ' << b << ' ' << c << ' ' << d << ' ' << e << ' ' << f;
+        break;
+      case 'T':
+        o << ' ' << a;
+        break;
+      case 'R':
+        o << ' ' << path2;
+        break;
+      default:
+        break;
     }
     return o.str();
   }
@@ -68,12 +79,23 @@ struct Op {
     Op op;
     in >> op.kind >> op.path;
     switch (op.kind) {
-      case 'C': in >> op.a >> op.b; break;
-      case 'W': in >> op.a >> op.b >> op.c; break;
-      case 'S': in >> op.a >> op.b >> op.c >> op.d >> op.e >> op.f; break;
-      case 'T': in >> op.a; break;
-      case 'R': in >> op.path2; break;
-      default: break;
+      case 'C':
+        in >> op.a >> op.b;
+        break;
+      case 'W':
+        in >> op.a >> op.b >> op.c;
+        break;
+      case 'S':
+        in >> op.a >> op.b >> op.c >> op.d >> op.e >> op.f;
+        break;
+      case 'T':
+        in >> op.a;
+        break;
+      case 'R':
+        in >> op.path2;
+        break;
+      default:
+        break;
     }
     return op;
   }
@@ -95,21 +117,29 @@ inline std::vector<Tree> Outcomes(const Tree& pre, const Op& op) {
       out.push_back(t);
       t[op.path].data = Content(op.b, op.a);
       break;
-    case 'W': WriteAt(t[op.path].data, op.a, Content(op.c, op.b)); break;
+    case 'W':
+      WriteAt(t[op.path].data, op.a, Content(op.c, op.b));
+      break;
     case 'S':
       WriteAt(t[op.path].data, op.a, Content(op.c, op.b));
       out.push_back(t);
       WriteAt(t[op.path].data, op.d, Content(op.f, op.e));
       break;
-    case 'T': t[op.path].data.resize(op.a, 0); break;
+    case 'T':
+      t[op.path].data.resize(op.a, 0);
+      break;
     case 'R': {
       Entry e = t[op.path];
       t.erase(op.path);
       t[op.path2] = e;
       break;
     }
-    case 'U': t.erase(op.path); break;
-    case 'M': t[op.path] = Entry{true, {}}; break;
+    case 'U':
+      t.erase(op.path);
+      break;
+    case 'M':
+      t[op.path] = Entry{true, {}};
+      break;
   }
   out.push_back(t);
   return out;

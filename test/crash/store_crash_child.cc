@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/logging.h"
 #include "store/store.h"
 #include "test/crash/crash_ops.h"
 
@@ -84,8 +85,10 @@ Status Run(Store& store, NodeId root, const Op& op) {
       FS_ASSIGN_OR_RETURN(auto to, split(op.path2));
       return store.Rename(parent, name, to.first, to.second);
     }
-    case 'U': return store.Unlink(parent, name);
-    case 'M': return store.Mkdir(parent, name, {0755}).status();
+    case 'U':
+      return store.Unlink(parent, name);
+    case 'M':
+      return store.Mkdir(parent, name, {0755}).status();
   }
   return InvalidArgumentError("unknown op");
 }
@@ -149,6 +152,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: store_crash_child DATA_DIR SEED THREADS\n");
     return 1;
   }
+  // stdout carries the report to the parent: logs go to stderr.
+  if (!ConfigureLogging(LogFormat::kText, "warn").ok()) return 1;
   StoreOptions o;
   o.data_dir = argv[1];
   o.chunk_size_bytes = 16 * 1024;

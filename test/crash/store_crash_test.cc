@@ -57,6 +57,19 @@ std::string ReadAll(int fd) {
   return out;
 }
 
+// Reads until `marker` has arrived (or the pipe closes); returns what was read.
+std::string ReadUntil(int fd, const std::string& marker) {
+  std::string out;
+  char buf[4096];
+  while (out.find(marker) == std::string::npos) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
 // Reads the whole subtree of `dir`; any read error fails the test.
 void LoadTree(store::Store& s, store::NodeId dir, const std::string& prefix, Tree& out) {
   auto page = s.ReadDir(dir, "", 100000);
@@ -96,9 +109,9 @@ std::string Describe(const Tree& t, const Tree* ref = nullptr) {
 
 TEST(StoreCrashTest, AcknowledgedCommitsSurviveSigkill) {
   const char* env_seed = std::getenv("FS_SEED");
-  uint64_t seed = env_seed ? std::strtoull(env_seed, nullptr, 10)
-                           : static_cast<uint64_t>(
-                                 std::chrono::steady_clock::now().time_since_epoch().count());
+  uint64_t seed =
+      env_seed ? std::strtoull(env_seed, nullptr, 10)
+               : static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
   const int kills = std::getenv("FS_CRASH_KILLS") ? std::atoi(std::getenv("FS_CRASH_KILLS")) : 200;
   std::mt19937_64 rng(seed);
   SCOPED_TRACE("reproduce with FS_SEED=" + std::to_string(seed));
@@ -109,16 +122,23 @@ TEST(StoreCrashTest, AcknowledgedCommitsSurviveSigkill) {
   for (int round = 0; round < kills; ++round) {
     Child child = Spawn(data, seed + round);
     ASSERT_GT(child.pid, 0);
-    // Mostly kill while operations run; sometimes during start-up and recovery.
-    int delay_ms = rng() % 10 == 0 ? static_cast<int>(rng() % 5) : 5 + static_cast<int>(rng() % 60);
-    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    // Mostly kill while operations run (a random moment after the child reports READY, so a
+    // slow build still does work); sometimes during start-up and recovery.
+    std::string out;
+    if (rng() % 10 == 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 5));
+    } else {
+      out = ReadUntil(child.out, "READY\n");
+      std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 50));
+    }
     ::kill(child.pid, SIGKILL);
     int status = 0;
     ::waitpid(child.pid, &status, 0);
-    std::string out = ReadAll(child.out);
+    out += ReadAll(child.out);
     ::close(child.out);
     ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
-        << "child ended by itself (status " << status << "): " << out.substr(out.size() > 2000 ? out.size() - 2000 : 0);
+        << "child ended by itself (status " << status
+        << "): " << out.substr(out.size() > 2000 ? out.size() - 2000 : 0);
 
     // Replay the report: acknowledged operations move the model; the last one started on each
     // thread without an acknowledgement is in flight.
@@ -160,15 +180,17 @@ TEST(StoreCrashTest, AcknowledgedCommitsSurviveSigkill) {
       }
       bool match = false;
       for (const Tree& t : allowed) match = match || t == actual;
-      ASSERT_TRUE(match) << "round " << round << ", thread " << k << ", in flight: "
-                         << (inflight[k] ? inflight[k]->Format() : "none") << "\nexpected:\n"
-                         << Describe(allowed.back()) << "before:\n" << Describe(allowed.front())
-                         << "found:\n" << Describe(actual, &allowed.back());
+      ASSERT_TRUE(match) << "round " << round << ", thread " << k
+                         << ", in flight: " << (inflight[k] ? inflight[k]->Format() : "none")
+                         << "\nexpected:\n"
+                         << Describe(allowed.back()) << "before:\n"
+                         << Describe(allowed.front()) << "found:\n"
+                         << Describe(actual, &allowed.back());
       model[k] = actual;
     }
   }
-  std::printf("crash test: %d kills, %llu acknowledged operations checked, %llu in flight\n",
-              kills, static_cast<unsigned long long>(acked_total),
+  std::printf("crash test: %d kills, %llu acknowledged operations checked, %llu in flight\n", kills,
+              static_cast<unsigned long long>(acked_total),
               static_cast<unsigned long long>(inflight_total));
   EXPECT_GT(acked_total, static_cast<uint64_t>(kills)) << "the child did too little work to test";
 }

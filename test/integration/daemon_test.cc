@@ -138,7 +138,8 @@ TEST_F(DaemonTest, ServesHealthAndMetricsAndStopsCleanlyOnSigterm) {
   auto metrics = HttpGet(port, "/metrics");
   EXPECT_EQ(metrics.result(), bh::status::ok);
   EXPECT_NE(metrics.body().find("fieldstack_store_used_bytes{share=\"default\"} 0"),
-            std::string::npos) << metrics.body();
+            std::string::npos)
+      << metrics.body();
   EXPECT_EQ(HttpGet(port, "/nothing").result(), bh::status::not_found);
   ::kill(p->pid, SIGTERM);
   EXPECT_EQ(p->Wait(), 0) << p->output;
@@ -196,7 +197,8 @@ TEST_F(DaemonTest, RefusesSecondDaemonOnSameDataDir) {
   auto second = Start({"serve", "--config", config}, dir_.path());
   EXPECT_EQ(second->Wait(), 1);
   EXPECT_NE(second->output.find("another fieldstack process (pid " + std::to_string(first->pid)),
-            std::string::npos) << second->output;
+            std::string::npos)
+      << second->output;
   // Key rotation is refused too while the daemon runs.
   auto rotate = Start({"keys", "rotate", "--config", config}, dir_.path());
   EXPECT_EQ(rotate->Wait(), 1);

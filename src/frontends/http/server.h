@@ -12,7 +12,6 @@
 // concurrently and must be thread-safe. The Router must not change after Start.
 
 #include <boost/beast/http.hpp>
-
 #include <cstdint>
 #include <functional>
 #include <map>
