@@ -64,27 +64,28 @@ Result<ChunkFile::Pair> ChunkFile::Headers(uint64_t index) {
   return pair;
 }
 
-Result<uint32_t> ChunkFile::Read(uint64_t index, std::span<uint8_t> out) {
-  FS_CHECK(out.size() >= chunk_size_);
-  FS_ASSIGN_OR_RETURN(Pair pair, Headers(index));
-  int best = -1;
-  for (int s = 0; s < 2; ++s) {
-    if (pair[s].valid && (best < 0 || pair[s].gen > pair[best].gen)) best = s;
-  }
-  std::memset(out.data(), 0, chunk_size_);
+void ChunkFile::ReadAhead(uint64_t index, uint64_t count) {
   // Sequential reader: ask the kernel for the next chunks now, so the disk works while we
   // decrypt (the A/B layout defeats the kernel's own readahead). The kernel caps one
   // WILLNEED at its readahead size, so ask in 128 KiB pieces.
   if (index == last_read_ + 1) {
-    uint64_t until = std::min(index + kReadaheadChunks, backing_size_ / pair_size() + 1);
-    for (uint64_t k = std::max(prefetched_until_, index + 1); k < until; ++k) {
+    uint64_t until = std::min(index + count + kReadaheadChunks, backing_size_ / pair_size() + 1);
+    for (uint64_t k = std::max(prefetched_until_, index + count); k < until; ++k) {
       for (uint64_t off = k * pair_size(); off < (k + 1) * pair_size(); off += 128 * 1024) {
         ::posix_fadvise(file_.fd(), static_cast<off_t>(off), 128 * 1024, POSIX_FADV_WILLNEED);
       }
     }
     prefetched_until_ = std::max(prefetched_until_, until);
   }
-  last_read_ = index;
+  last_read_ = index + count - 1;
+}
+
+Result<uint32_t> ChunkFile::ReadSlot(uint64_t index, const Pair& pair, std::span<uint8_t> out) {
+  int best = -1;
+  for (int s = 0; s < 2; ++s) {
+    if (pair[s].valid && (best < 0 || pair[s].gen > pair[best].gen)) best = s;
+  }
+  std::memset(out.data(), 0, chunk_size_);
   if (best < 0) return 0u;
   const Slot& slot = pair[best];
   std::string where = "chunk " + std::to_string(index) + " of file " + std::to_string(file_id_);
@@ -96,6 +97,29 @@ Result<uint32_t> ChunkFile::Read(uint64_t index, std::span<uint8_t> out) {
                           slot.nonce, slot.tag, out.subspan(0, slot.len));
   if (!s.ok()) return s.WithContext(where);
   return slot.len;
+}
+
+Result<uint32_t> ChunkFile::Read(uint64_t index, std::span<uint8_t> out) {
+  FS_CHECK(out.size() >= chunk_size_);
+  FS_ASSIGN_OR_RETURN(Pair pair, Headers(index));
+  ReadAhead(index, 1);
+  return ReadSlot(index, pair, out);
+}
+
+Status ChunkFile::ReadWholeChunks(uint64_t first, std::span<uint8_t> out, ThreadPool& pool) {
+  FS_CHECK(out.size() % chunk_size_ == 0);
+  size_t count = out.size() / chunk_size_;
+  std::vector<Pair> pairs(count);
+  for (size_t i = 0; i < count; ++i) {
+    FS_ASSIGN_OR_RETURN(pairs[i], Headers(first + i));
+  }
+  ReadAhead(first, count);
+  std::vector<Status> results(count);
+  pool.ParallelFor(count, [&](size_t i) {
+    results[i] = ReadSlot(first + i, pairs[i], out.subspan(i * chunk_size_, chunk_size_)).status();
+  });
+  for (const Status& r : results) FS_RETURN_IF_ERROR(r);
+  return Status::Ok();
 }
 
 int ChunkFile::TargetSlot(const Pair& pair, uint64_t pending_gen, uint64_t committed_gen) {

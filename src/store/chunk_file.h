@@ -45,6 +45,10 @@ class ChunkFile {
   // Corruption when the newest slot fails authentication.
   Result<uint32_t> Read(uint64_t index, std::span<uint8_t> out);
 
+  // Like Read for out.size() / chunk_size whole chunks from `first` on, read and opened in
+  // parallel on `pool`. Corruption if any chunk fails.
+  Status ReadWholeChunks(uint64_t first, std::span<uint8_t> out, ThreadPool& pool);
+
   // Seals and writes `plain` (at most chunk_size bytes) as chunk `index` at generation
   // `pending_gen`, never touching the slot that generation `committed_gen` points to.
   // REQUIRES: pending_gen > committed_gen.
@@ -75,6 +79,9 @@ class ChunkFile {
   using Pair = std::array<Slot, 2>;
 
   Result<Pair> Headers(uint64_t index);
+  void ReadAhead(uint64_t index, uint64_t count);
+  // Reads the newest slot of `pair` into `out`. Thread-safe (no member state changes).
+  Result<uint32_t> ReadSlot(uint64_t index, const Pair& pair, std::span<uint8_t> out);
   static int TargetSlot(const Pair& pair, uint64_t pending_gen, uint64_t committed_gen);
   // Seals `plain` into `buf` (header page + payload) and writes it to slot `target`.
   // Thread-safe for distinct buffers and slots.

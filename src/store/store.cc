@@ -1362,6 +1362,12 @@ Result<uint32_t> Store::RotateMasterKey(std::optional<std::string> new_passphras
   return id;
 }
 
+Status Store::ReadFailed(const Status& s) {
+  if (s.code() == StatusCode::kCorruption && corrupt_chunks_) corrupt_chunks_->Increment();
+  spdlog::error("store: {}", s.ToString());
+  return s;
+}
+
 // ---------------------------------------------------------------------------------------------
 // FileHandle
 
@@ -1383,19 +1389,27 @@ Result<size_t> FileHandle::Read(uint64_t offset, std::span<uint8_t> out) {
     uint64_t pos = offset + done;
     uint64_t j = pos / cs;
     uint32_t within = static_cast<uint32_t>(pos % cs);
+    if (within == 0 && want - done >= cs) {
+      // Whole chunks go straight to the caller's buffer, opened on every core; the chunk in
+      // the write-back buffer (if any) is served from there.
+      uint64_t k = (want - done) / cs;
+      if (f.buf_index >= static_cast<int64_t>(j) && f.buf_index < static_cast<int64_t>(j + k)) {
+        k = static_cast<uint64_t>(f.buf_index) - j;
+      }
+      if (k > 0) {
+        Status s = f.chunks->ReadWholeChunks(j, out.subspan(done, k * cs), ThreadPool::Shared());
+        if (!s.ok()) return store_->ReadFailed(s);
+        done += k * cs;
+        continue;
+      }
+    }
     size_t n = std::min<size_t>(cs - within, want - done);
     const uint8_t* src;
     if (static_cast<int64_t>(j) == f.buf_index) {
       src = f.buf.data();
     } else {
       auto r = f.chunks->Read(j, f.scratch);
-      if (!r.ok()) {
-        if (r.status().code() == StatusCode::kCorruption && store_->corrupt_chunks_) {
-          store_->corrupt_chunks_->Increment();
-        }
-        spdlog::error("store: {}", r.status().ToString());
-        return r.status();
-      }
+      if (!r.ok()) return store_->ReadFailed(r.status());
       src = f.scratch.data();
     }
     std::memcpy(out.data() + done, src + within, n);

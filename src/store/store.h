@@ -193,6 +193,8 @@ class Store {
   // After a commit removed file `id`: deletes its data now, or with its last open handle.
   void ForgetData(NodeId id);
   void DeleteBacking(NodeId id);
+  // Counts and logs a failed read; returns `s`.
+  Status ReadFailed(const Status& s);
   int64_t Now() const { return clock_->NowUnixNanos(); }
 
   StoreOptions options_;
