@@ -204,11 +204,16 @@ int Serve(const std::string& config_path) {
   }
   spdlog::info("fieldstack {} serving on http://{}:{} (/healthz, /metrics)", kVersion,
                c.http_address, server.port());
-  spdlog::info("data in {}; encryption {}; shares: {}", c.data_dir,
-               st->master_key_id()
-                   ? "on (master key id " + std::to_string(st->master_key_id()) + ")"
-                   : std::string("off"),
-               shares);
+  std::string keys = "off";
+  if (st->master_key_id() != 0) {
+    keys = "on (master key id " + std::to_string(st->master_key_id()) + ")";
+    if (c.passphrase_file.empty()) {
+      keys += "; master key file " +
+              (c.key_file.empty() ? c.data_dir + "/master.key" : c.key_file) +
+              " (back it up: without it the data cannot be read)";
+    }
+  }
+  spdlog::info("data in {}; encryption {}; shares: {}", c.data_dir, keys, shares);
 
   int sig = 0;
   sigwait(&stop_signals, &sig);

@@ -248,7 +248,10 @@ TEST_F(DaemonTest, KeysRotateReplacesTheKeyAndTheDaemonStartsWithIt) {
   EXPECT_NE(*platform::ReadFileToString(dir_.path() + "/data/master.key"), *before);
   auto p = Start({"serve", "--config", config}, dir_.path());
   ASSERT_GT(Port(*p), 0);
-  EXPECT_EQ(p->WaitFor("master key id "), "2); shares: default (local)") << p->output;
+  EXPECT_EQ(p->WaitFor("master key id "), "2); master key file " + dir_.path() +
+                                              "/data/master.key (back it up: without it the "
+                                              "data cannot be read); shares: default (local)")
+      << p->output;
   ::kill(p->pid, SIGTERM);
   EXPECT_EQ(p->Wait(), 0);
   // A key file that does not belong to the store stops the daemon with a clear error.
