@@ -1496,8 +1496,12 @@ Status FileHandle::Close() {
   Status s;
   {
     MutexLock l(file_->mu);
-    if (writable_) --file_->writers;
-    if (writable_ || file_->dirty) s = store_->CommitData(*file_, file_->writers == 0);
+    if (writable_) {
+      // The last writer to close commits and drops the file's in-flight mark; earlier ones
+      // commit what they wrote (close is a commit point for every writer).
+      --file_->writers;
+      s = store_->CommitData(*file_, file_->writers == 0);
+    }
   }
   store_->ReleaseOpenFile(file_);
   return s;
