@@ -108,7 +108,9 @@ class Store {
   // Takes the data directory's lock (AlreadyExists when another process holds it), loads the
   // master key (Unauthenticated when it does not match the store), and recovers from a crash.
   static Result<std::unique_ptr<Store>> Open(const StoreOptions& options);
-  ~Store();  // commits open files and stops
+  // Commits files with uncommitted writes and stops the committer.
+  // REQUIRES: every FileHandle of this Store has been destroyed.
+  ~Store();
 
   // --- Shares ---
   Result<ShareInfo> CreateShare(std::string_view name, ShareKind kind);
