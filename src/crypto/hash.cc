@@ -1,0 +1,105 @@
+#include "crypto/hash.h"
+
+#include <openssl/evp.h>
+
+namespace fieldstack::crypto {
+namespace {
+
+constexpr uint64_t kPolyReflected = 0x9A6C9329AC4BC9B5ull;  // 0xAD93D23594C93659 reversed
+
+// Slicing-by-8 tables: table[k][b] is the CRC of byte b followed by k zero bytes.
+struct Tables {
+  uint64_t t[8][256];
+  Tables() {
+    for (int b = 0; b < 256; ++b) {
+      uint64_t crc = static_cast<uint64_t>(b);
+      for (int i = 0; i < 8; ++i) crc = (crc & 1) ? (crc >> 1) ^ kPolyReflected : crc >> 1;
+      t[0][b] = crc;
+    }
+    for (int k = 1; k < 8; ++k) {
+      for (int b = 0; b < 256; ++b) t[k][b] = (t[k - 1][b] >> 8) ^ t[0][t[k - 1][b] & 0xff];
+    }
+  }
+};
+
+const Tables& CrcTables() {
+  static const Tables tables;
+  return tables;
+}
+
+}  // namespace
+
+void Crc64Nvme::Update(std::span<const uint8_t> data) {
+  const auto& t = CrcTables().t;
+  uint64_t crc = state_;
+  const uint8_t* p = data.data();
+  size_t n = data.size();
+  while (n >= 8) {
+    uint64_t v = crc;
+    for (int i = 0; i < 8; ++i) v ^= uint64_t{p[i]} << (8 * i);  // little-endian load
+    crc = t[7][v & 0xff] ^ t[6][(v >> 8) & 0xff] ^ t[5][(v >> 16) & 0xff] ^
+          t[4][(v >> 24) & 0xff] ^ t[3][(v >> 32) & 0xff] ^ t[2][(v >> 40) & 0xff] ^
+          t[1][(v >> 48) & 0xff] ^ t[0][v >> 56];
+    p += 8;
+    n -= 8;
+  }
+  while (n-- > 0) crc = (crc >> 8) ^ t[0][(crc ^ *p++) & 0xff];
+  state_ = crc;
+}
+
+uint64_t Crc64Nvme::Of(std::span<const uint8_t> data) {
+  Crc64Nvme c;
+  c.Update(data);
+  return c.Final();
+}
+
+std::array<uint8_t, 8> Crc64Nvme::ToWire(uint64_t crc) {
+  std::array<uint8_t, 8> out;
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(crc >> (8 * i));
+  return out;
+}
+
+struct Digest::Ctx {
+  EVP_MD_CTX* md = EVP_MD_CTX_new();
+  ~Ctx() { EVP_MD_CTX_free(md); }
+};
+
+Digest::Digest(Kind kind) : ctx_(std::make_unique<Ctx>()) {
+  EVP_DigestInit_ex(ctx_->md, kind == Kind::kMd5 ? EVP_md5() : EVP_sha256(), nullptr);
+}
+
+Digest::~Digest() = default;
+
+void Digest::Update(std::span<const uint8_t> data) {
+  EVP_DigestUpdate(ctx_->md, data.data(), data.size());
+}
+
+std::string Digest::Final() {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx_->md, out, &len);
+  return std::string(reinterpret_cast<char*>(out), len);
+}
+
+std::string Digest::Md5(std::string_view data) {
+  Digest d(Kind::kMd5);
+  d.Update(data);
+  return d.Final();
+}
+
+std::string Digest::Sha256(std::string_view data) {
+  Digest d(Kind::kSha256);
+  d.Update(data);
+  return d.Final();
+}
+
+std::string Base64(std::string_view raw) {
+  std::string out(4 * ((raw.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(raw.data()),
+                          static_cast<int>(raw.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+}  // namespace fieldstack::crypto
