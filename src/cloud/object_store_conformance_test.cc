@@ -1,0 +1,219 @@
+// The conformance suite every ObjectStore adapter passes (rclone's fstests). Adapters that need
+// a server (Azure on Azurite, S3) join the parameter list with a fixture that starts it.
+
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "cloud/localfs/localfs_store.h"
+#include "cloud/memory/memory_store.h"
+#include "cloud/object_store.h"
+#include "crypto/hash.h"
+#include "test/support/temp_dir.h"
+
+namespace fieldstack::cloud {
+namespace {
+
+std::span<const uint8_t> B(const std::string& s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+struct Adapter {
+  std::string name;
+  std::function<std::unique_ptr<ObjectStore>(const std::string& dir)> make;
+};
+
+FakeClock g_clock;
+
+class ConformanceTest : public ::testing::TestWithParam<Adapter> {
+ protected:
+  void SetUp() override { store_ = GetParam().make(dir_.path() + "/store"); }
+  testing::TempDir dir_;
+  std::unique_ptr<ObjectStore> store_;
+};
+
+TEST_P(ConformanceTest, PutHeadGetRoundTripWithMetadata) {
+  PutOptions o;
+  o.meta = {{"mtime", "123"}, {"mode", "0644"}};
+  auto put = store_->Put("dir/sub/a.txt", B("hello world"), o);
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  EXPECT_FALSE(put->etag.empty());
+  auto head = store_->Head("dir/sub/a.txt");
+  ASSERT_TRUE(head.ok());
+  EXPECT_EQ(head->size, 11u);
+  EXPECT_EQ(head->etag, put->etag);
+  EXPECT_EQ(head->meta, o.meta);
+  EXPECT_EQ(head->content_md5, crypto::Digest::Md5("hello world"));
+  EXPECT_EQ(*store_->Get("dir/sub/a.txt", 0, 100), "hello world");
+  EXPECT_EQ(*store_->Get("dir/sub/a.txt", 6, 3), "wor");
+  EXPECT_EQ(*store_->Get("dir/sub/a.txt", 20, 3), "");
+  auto again = store_->Put("dir/sub/a.txt", B("changed"), {});
+  ASSERT_TRUE(again.ok());
+  EXPECT_NE(again->etag, put->etag);
+  EXPECT_TRUE(store_->Head("dir/sub/a.txt")->meta.empty());
+}
+
+TEST_P(ConformanceTest, EmptyObjectsAndMissingKeys) {
+  ASSERT_TRUE(store_->Put("empty", B(""), {}).ok());
+  EXPECT_EQ(store_->Head("empty")->size, 0u);
+  EXPECT_EQ(*store_->Get("empty", 0, 10), "");
+  EXPECT_EQ(store_->Head("nope").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->Get("nope", 0, 1).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->Delete("nope", {}).code(), StatusCode::kNotFound);
+}
+
+TEST_P(ConformanceTest, BadChecksumIsCorruptionAndStoresNothing) {
+  PutOptions o;
+  o.content_md5 = crypto::Digest::Md5("other bytes");
+  EXPECT_EQ(store_->Put("k", B("these bytes"), o).status().code(), StatusCode::kCorruption);
+  EXPECT_EQ(store_->Head("k").status().code(), StatusCode::kNotFound);
+  o.content_md5 = crypto::Digest::Md5("these bytes");
+  EXPECT_TRUE(store_->Put("k", B("these bytes"), o).ok());
+}
+
+TEST_P(ConformanceTest, PreconditionsNeverOverwriteSilently) {
+  PutOptions create;
+  create.precondition.if_none_match_any = true;
+  auto first = store_->Put("c", B("v1"), create);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(store_->Put("c", B("v2"), create).status().code(), StatusCode::kFailedPrecondition);
+  PutOptions update;
+  update.precondition.if_match = first->etag;
+  auto second = store_->Put("c", B("v2"), update);
+  ASSERT_TRUE(second.ok());
+  // The first etag is stale now.
+  EXPECT_EQ(store_->Put("c", B("v3"), update).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(*store_->Get("c", 0, 10), "v2");
+  Precondition stale;
+  stale.if_match = first->etag;
+  EXPECT_EQ(store_->Delete("c", stale).code(), StatusCode::kFailedPrecondition);
+  Precondition current;
+  current.if_match = second->etag;
+  EXPECT_TRUE(store_->Delete("c", current).ok());
+  EXPECT_EQ(store_->Head("c").status().code(), StatusCode::kNotFound);
+}
+
+TEST_P(ConformanceTest, MultipartIsInvisibleUntilCommitAndResumable) {
+  auto up = store_->BeginUpload("big/file.bin", {{"mode", "0600"}});
+  ASSERT_TRUE(up.ok()) << up.status().ToString();
+  std::string p1(100000, 'a'), p2(100000, 'b'), p3(777, 'c');
+  ASSERT_TRUE(store_->PutPart(*up, 3, B(p3), std::nullopt).ok());
+  ASSERT_TRUE(store_->PutPart(*up, 1, B(std::string(5, 'x')), std::nullopt).ok());
+  ASSERT_TRUE(store_->PutPart(*up, 1, B(p1), crypto::Digest::Md5(p1)).ok());  // replaces
+  EXPECT_EQ(store_->PutPart(*up, 2, B(p2), crypto::Digest::Md5("no")).code(),
+            StatusCode::kCorruption);
+  EXPECT_EQ(store_->Head("big/file.bin").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->List("", "", 100)->objects.empty());
+  // A restarted uploader asks what is there and sends only the rest.
+  auto parts = store_->ListParts(*up);
+  ASSERT_TRUE(parts.ok());
+  ASSERT_EQ(parts->size(), 2u);
+  EXPECT_EQ((*parts)[0].number, 1u);
+  EXPECT_EQ((*parts)[0].size, p1.size());
+  EXPECT_EQ((*parts)[1].number, 3u);
+  ASSERT_TRUE(store_->PutPart(*up, 2, B(p2), crypto::Digest::Md5(p2)).ok());
+  EXPECT_EQ(store_->CommitUpload(*up, {2, 1}, {}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->CommitUpload(*up, {1, 4}, {}).status().code(), StatusCode::kInvalidArgument);
+  auto info = store_->CommitUpload(*up, {1, 2, 3}, {});
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->size, p1.size() + p2.size() + p3.size());
+  EXPECT_EQ(*store_->Get("big/file.bin", 0, 1 << 20), p1 + p2 + p3);
+  EXPECT_EQ(store_->Head("big/file.bin")->meta.at("mode"), "0600");
+  EXPECT_EQ(store_->PutPart(*up, 1, B(p1), std::nullopt).code(), StatusCode::kNotFound);
+}
+
+TEST_P(ConformanceTest, AbortDropsTheUploadAndCommitRespectsPreconditions) {
+  ASSERT_TRUE(store_->Put("x", B("old"), {}).ok());
+  auto up = store_->BeginUpload("x", {});
+  ASSERT_TRUE(up.ok());
+  ASSERT_TRUE(store_->PutPart(*up, 1, B("new"), std::nullopt).ok());
+  Precondition none;
+  none.if_none_match_any = true;
+  EXPECT_EQ(store_->CommitUpload(*up, {1}, none).status().code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(*store_->Get("x", 0, 10), "old");
+  ASSERT_TRUE(store_->AbortUpload(*up).ok());
+  ASSERT_TRUE(store_->AbortUpload(*up).ok());  // idempotent
+  EXPECT_EQ(store_->ListParts(*up).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->CommitUpload(*up, {1}, {}).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->PutPart(*up, 0, B("x"), std::nullopt).code(), StatusCode::kInvalidArgument);
+}
+
+TEST_P(ConformanceTest, ListIsSortedPrefixedAndPaged) {
+  for (std::string k : {"a-c", "a/b", "a/c/d", "b", "ab", "a/c/e", "z/y"}) {
+    ASSERT_TRUE(store_->Put(k, B(k), {}).ok()) << k;
+  }
+  std::vector<std::string> all;
+  std::string after;
+  for (;;) {
+    auto page = store_->List("", after, 2);
+    ASSERT_TRUE(page.ok());
+    for (auto& o : page->objects) all.push_back(o.key);
+    if (!page->truncated) break;
+    after = all.back();
+  }
+  EXPECT_EQ(all, (std::vector<std::string>{"a-c", "a/b", "a/c/d", "a/c/e", "ab", "b", "z/y"}));
+  auto prefixed = store_->List("a/c", "", 10);
+  ASSERT_TRUE(prefixed.ok());
+  ASSERT_EQ(prefixed->objects.size(), 2u);
+  EXPECT_EQ(prefixed->objects[0].key, "a/c/d");
+  EXPECT_EQ(prefixed->objects[0].size, 5u);
+  EXPECT_EQ(store_->List("a/", "a/b", 10)->objects.size(), 2u);
+}
+
+TEST_P(ConformanceTest, RefusesBadKeys) {
+  for (std::string k : {std::string(""), std::string("/abs"), std::string("a//b"),
+                        std::string("a/../b"), std::string("./a"), std::string(1025, 'k')}) {
+    EXPECT_EQ(store_->Put(k, B("x"), {}).status().code(), StatusCode::kInvalidArgument) << k;
+  }
+}
+
+TEST_P(ConformanceTest, ConcurrentPutsToDifferentKeys) {
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 20; ++i) {
+        std::string k = "t" + std::to_string(t) + "/o" + std::to_string(i);
+        EXPECT_TRUE(store_->Put(k, B(k), {}).ok());
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(store_->List("", "", 1000)->objects.size(), 160u);
+  EXPECT_EQ(*store_->Get("t3/o7", 0, 100), "t3/o7");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Adapters, ConformanceTest,
+    ::testing::Values(
+        Adapter{"memory",
+                [](const std::string&) -> std::unique_ptr<ObjectStore> {
+                  return std::make_unique<memory::MemoryStore>(g_clock);
+                }},
+        Adapter{"localfs",
+                [](const std::string& dir) -> std::unique_ptr<ObjectStore> {
+                  auto s = localfs::LocalFsStore::Open(dir);
+                  return s.ok() ? std::move(*s) : nullptr;
+                }}),
+    [](const auto& info) { return info.param.name; });
+
+TEST(LocalFsTest, ReservedAndConflictingKeys) {
+  testing::TempDir dir;
+  auto s = localfs::LocalFsStore::Open(dir.path());
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ((*s)->Put(".fieldstack-tmp/x", B("x"), {}).status().code(),
+            StatusCode::kInvalidArgument);
+  ASSERT_TRUE((*s)->Put("a/b", B("x"), {}).ok());
+  EXPECT_EQ((*s)->Put("a", B("x"), {}).status().code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE((*s)->Put("f", B("x"), {}).ok());
+  EXPECT_EQ((*s)->Put("f/g", B("x"), {}).status().code(), StatusCode::kFailedPrecondition);
+  // Deleting the last key below a directory removes the directory.
+  ASSERT_TRUE((*s)->Delete("a/b", {}).ok());
+  EXPECT_TRUE((*s)->Put("a", B("now a file"), {}).ok());
+}
+
+}  // namespace
+}  // namespace fieldstack::cloud
