@@ -29,8 +29,7 @@ Status ValidateKey(std::string_view key) {
 
 Status ValidatePartNumber(uint32_t number) {
   if (number < 1 || number > kMaxParts) {
-    return InvalidArgumentError("part number " + std::to_string(number) +
-                                " is outside 1-10000");
+    return InvalidArgumentError("part number " + std::to_string(number) + " is outside 1-10000");
   }
   return Status::Ok();
 }

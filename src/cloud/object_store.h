@@ -97,8 +97,7 @@ class ObjectStore {
   virtual Result<std::string> Get(std::string_view key, uint64_t offset, uint64_t length) = 0;
   virtual Status Delete(std::string_view key, const Precondition& precondition) = 0;
   // Up to `limit` objects whose keys start with `prefix` and sort after `after`.
-  virtual Result<ListPage> List(std::string_view prefix, std::string_view after,
-                                size_t limit) = 0;
+  virtual Result<ListPage> List(std::string_view prefix, std::string_view after, size_t limit) = 0;
 };
 
 // InvalidArgument naming the problem, or OK.

@@ -132,8 +132,7 @@ TEST_P(ConformanceTest, AbortDropsTheUploadAndCommitRespectsPreconditions) {
   ASSERT_TRUE(store_->PutPart(*up, 1, B("new"), std::nullopt).ok());
   Precondition none;
   none.if_none_match_any = true;
-  EXPECT_EQ(store_->CommitUpload(*up, {1}, none).status().code(),
-            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->CommitUpload(*up, {1}, none).status().code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(*store_->Get("x", 0, 10), "old");
   ASSERT_TRUE(store_->AbortUpload(*up).ok());
   ASSERT_TRUE(store_->AbortUpload(*up).ok());  // idempotent
@@ -188,16 +187,15 @@ TEST_P(ConformanceTest, ConcurrentPutsToDifferentKeys) {
 
 INSTANTIATE_TEST_SUITE_P(
     Adapters, ConformanceTest,
-    ::testing::Values(
-        Adapter{"memory",
-                [](const std::string&) -> std::unique_ptr<ObjectStore> {
-                  return std::make_unique<memory::MemoryStore>(g_clock);
-                }},
-        Adapter{"localfs",
-                [](const std::string& dir) -> std::unique_ptr<ObjectStore> {
-                  auto s = localfs::LocalFsStore::Open(dir);
-                  return s.ok() ? std::move(*s) : nullptr;
-                }}),
+    ::testing::Values(Adapter{"memory",
+                              [](const std::string&) -> std::unique_ptr<ObjectStore> {
+                                return std::make_unique<memory::MemoryStore>(g_clock);
+                              }},
+                      Adapter{"localfs",
+                              [](const std::string& dir) -> std::unique_ptr<ObjectStore> {
+                                auto s = localfs::LocalFsStore::Open(dir);
+                                return s.ok() ? std::move(*s) : nullptr;
+                              }}),
     [](const auto& info) { return info.param.name; });
 
 TEST(LocalFsTest, ReservedAndConflictingKeys) {

@@ -37,9 +37,8 @@ void Crc64Nvme::Update(std::span<const uint8_t> data) {
   while (n >= 8) {
     uint64_t v = crc;
     for (int i = 0; i < 8; ++i) v ^= uint64_t{p[i]} << (8 * i);  // little-endian load
-    crc = t[7][v & 0xff] ^ t[6][(v >> 8) & 0xff] ^ t[5][(v >> 16) & 0xff] ^
-          t[4][(v >> 24) & 0xff] ^ t[3][(v >> 32) & 0xff] ^ t[2][(v >> 40) & 0xff] ^
-          t[1][(v >> 48) & 0xff] ^ t[0][v >> 56];
+    crc = t[7][v & 0xff] ^ t[6][(v >> 8) & 0xff] ^ t[5][(v >> 16) & 0xff] ^ t[4][(v >> 24) & 0xff] ^
+          t[3][(v >> 32) & 0xff] ^ t[2][(v >> 40) & 0xff] ^ t[1][(v >> 48) & 0xff] ^ t[0][v >> 56];
     p += 8;
     n -= 8;
   }

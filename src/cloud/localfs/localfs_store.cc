@@ -82,8 +82,7 @@ Status LocalFsStore::Check(std::string_view key, const Precondition& p) {
     return FailedPreconditionError("'" + std::string(key) + "' exists");
   }
   if (p.if_match && (!head.ok() || head->etag != *p.if_match)) {
-    return FailedPreconditionError("'" + std::string(key) + "' does not have etag " +
-                                   *p.if_match);
+    return FailedPreconditionError("'" + std::string(key) + "' does not have etag " + *p.if_match);
   }
   return Status::Ok();
 }
@@ -158,9 +157,8 @@ Status LocalFsStore::PutPart(const Upload& upload, uint32_t number, std::span<co
           crypto::Digest::Md5({reinterpret_cast<const char*>(data.data()), data.size()})) {
     return CorruptionError("Content-MD5 does not match the part");
   }
-  return platform::WriteFileAtomic(
-      dir + "/part-" + std::to_string(number),
-      {reinterpret_cast<const char*>(data.data()), data.size()}, 0644);
+  return platform::WriteFileAtomic(dir + "/part-" + std::to_string(number),
+                                   {reinterpret_cast<const char*>(data.data()), data.size()}, 0644);
 }
 
 Result<std::vector<PartInfo>> LocalFsStore::ListParts(const Upload& upload) {
@@ -172,8 +170,8 @@ Result<std::vector<PartInfo>> LocalFsStore::ListParts(const Upload& upload) {
     if (!n.starts_with("part-")) continue;
     struct stat st;
     if (::stat((dir + "/" + n).c_str(), &st) != 0) continue;
-    out.push_back({static_cast<uint32_t>(std::stoul(n.substr(5))),
-                   static_cast<uint64_t>(st.st_size)});
+    out.push_back(
+        {static_cast<uint32_t>(std::stoul(n.substr(5))), static_cast<uint64_t>(st.st_size)});
   }
   std::sort(out.begin(), out.end(),
             [](const PartInfo& a, const PartInfo& b) { return a.number < b.number; });
@@ -206,8 +204,8 @@ Result<ObjectInfo> LocalFsStore::CommitUpload(const Upload& upload,
         (void)platform::RemoveFile(tmp);
         return InvalidArgumentError("part " + std::to_string(n) + " was not uploaded");
       }
-      FS_RETURN_IF_ERROR(Append(
-          out, offset, {reinterpret_cast<const uint8_t*>(part->data()), part->size()}, md5));
+      FS_RETURN_IF_ERROR(
+          Append(out, offset, {reinterpret_cast<const uint8_t*>(part->data()), part->size()}, md5));
     }
   }
   MutexLock l(mu_);
@@ -247,8 +245,8 @@ Result<ObjectInfo> LocalFsStore::Head(std::string_view key) {
   info.mtime_ns = int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec;
   auto etag = GetXattr(path, kXattrEtag);
   // A file put into the tree by hand has no xattrs: its etag is derived from size and mtime.
-  info.etag = etag.ok() ? *etag
-                        : "fs-" + std::to_string(info.size) + "-" + std::to_string(info.mtime_ns);
+  info.etag =
+      etag.ok() ? *etag : "fs-" + std::to_string(info.size) + "-" + std::to_string(info.mtime_ns);
   if (auto md5 = GetXattr(path, kXattrMd5); md5.ok()) info.content_md5 = *md5;
   if (auto meta = GetXattr(path, kXattrMeta); meta.ok()) {
     nlohmann::json j = nlohmann::json::parse(*meta, nullptr, false);
@@ -317,8 +315,7 @@ Status LocalFsStore::Walk(const std::string& rel, std::string_view prefix, std::
   return Status::Ok();
 }
 
-Result<ListPage> LocalFsStore::List(std::string_view prefix, std::string_view after,
-                                    size_t limit) {
+Result<ListPage> LocalFsStore::List(std::string_view prefix, std::string_view after, size_t limit) {
   ListPage page;
   FS_RETURN_IF_ERROR(Walk("", prefix, after, limit, page));
   return page;

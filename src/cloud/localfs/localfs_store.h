@@ -46,8 +46,8 @@ class LocalFsStore final : public ObjectStore {
   // Sets the xattrs of the finished temp file `tmp`, fsyncs it and renames it to `key`.
   Result<ObjectInfo> Install(const std::string& tmp, std::string_view key, const ObjectMeta& meta,
                              const std::string& md5) REQUIRES(mu_);
-  Status Walk(const std::string& rel, std::string_view prefix, std::string_view after,
-              size_t limit, ListPage& page);
+  Status Walk(const std::string& rel, std::string_view prefix, std::string_view after, size_t limit,
+              ListPage& page);
 
   std::string root_;
   Mutex mu_;  // serializes precondition checks with the renames they guard

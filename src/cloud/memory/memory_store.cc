@@ -25,8 +25,7 @@ Status MemoryStore::Check(std::string_view key, const Precondition& p) {
     return FailedPreconditionError("'" + std::string(key) + "' exists");
   }
   if (p.if_match && (it == objects_.end() || it->second.info.etag != *p.if_match)) {
-    return FailedPreconditionError("'" + std::string(key) + "' does not have etag " +
-                                   *p.if_match);
+    return FailedPreconditionError("'" + std::string(key) + "' does not have etag " + *p.if_match);
   }
   return Status::Ok();
 }
@@ -137,8 +136,7 @@ Status MemoryStore::Delete(std::string_view key, const Precondition& preconditio
   return Status::Ok();
 }
 
-Result<ListPage> MemoryStore::List(std::string_view prefix, std::string_view after,
-                                   size_t limit) {
+Result<ListPage> MemoryStore::List(std::string_view prefix, std::string_view after, size_t limit) {
   MutexLock l(mu_);
   ListPage page;
   auto it = after.empty() ? objects_.lower_bound(prefix) : objects_.upper_bound(after);
