@@ -364,7 +364,7 @@ Status Store::Init() {
   if (chunk_size_ < 4096 || (chunk_size_ & (chunk_size_ - 1)) != 0) {
     return CorruptionError("metadata db has a bad chunk size " + *chunk);
   }
-  FS_RETURN_IF_ERROR(LoadKeys(*db, fresh));
+  FS_RETURN_IF_ERROR(LoadKeys(*db));
   // Backing files spread over 256 directories by the low byte of the node id.
   for (int i = 0; i < 256; ++i) {
     char shard[16];
@@ -421,8 +421,7 @@ Status Store::CreateDb() {
   return platform::SyncDir(options_.data_dir);
 }
 
-Status Store::LoadKeys(Db& db, bool fresh) {
-  (void)fresh;
+Status Store::LoadKeys(Db& db) {
   auto check = GetMeta(db, "key_check");
   bool has_key = check.ok();
   if (!has_key && !options_.encryption) return Status::Ok();  // nothing encrypted, none wanted
@@ -725,8 +724,7 @@ Result<Attr> Store::InsertNode(NodeId parent, std::string_view name, NodeType ty
       m.Bind(1, static_cast<int64_t>(id));
       FS_RETURN_IF_ERROR(m.Run());
     }
-    FS_ASSIGN_OR_RETURN(uint64_t pv, Touch(db, parent, now));
-    (void)pv;
+    FS_RETURN_IF_ERROR(Touch(db, parent, now).status());
     FS_ASSIGN_OR_RETURN(Stmt mt, db.Prepare("UPDATE nodes SET mtime_ns=? WHERE id=?"));
     mt.Bind(1, now).Bind(2, static_cast<int64_t>(parent));
     FS_RETURN_IF_ERROR(mt.Run());
@@ -1348,7 +1346,8 @@ Result<uint32_t> Store::RotateMasterKey(std::optional<std::string> new_passphras
     return Status::Ok();
   }));
   if (!passphrase) {
-    // The db now needs the new key; a crash before this rename is finished by LoadKeys.
+    // The db now needs the new key; a crash before this write is finished by LoadKeys,
+    // which finds the new key in master.key.new.
     FS_RETURN_IF_ERROR(crypto::WriteKeyFile(options_.key_file, next));
     FS_RETURN_IF_ERROR(platform::RemoveFile(options_.key_file + ".new"));
   } else if (new_passphrase) {

@@ -177,7 +177,7 @@ class Store {
 
   Status Init();
   Status CreateDb();
-  Status LoadKeys(Db& db, bool fresh);
+  Status LoadKeys(Db& db);
   Status Recover();
   std::string BackingPath(NodeId id) const;
   Result<std::shared_ptr<LiveFile>> GetOpenFile(NodeId node);

@@ -471,6 +471,35 @@ TEST_F(StoreKeysTest, RotationRewrapsKeysAndKeepsData) {
   EXPECT_EQ(Store::Open(Options()).status().code(), StatusCode::kUnauthenticated);
 }
 
+TEST_F(StoreKeysTest, RotationInterruptedAfterItsCommitIsFinishedOnOpen) {
+  std::string key = dir_.path() + "/data/master.key";
+  std::string old_key, new_key;
+  {
+    auto s = Store::Open(Options());
+    ASSERT_TRUE(s.ok());
+    auto share = (*s)->CreateShare("s", ShareKind::kLocal);
+    auto h = (*s)->Create(share->root, "f", {});
+    ASSERT_TRUE((*h)->Write(0, Bytes("kept")).ok());
+    ASSERT_TRUE((*h)->Close().ok());
+    old_key = *platform::ReadFileToString(key);
+    ASSERT_TRUE((*s)->RotateMasterKey().ok());
+    new_key = *platform::ReadFileToString(key);
+  }
+  // The state a crash leaves between the db commit and the key file write: the old key in
+  // master.key, the new one in master.key.new.
+  ASSERT_TRUE(platform::WriteFileAtomic(key, old_key).ok());
+  ASSERT_TRUE(platform::WriteFileAtomic(key + ".new", new_key).ok());
+  auto s = Store::Open(Options());
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(*platform::ReadFileToString(key), new_key);
+  EXPECT_FALSE(platform::PathExists(key + ".new"));
+  auto f = (*s)->Resolve("s", "f");
+  auto h = (*s)->OpenFile(f->id, false);
+  std::vector<uint8_t> out(4);
+  ASSERT_TRUE((*h)->Read(0, out).ok());
+  EXPECT_EQ(out, Bytes("kept"));
+}
+
 TEST_F(StoreKeysTest, PassphraseUnlocksAndRotates) {
   StoreOptions o = Options();
   o.passphrase = "field passphrase 1";
