@@ -80,10 +80,13 @@ void ChunkFile::ReadAhead(uint64_t index, uint64_t count) {
   last_read_ = index + count - 1;
 }
 
-Result<uint32_t> ChunkFile::ReadSlot(uint64_t index, const Pair& pair, std::span<uint8_t> out) {
+Result<uint32_t> ChunkFile::ReadSlot(uint64_t index, const Pair& pair, std::span<uint8_t> out,
+                                     uint64_t max_gen) {
   int best = -1;
   for (int s = 0; s < 2; ++s) {
-    if (pair[s].valid && (best < 0 || pair[s].gen > pair[best].gen)) best = s;
+    if (pair[s].valid && pair[s].gen <= max_gen && (best < 0 || pair[s].gen > pair[best].gen)) {
+      best = s;
+    }
   }
   std::memset(out.data(), 0, chunk_size_);
   if (best < 0) return 0u;
@@ -99,14 +102,15 @@ Result<uint32_t> ChunkFile::ReadSlot(uint64_t index, const Pair& pair, std::span
   return slot.len;
 }
 
-Result<uint32_t> ChunkFile::Read(uint64_t index, std::span<uint8_t> out) {
+Result<uint32_t> ChunkFile::Read(uint64_t index, std::span<uint8_t> out, uint64_t max_gen) {
   FS_CHECK(out.size() >= chunk_size_);
   FS_ASSIGN_OR_RETURN(Pair pair, Headers(index));
   ReadAhead(index, 1);
-  return ReadSlot(index, pair, out);
+  return ReadSlot(index, pair, out, max_gen);
 }
 
-Status ChunkFile::ReadWholeChunks(uint64_t first, std::span<uint8_t> out, ThreadPool& pool) {
+Status ChunkFile::ReadWholeChunks(uint64_t first, std::span<uint8_t> out, ThreadPool& pool,
+                                  uint64_t max_gen) {
   FS_CHECK(out.size() % chunk_size_ == 0);
   size_t count = out.size() / chunk_size_;
   std::vector<Pair> pairs(count);
@@ -116,7 +120,8 @@ Status ChunkFile::ReadWholeChunks(uint64_t first, std::span<uint8_t> out, Thread
   ReadAhead(first, count);
   std::vector<Status> results(count);
   pool.ParallelFor(count, [&](size_t i) {
-    results[i] = ReadSlot(first + i, pairs[i], out.subspan(i * chunk_size_, chunk_size_)).status();
+    results[i] =
+        ReadSlot(first + i, pairs[i], out.subspan(i * chunk_size_, chunk_size_), max_gen).status();
   });
   for (const Status& r : results) FS_RETURN_IF_ERROR(r);
   return Status::Ok();

@@ -16,6 +16,7 @@
 // Thread safety: not thread-safe; the Store serializes access per file.
 
 #include <array>
+#include <climits>
 #include <cstdint>
 #include <span>
 #include <unordered_map>
@@ -40,14 +41,16 @@ class ChunkFile {
   uint64_t pair_size() const { return 2 * slot_size(); }
   platform::File& file() { return file_; }
 
-  // Reads the newest content of chunk `index` into `out` (chunk_size bytes; zero-filled past the
-  // stored length). Returns the stored length, 0 for a chunk never written.
-  // Corruption when the newest slot fails authentication.
-  Result<uint32_t> Read(uint64_t index, std::span<uint8_t> out);
+  // Reads the newest content of chunk `index` with a generation of at most `max_gen` into
+  // `out` (chunk_size bytes; zero-filled past the stored length): the latest writes by
+  // default, the committed content with max_gen = the committed generation. Returns the stored
+  // length, 0 for a chunk never written. Corruption when that slot fails authentication.
+  Result<uint32_t> Read(uint64_t index, std::span<uint8_t> out, uint64_t max_gen = UINT64_MAX);
 
   // Like Read for out.size() / chunk_size whole chunks from `first` on, read and opened in
   // parallel on `pool`. Corruption if any chunk fails.
-  Status ReadWholeChunks(uint64_t first, std::span<uint8_t> out, ThreadPool& pool);
+  Status ReadWholeChunks(uint64_t first, std::span<uint8_t> out, ThreadPool& pool,
+                         uint64_t max_gen = UINT64_MAX);
 
   // Seals and writes `plain` (at most chunk_size bytes) as chunk `index` at generation
   // `pending_gen`, never touching the slot that generation `committed_gen` points to.
@@ -81,7 +84,8 @@ class ChunkFile {
   Result<Pair> Headers(uint64_t index);
   void ReadAhead(uint64_t index, uint64_t count);
   // Reads the newest slot of `pair` into `out`. Thread-safe (no member state changes).
-  Result<uint32_t> ReadSlot(uint64_t index, const Pair& pair, std::span<uint8_t> out);
+  Result<uint32_t> ReadSlot(uint64_t index, const Pair& pair, std::span<uint8_t> out,
+                            uint64_t max_gen);
   static int TargetSlot(const Pair& pair, uint64_t pending_gen, uint64_t committed_gen);
   // Seals `plain` into `buf` (header page + payload) and writes it to slot `target`.
   // Thread-safe for distinct buffers and slots.

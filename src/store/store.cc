@@ -85,7 +85,7 @@ CREATE TABLE IF NOT EXISTS orphans(node_id INTEGER PRIMARY KEY);
 
 constexpr const char* kNodeCols =
     "id, parent_id, share_id, name, type, mode, uid, gid, size, atime_ns, mtime_ns, ctime_ns, "
-    "version, state, target";
+    "version, state, target, data_gen";
 
 Attr ReadAttr(const Stmt& s) {
   Attr a;
@@ -104,6 +104,7 @@ Attr ReadAttr(const Stmt& s) {
   a.version = s.Int(12);
   a.state = static_cast<FileState>(s.Int(13));
   a.symlink_target = s.Text(14);
+  a.data_gen = s.Int(15);
   return a;
 }
 
@@ -1415,6 +1416,42 @@ Result<size_t> FileHandle::Read(uint64_t offset, std::span<uint8_t> out) {
     done += n;
   }
   if (store_->bytes_read_) store_->bytes_read_->Increment(static_cast<double>(done));
+  return done;
+}
+
+Result<size_t> FileHandle::ReadCommitted(uint64_t data_gen, uint64_t offset,
+                                         std::span<uint8_t> out) {
+  if (closed_) return FailedPreconditionError("handle is closed");
+  LiveFile& f = *file_;
+  MutexLock l(f.mu);
+  if (f.committed_gen != data_gen) {
+    return FailedPreconditionError("file " + std::to_string(f.id) + " changed: data generation " +
+                                   std::to_string(f.committed_gen) + ", not " +
+                                   std::to_string(data_gen));
+  }
+  if (offset >= f.committed_size || out.empty()) return size_t{0};
+  size_t want = static_cast<size_t>(std::min<uint64_t>(out.size(), f.committed_size - offset));
+  FS_RETURN_IF_ERROR(store_->EnsureChunkFile(f));
+  const uint32_t cs = store_->chunk_size_;
+  size_t done = 0;
+  while (done < want) {
+    uint64_t pos = offset + done;
+    uint64_t j = pos / cs;
+    uint32_t within = static_cast<uint32_t>(pos % cs);
+    if (within == 0 && want - done >= cs) {
+      uint64_t k = (want - done) / cs;
+      Status s = f.chunks->ReadWholeChunks(j, out.subspan(done, k * cs), ThreadPool::Shared(),
+                                           f.committed_gen);
+      if (!s.ok()) return store_->ReadFailed(s);
+      done += k * cs;
+      continue;
+    }
+    size_t n = std::min<size_t>(cs - within, want - done);
+    auto r = f.chunks->Read(j, f.scratch, f.committed_gen);
+    if (!r.ok()) return store_->ReadFailed(r.status());
+    std::memcpy(out.data() + done, f.scratch.data() + within, n);
+    done += n;
+  }
   return done;
 }
 

@@ -85,6 +85,10 @@ class FileHandle {
   NodeId node() const { return node_; }
   // Reads up to out.size() bytes at `offset`; short only at end of file.
   Result<size_t> Read(uint64_t offset, std::span<uint8_t> out);
+  // Reads committed data of generation `data_gen` (Attr::data_gen) only, never writes still in
+  // flight: what the uploader sends. Short only at the committed end of file.
+  // FailedPrecondition when the file's committed data is no longer that generation.
+  Result<size_t> ReadCommitted(uint64_t data_gen, uint64_t offset, std::span<uint8_t> out);
   // InvalidArgument when the handle is read-only or the write would pass 5 TiB.
   Status Write(uint64_t offset, std::span<const uint8_t> data);
   // Commit point: after OK, everything written so far survives a crash.

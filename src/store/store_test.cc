@@ -556,3 +556,46 @@ TEST(NamesTest, SplitPathValidates) {
 
 }  // namespace
 }  // namespace fieldstack::store
+
+namespace fieldstack::store {
+namespace {
+
+TEST(StoreReadCommittedTest, SeesOnlyThePinnedCommittedGeneration) {
+  testing::TempDir dir;
+  StoreOptions o;
+  o.data_dir = dir.path() + "/data";
+  o.chunk_size_bytes = 4096;
+  auto s = Store::Open(o);
+  ASSERT_TRUE(s.ok());
+  auto share = (*s)->CreateShare("s", ShareKind::kCloud);
+  auto h = (*s)->Create(share->root, "f", {});
+  std::vector<uint8_t> v1(10000, 'a');
+  ASSERT_TRUE((*h)->Write(0, v1).ok());
+  ASSERT_TRUE((*h)->Sync().ok());
+  uint64_t gen = (*s)->GetAttr((*h)->node())->data_gen;
+  // Writes in flight are invisible to a committed read...
+  std::vector<uint8_t> v2(5000, 'b');
+  ASSERT_TRUE((*h)->Write(4096, v2).ok());
+  ASSERT_TRUE((*h)->Write(20000, v2).ok());
+  std::vector<uint8_t> out(30000);
+  auto n = (*h)->ReadCommitted(gen, 0, out);
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  ASSERT_EQ(*n, v1.size());
+  EXPECT_TRUE(std::equal(v1.begin(), v1.end(), out.begin()));
+  auto part = (*h)->ReadCommitted(gen, 4000, {out.data(), 200});
+  ASSERT_TRUE(part.ok());
+  EXPECT_EQ(out[0], 'a');
+  // ...and once they are committed the pinned generation is gone.
+  ASSERT_TRUE((*h)->Sync().ok());
+  EXPECT_EQ((*h)->ReadCommitted(gen, 0, out).status().code(), StatusCode::kFailedPrecondition);
+  uint64_t gen2 = (*s)->GetAttr((*h)->node())->data_gen;
+  EXPECT_GT(gen2, gen);
+  auto n2 = (*h)->ReadCommitted(gen2, 0, out);
+  ASSERT_TRUE(n2.ok());
+  EXPECT_EQ(*n2, 25000u);
+  EXPECT_EQ(out[4096], 'b');
+  ASSERT_TRUE((*h)->Close().ok());
+}
+
+}  // namespace
+}  // namespace fieldstack::store

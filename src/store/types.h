@@ -51,7 +51,8 @@ struct Attr {
   int64_t atime_ns = 0;
   int64_t mtime_ns = 0;
   int64_t ctime_ns = 0;
-  uint64_t version = 0;  // bumps on every committed change of this node
+  uint64_t version = 0;   // bumps on every committed change of this node
+  uint64_t data_gen = 0;  // generation of the committed data; bumps when data is committed
   FileState state = FileState::kLocal;
   std::string symlink_target;
 };

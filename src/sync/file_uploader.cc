@@ -1,0 +1,119 @@
+#include "sync/file_uploader.h"
+
+#include <map>
+#include <vector>
+
+#include "crypto/hash.h"
+
+namespace fieldstack::sync {
+namespace {
+
+std::string Md5Of(std::span<const uint8_t> data) {
+  crypto::Digest d(crypto::Digest::Kind::kMd5);
+  d.Update(data);
+  return d.Final();
+}
+
+bool Changed(const Status& s) { return s.code() == StatusCode::kFailedPrecondition; }
+
+}  // namespace
+
+Result<UploadReport> FileUploader::Abandon(UploadJob& job, UploadOutcome outcome) {
+  if (job.upload) {
+    // Best effort: the service also expires abandoned uploads.
+    (void)cloud_.AbortUpload(*job.upload);
+    job.upload.reset();
+  }
+  UploadReport r;
+  r.outcome = outcome;
+  return r;
+}
+
+Result<UploadReport> FileUploader::Upload(UploadJob& job) {
+  FS_ASSIGN_OR_RETURN(auto handle, store_.OpenFile(job.node, /*writable=*/false));
+  const uint64_t ps = options_.part_size_bytes;
+  std::vector<uint8_t> buf(ps + 1);
+  UploadReport report;
+  crypto::Digest whole(crypto::Digest::Kind::kMd5);
+
+  // One read tells whether the file fits one Put (reading one byte more than a part).
+  auto first = handle->ReadCommitted(job.data_gen, 0, buf);
+  if (!first.ok()) {
+    if (Changed(first.status())) return Abandon(job, UploadOutcome::kFileChanged);
+    return first.status();
+  }
+  if (*first <= ps && !job.upload) {
+    std::span<const uint8_t> data(buf.data(), *first);
+    cloud::PutOptions put;
+    put.meta = job.meta;
+    put.precondition = job.precondition;
+    put.content_md5 = Md5Of(data);
+    auto info = cloud_.Put(job.key, data, put);
+    if (!info.ok()) {
+      if (Changed(info.status())) return Abandon(job, UploadOutcome::kConflict);
+      return info.status();
+    }
+    report.object = *info;
+    report.md5 = *put.content_md5;
+    report.bytes = data.size();
+    report.parts_sent = 1;
+  } else {
+    // Multi-part: resume the persisted upload when the service still has it.
+    std::map<uint32_t, uint64_t> stored;
+    if (job.upload) {
+      auto parts = cloud_.ListParts(*job.upload);
+      if (parts.ok()) {
+        for (const auto& p : *parts) stored[p.number] = p.size;
+      } else if (parts.status().code() == StatusCode::kNotFound) {
+        job.upload.reset();
+      } else {
+        return parts.status();
+      }
+    }
+    if (!job.upload) {
+      FS_ASSIGN_OR_RETURN(job.upload, cloud_.BeginUpload(job.key, job.meta));
+    }
+    std::vector<uint32_t> numbers;
+    for (uint32_t n = 1;; ++n) {
+      if (n > cloud::kMaxParts) {
+        return InvalidArgumentError("file needs more than 10000 parts of " + std::to_string(ps) +
+                                    " bytes");
+      }
+      uint64_t offset = uint64_t{n - 1} * ps;
+      auto got = handle->ReadCommitted(job.data_gen, offset, {buf.data(), ps});
+      if (!got.ok()) {
+        if (Changed(got.status())) return Abandon(job, UploadOutcome::kFileChanged);
+        return got.status();
+      }
+      if (*got == 0 && n > 1) break;
+      std::span<const uint8_t> data(buf.data(), *got);
+      whole.Update(data);
+      report.bytes += data.size();
+      numbers.push_back(n);
+      auto it = stored.find(n);
+      if (it != stored.end() && it->second == data.size()) {
+        ++report.parts_reused;  // same upload, same pinned version: same bytes
+      } else {
+        FS_RETURN_IF_ERROR(cloud_.PutPart(*job.upload, n, data, Md5Of(data)));
+        ++report.parts_sent;
+      }
+      if (data.size() < ps) break;
+    }
+    auto info = cloud_.CommitUpload(*job.upload, numbers, job.precondition);
+    if (!info.ok()) {
+      if (Changed(info.status())) return Abandon(job, UploadOutcome::kConflict);
+      return info.status();
+    }
+    job.upload.reset();
+    report.object = *info;
+    report.md5 = whole.Final();
+  }
+  if (!report.object.content_md5.empty() && report.object.content_md5 != report.md5) {
+    return CorruptionError("the service stored '" + job.key +
+                           "' with another MD5 than the bytes sent");
+  }
+  report.outcome = UploadOutcome::kUploaded;
+  return report;
+}
+
+}  // namespace fieldstack::sync

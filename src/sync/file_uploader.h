@@ -1,0 +1,75 @@
+#pragma once
+
+// FileUploader sends one committed version of one Store file to an ObjectStore, in native
+// format: the object's bytes are the file's bytes.
+//
+// - It reads through the Store (FileHandle::ReadCommitted), so every chunk is decrypted and its
+//   tag checked as it is read, and only the pinned data generation is ever sent: if the file
+//   is committed again meanwhile, the upload is abandoned (nothing becomes visible) and the
+//   caller re-queues the new version.
+// - Files up to one part go up with a single Put; larger ones as a multi-part upload whose
+//   state (UploadJob::upload) the caller persists, so an interrupted upload resumes with the
+//   parts the service already holds.
+// - Every Put and part carries its MD5, which the service checks; the whole object's MD5 is
+//   compared with what the service reports. A mismatch is a failure, never a success.
+// - The job's precondition makes the final commit conditional, so an object changed in the
+//   cloud is never silently overwritten: the outcome is kConflict.
+//
+// Memory: one part buffer per upload in progress.
+// Thread safety: Upload may be called concurrently for different jobs.
+
+#include <optional>
+#include <string>
+
+#include "cloud/object_store.h"
+#include "store/store.h"
+
+namespace fieldstack::sync {
+
+struct UploadJob {
+  store::NodeId node = store::kNoNode;
+  uint64_t data_gen = 0;  // the committed version to send (store::Attr::data_gen)
+  std::string key;
+  cloud::ObjectMeta meta;
+  cloud::Precondition precondition;
+  // Progress of a multi-part upload; persist it between attempts to resume.
+  std::optional<cloud::Upload> upload;
+};
+
+enum class UploadOutcome {
+  kUploaded,     // the object now holds exactly this version
+  kFileChanged,  // the file has a newer committed version (or is gone): upload that instead
+  kConflict,     // the precondition failed: the object changed in the cloud
+};
+
+struct UploadReport {
+  UploadOutcome outcome = UploadOutcome::kUploaded;
+  cloud::ObjectInfo object;   // for kUploaded
+  std::string md5;            // raw MD5 of what was sent
+  uint64_t bytes = 0;         // bytes of the file
+  uint32_t parts_sent = 0;    // parts (or Puts) sent by this call
+  uint32_t parts_reused = 0;  // parts found already stored from an earlier attempt
+};
+
+class FileUploader {
+ public:
+  struct Options {
+    uint64_t part_size_bytes = 8 << 20;  // also the largest single Put
+  };
+  FileUploader(store::Store& store, cloud::ObjectStore& cloud, Options options)
+      : store_(store), cloud_(cloud), options_(options) {}
+
+  // Errors: the ObjectStore's (Unavailable: retry later, job.upload keeps the progress);
+  // Corruption when a local chunk fails verification or the service saw other bytes (nothing
+  // is committed); NotFound when the node is gone.
+  Result<UploadReport> Upload(UploadJob& job);
+
+ private:
+  Result<UploadReport> Abandon(UploadJob& job, UploadOutcome outcome);
+
+  store::Store& store_;
+  cloud::ObjectStore& cloud_;
+  Options options_;
+};
+
+}  // namespace fieldstack::sync

@@ -1,0 +1,232 @@
+#include "sync/file_uploader.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <functional>
+
+#include "cloud/memory/memory_store.h"
+#include "crypto/hash.h"
+#include "platform/file.h"
+#include "test/support/temp_dir.h"
+
+namespace fieldstack::sync {
+namespace {
+
+using cloud::ObjectStore;
+
+// Wraps an ObjectStore: counts parts, fails PutPart with Unavailable after `fail_after` parts,
+// and runs `on_part` before each part (to change the file mid-upload).
+class FaultyStore final : public ObjectStore {
+ public:
+  explicit FaultyStore(ObjectStore& inner) : in_(inner) {}
+  int parts = 0;
+  int fail_after = -1;
+  std::function<void()> on_part;
+
+  Result<cloud::ObjectInfo> Put(std::string_view k, std::span<const uint8_t> d,
+                                const cloud::PutOptions& o) override {
+    return in_.Put(k, d, o);
+  }
+  Result<cloud::Upload> BeginUpload(std::string_view k, const cloud::ObjectMeta& m) override {
+    return in_.BeginUpload(k, m);
+  }
+  Status PutPart(const cloud::Upload& u, uint32_t n, std::span<const uint8_t> d,
+                 const std::optional<std::string>& md5) override {
+    if (on_part) on_part();
+    if (fail_after >= 0 && parts >= fail_after) return UnavailableError("link down");
+    ++parts;
+    return in_.PutPart(u, n, d, md5);
+  }
+  Result<std::vector<cloud::PartInfo>> ListParts(const cloud::Upload& u) override {
+    return in_.ListParts(u);
+  }
+  Result<cloud::ObjectInfo> CommitUpload(const cloud::Upload& u, const std::vector<uint32_t>& p,
+                                         const cloud::Precondition& c) override {
+    return in_.CommitUpload(u, p, c);
+  }
+  Status AbortUpload(const cloud::Upload& u) override { return in_.AbortUpload(u); }
+  Result<cloud::ObjectInfo> Head(std::string_view k) override { return in_.Head(k); }
+  Result<std::string> Get(std::string_view k, uint64_t o, uint64_t l) override {
+    return in_.Get(k, o, l);
+  }
+  Status Delete(std::string_view k, const cloud::Precondition& c) override {
+    return in_.Delete(k, c);
+  }
+  Result<cloud::ListPage> List(std::string_view p, std::string_view a, size_t l) override {
+    return in_.List(p, a, l);
+  }
+
+ private:
+  ObjectStore& in_;
+};
+
+std::vector<uint8_t> Pattern(size_t n, uint8_t seed) {
+  std::vector<uint8_t> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = static_cast<uint8_t>(i * 31 + seed + i / 251);
+  return v;
+}
+
+class FileUploaderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store::StoreOptions o;
+    o.data_dir = dir_.path() + "/data";
+    o.chunk_size_bytes = 4096;
+    auto s = store::Store::Open(o);
+    ASSERT_TRUE(s.ok());
+    store_ = std::move(*s);
+    root_ = store_->CreateShare("c", store::ShareKind::kCloud)->root;
+    uploader_ = std::make_unique<FileUploader>(*store_, faulty_,
+                                               FileUploader::Options{.part_size_bytes = 64 * 1024});
+  }
+
+  UploadJob Write(const std::string& name, const std::vector<uint8_t>& data) {
+    auto h = store_->Create(root_, name, {});
+    EXPECT_TRUE(h.ok());
+    EXPECT_TRUE((*h)->Write(0, data).ok());
+    EXPECT_TRUE((*h)->Close().ok());
+    auto a = store_->GetAttr((*h)->node());
+    UploadJob job;
+    job.node = a->id;
+    job.data_gen = a->data_gen;
+    job.key = "share/" + name;
+    job.meta = {{"mode", "0644"}};
+    return job;
+  }
+
+  std::string Cloud(const std::string& key) {
+    auto got = mem_.Get(key, 0, 1 << 30);
+    return got.ok() ? *got : "<" + got.status().ToString() + ">";
+  }
+
+  static std::string Str(const std::vector<uint8_t>& v) { return {v.begin(), v.end()}; }
+
+  FakeClock clock_;
+  testing::TempDir dir_;
+  std::unique_ptr<store::Store> store_;
+  store::NodeId root_ = 0;
+  cloud::memory::MemoryStore mem_{clock_};
+  FaultyStore faulty_{mem_};
+  std::unique_ptr<FileUploader> uploader_;
+};
+
+TEST_F(FileUploaderTest, SmallAndEmptyFilesGoUpInOnePut) {
+  auto data = Pattern(1000, 1);
+  UploadJob job = Write("small", data);
+  auto r = uploader_->Upload(job);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->outcome, UploadOutcome::kUploaded);
+  EXPECT_EQ(r->parts_sent, 1u);
+  EXPECT_EQ(r->md5, crypto::Digest::Md5(Str(data)));
+  EXPECT_EQ(Cloud("share/small"), Str(data));
+  EXPECT_EQ(mem_.Head("share/small")->meta.at("mode"), "0644");
+  UploadJob empty = Write("empty", {});
+  ASSERT_TRUE(uploader_->Upload(empty).ok());
+  EXPECT_EQ(Cloud("share/empty"), "");
+}
+
+TEST_F(FileUploaderTest, LargeFileGoesUpInPartsAndMatchesByteForByte) {
+  auto data = Pattern(64 * 1024 * 3 + 12345, 2);
+  UploadJob job = Write("large", data);
+  auto r = uploader_->Upload(job);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->parts_sent, 4u);
+  EXPECT_EQ(r->bytes, data.size());
+  EXPECT_EQ(Cloud("share/large"), Str(data));
+  EXPECT_FALSE(job.upload.has_value());
+}
+
+TEST_F(FileUploaderTest, InterruptedUploadResumesWithoutResendingStoredParts) {
+  auto data = Pattern(64 * 1024 * 5, 3);
+  UploadJob job = Write("resume", data);
+  faulty_.fail_after = 2;
+  auto first = uploader_->Upload(job);
+  EXPECT_EQ(first.status().code(), StatusCode::kUnavailable);
+  ASSERT_TRUE(job.upload.has_value()) << "progress must survive for the next attempt";
+  EXPECT_EQ(mem_.Head("share/resume").status().code(), StatusCode::kNotFound)
+      << "nothing partial is visible";
+  faulty_.fail_after = -1;
+  auto second = uploader_->Upload(job);
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(second->parts_reused, 2u);
+  EXPECT_EQ(second->parts_sent, 3u);
+  EXPECT_EQ(faulty_.parts, 5) << "no part was sent twice";
+  EXPECT_EQ(Cloud("share/resume"), Str(data));
+}
+
+TEST_F(FileUploaderTest, FileCommittedAgainMidUploadIsAbandonedNotTorn) {
+  auto data = Pattern(64 * 1024 * 3, 4);
+  UploadJob job = Write("moving", data);
+  bool changed = false;
+  faulty_.on_part = [&] {
+    if (changed) return;
+    changed = true;
+    auto h = store_->OpenFile(job.node, true);
+    ASSERT_TRUE((*h)->Write(70000, Pattern(10, 9)).ok());
+    ASSERT_TRUE((*h)->Close().ok());
+  };
+  auto r = uploader_->Upload(job);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->outcome, UploadOutcome::kFileChanged);
+  EXPECT_FALSE(job.upload.has_value());
+  EXPECT_EQ(mem_.Head("share/moving").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(FileUploaderTest, WritesInFlightAreNeverSent) {
+  auto data = Pattern(5000, 5);
+  UploadJob job = Write("inflight", data);
+  auto h = store_->OpenFile(job.node, true);
+  ASSERT_TRUE((*h)->Write(0, Pattern(9000, 6)).ok());  // not committed
+  auto r = uploader_->Upload(job);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->outcome, UploadOutcome::kUploaded);
+  EXPECT_EQ(Cloud("share/inflight"), Str(data));
+  ASSERT_TRUE((*h)->Close().ok());
+}
+
+TEST_F(FileUploaderTest, ObjectChangedInTheCloudIsAConflictNotAnOverwrite) {
+  auto data = Pattern(100, 7);
+  UploadJob job = Write("conflict", data);
+  ASSERT_TRUE(mem_.Put("share/conflict", std::span<const uint8_t>(), {}).ok());
+  job.precondition.if_none_match_any = true;
+  auto r = uploader_->Upload(job);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->outcome, UploadOutcome::kConflict);
+  EXPECT_EQ(Cloud("share/conflict"), "");
+  // The same for a multi-part upload with a stale etag.
+  UploadJob big = Write("conflict2", Pattern(200000, 8));
+  ASSERT_TRUE(mem_.Put("share/conflict2", std::span<const uint8_t>(), {}).ok());
+  big.precondition.if_match = "stale-etag";
+  auto r2 = uploader_->Upload(big);
+  ASSERT_TRUE(r2.ok());
+  EXPECT_EQ(r2->outcome, UploadOutcome::kConflict);
+  EXPECT_EQ(Cloud("share/conflict2"), "");
+}
+
+TEST_F(FileUploaderTest, CorruptLocalChunkFailsTheUploadAndSendsNothing) {
+  auto data = Pattern(20000, 9);
+  UploadJob job = Write("rot", data);
+  uploader_.reset();
+  store_.reset();
+  for (auto& e : std::filesystem::recursive_directory_iterator(dir_.path() + "/data/objects")) {
+    if (!e.is_regular_file()) continue;
+    auto f = platform::File::Open(e.path(), O_RDWR);
+    uint8_t b = 0;
+    ASSERT_TRUE(f->PRead(4096 + 7, {&b, 1}).ok());
+    b ^= 0x40;
+    ASSERT_TRUE(f->PWrite(4096 + 7, {&b, 1}).ok());
+  }
+  store::StoreOptions o;
+  o.data_dir = dir_.path() + "/data";
+  auto s = store::Store::Open(o);
+  ASSERT_TRUE(s.ok());
+  FileUploader uploader(**s, faulty_, {.part_size_bytes = 64 * 1024});
+  auto r = uploader.Upload(job);
+  EXPECT_EQ(r.status().code(), StatusCode::kCorruption);
+  EXPECT_EQ(mem_.Head("share/rot").status().code(), StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace fieldstack::sync
