@@ -69,7 +69,7 @@ CREATE TABLE IF NOT EXISTS nodes(
   gid INTEGER NOT NULL, size INTEGER NOT NULL DEFAULT 0, atime_ns INTEGER NOT NULL,
   mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, version INTEGER NOT NULL,
   data_gen INTEGER NOT NULL DEFAULT 0, state INTEGER NOT NULL DEFAULT 0, target TEXT,
-  wrapped_key BLOB, key_id INTEGER NOT NULL DEFAULT 0);
+  wrapped_key BLOB, key_id INTEGER NOT NULL DEFAULT 0, cloud_key TEXT, cloud_etag TEXT, sync_error TEXT);
 CREATE UNIQUE INDEX IF NOT EXISTS nodes_dentry ON nodes(parent_id, name);
 CREATE TABLE IF NOT EXISTS xattrs(
   node_id INTEGER NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL,
@@ -81,6 +81,11 @@ CREATE TABLE IF NOT EXISTS events(
 CREATE TABLE IF NOT EXISTS cursors(name TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS open_writes(node_id INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS orphans(node_id INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS upload_queue(
+  node_id INTEGER PRIMARY KEY, share_id INTEGER NOT NULL, data_gen INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0, not_before_ns INTEGER NOT NULL DEFAULT 0,
+  upload_key TEXT, upload_id TEXT, last_error TEXT);
+CREATE INDEX IF NOT EXISTS upload_queue_due ON upload_queue(not_before_ns);
 )sql";
 
 constexpr const char* kNodeCols =
@@ -1360,6 +1365,141 @@ Result<uint32_t> Store::RotateMasterKey(std::optional<std::string> new_passphras
   }
   spdlog::info("store: master key rotated to id {} ({} file keys re-wrapped)", id, rewrapped);
   return id;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upload queue
+
+Result<size_t> Store::EnqueueUploads(std::string_view consumer, size_t max_events) {
+  size_t queued = 0;
+  FS_RETURN_IF_ERROR(committer_->Run([&](Db& db) -> Status {
+    queued = 0;
+    uint64_t cursor = 0;
+    {
+      FS_ASSIGN_OR_RETURN(Stmt c, db.Prepare("SELECT seq FROM cursors WHERE name=?"));
+      c.Bind(1, consumer);
+      FS_ASSIGN_OR_RETURN(bool row, c.Step());
+      if (row) cursor = c.Int(0);
+    }
+    // Events of cloud shares that committed data; the node's current committed generation
+    // is what gets queued (a later write supersedes an earlier one in the same row).
+    std::vector<std::pair<uint64_t, NodeId>> writes;
+    uint64_t last = cursor;
+    {
+      FS_ASSIGN_OR_RETURN(
+          Stmt e, db.Prepare("SELECT e.seq, e.node_id, e.kind, s.kind FROM events e JOIN shares s "
+                             "ON s.id = e.share_id WHERE e.seq>? ORDER BY e.seq LIMIT ?"));
+      e.Bind(1, static_cast<int64_t>(cursor)).Bind(2, static_cast<int64_t>(max_events));
+      for (;;) {
+        FS_ASSIGN_OR_RETURN(bool row, e.Step());
+        if (!row) break;
+        last = e.Int(0);
+        if (static_cast<EventKind>(e.Int(2)) == EventKind::kWrite &&
+            static_cast<ShareKind>(e.Int(3)) == ShareKind::kCloud) {
+          writes.emplace_back(last, e.Int(1));
+        }
+      }
+    }
+    for (auto& [seq, node] : writes) {
+      FS_ASSIGN_OR_RETURN(
+          Stmt q, db.Prepare("INSERT INTO upload_queue(node_id, share_id, data_gen) "
+                             "SELECT id, share_id, data_gen FROM nodes WHERE id=? AND type=1 "
+                             "ON CONFLICT(node_id) DO UPDATE SET data_gen=excluded.data_gen, "
+                             "attempts=0, not_before_ns=0, last_error=NULL "
+                             "WHERE excluded.data_gen > upload_queue.data_gen"));
+      q.Bind(1, static_cast<int64_t>(node));
+      FS_RETURN_IF_ERROR(q.Run());
+      queued += db.Changes();
+    }
+    if (last == cursor) return Status::Ok();
+    FS_ASSIGN_OR_RETURN(Stmt c, db.Prepare("INSERT OR REPLACE INTO cursors VALUES(?,?)"));
+    c.Bind(1, consumer).Bind(2, static_cast<int64_t>(last));
+    return c.Run();
+  }));
+  return queued;
+}
+
+Result<std::vector<UploadItem>> Store::DueUploads(int64_t now_ns, size_t limit) {
+  FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
+  FS_ASSIGN_OR_RETURN(
+      Stmt s,
+      rd->Prepare(
+          "SELECT q.node_id, q.share_id, q.data_gen, q.attempts, q.not_before_ns, "
+          "q.upload_key, q.upload_id, q.last_error, n.cloud_key, n.cloud_etag FROM upload_queue "
+          "q JOIN nodes n ON n.id = q.node_id WHERE q.not_before_ns<=? ORDER BY "
+          "q.not_before_ns, q.node_id LIMIT ?"));
+  s.Bind(1, now_ns).Bind(2, static_cast<int64_t>(limit));
+  std::vector<UploadItem> out;
+  for (;;) {
+    FS_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    UploadItem it;
+    it.node = s.Int(0);
+    it.share_id = static_cast<uint32_t>(s.Int(1));
+    it.data_gen = s.Int(2);
+    it.attempts = static_cast<uint32_t>(s.Int(3));
+    it.not_before_ns = s.Int(4);
+    it.upload_key = s.Text(5);
+    it.upload_id = s.Text(6);
+    it.last_error = s.Text(7);
+    it.cloud_key = s.Text(8);
+    it.cloud_etag = s.Text(9);
+    out.push_back(std::move(it));
+  }
+  return out;
+}
+
+Result<uint64_t> Store::PendingUploads() {
+  FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
+  FS_ASSIGN_OR_RETURN(Stmt s, rd->Prepare("SELECT count(*) FROM upload_queue"));
+  FS_ASSIGN_OR_RETURN(bool row, s.Step());
+  return row ? static_cast<uint64_t>(s.Int(0)) : uint64_t{0};
+}
+
+Status Store::UpdateUpload(const UploadItem& item) {
+  return committer_->Run([&](Db& db) {
+    FS_ASSIGN_OR_RETURN(
+        Stmt u, db.Prepare("UPDATE upload_queue SET attempts=?, not_before_ns=?, upload_key=?, "
+                           "upload_id=?, last_error=? WHERE node_id=? AND data_gen=?"));
+    u.Bind(1, int64_t{item.attempts}).Bind(2, item.not_before_ns).Bind(3, item.upload_key);
+    u.Bind(4, item.upload_id).Bind(5, item.last_error).Bind(6, static_cast<int64_t>(item.node));
+    u.Bind(7, static_cast<int64_t>(item.data_gen));
+    return u.Run();
+  });
+}
+
+Status Store::FinishUpload(const UploadItem& item, FileState state, std::string_view cloud_key,
+                           std::string_view cloud_etag, std::string_view error) {
+  return committer_->Run([&](Db& db) -> Status {
+    // A newer version queued meanwhile keeps its row; the node's state follows only the
+    // version it describes.
+    FS_ASSIGN_OR_RETURN(Stmt d,
+                        db.Prepare("DELETE FROM upload_queue WHERE node_id=? AND data_gen=?"));
+    d.Bind(1, static_cast<int64_t>(item.node)).Bind(2, static_cast<int64_t>(item.data_gen));
+    FS_RETURN_IF_ERROR(d.Run());
+    FS_ASSIGN_OR_RETURN(Stmt u,
+                        db.Prepare("UPDATE nodes SET state=?, cloud_etag=coalesce(?, cloud_etag), "
+                                   "sync_error=?, cloud_key=coalesce(?, cloud_key) WHERE id=? AND "
+                                   "data_gen=?"));
+    u.Bind(1, static_cast<int64_t>(state));
+    if (cloud_etag.empty()) {
+      u.BindNull(2);
+    } else {
+      u.Bind(2, cloud_etag);
+    }
+    if (error.empty()) {
+      u.BindNull(3);
+    } else {
+      u.Bind(3, error);
+    }
+    if (cloud_key.empty()) {
+      u.BindNull(4);
+    } else {
+      u.Bind(4, cloud_key);
+    }
+    u.Bind(5, static_cast<int64_t>(item.node)).Bind(6, static_cast<int64_t>(item.data_gen));
+    return u.Run();
+  });
 }
 
 Status Store::ReadFailed(const Status& s) {

@@ -162,6 +162,23 @@ class Store {
   Result<uint64_t> GetCursor(std::string_view consumer);
   Status SetCursor(std::string_view consumer, uint64_t seq);
 
+  // --- Upload queue (consumed by src/sync) ---
+  // Moves the durable cursor `consumer` over up to `max_events` events and queues the files of
+  // cloud shares whose data was committed, in one transaction (so no event is lost or queued
+  // twice across a crash). Returns how many rows were added or advanced to a newer version.
+  Result<size_t> EnqueueUploads(std::string_view consumer, size_t max_events);
+  // Up to `limit` queued items due at `now_ns`, earliest first (paged: the queue may be long).
+  Result<std::vector<UploadItem>> DueUploads(int64_t now_ns, size_t limit);
+  Result<uint64_t> PendingUploads();
+  // Saves attempts, next attempt time, resume state and error of `item` (if its version is
+  // still the queued one).
+  Status UpdateUpload(const UploadItem& item);
+  // Removes `item` from the queue (if its version is still the queued one) and records the
+  // result on the file if its committed version is still item.data_gen: state (kClean or
+  // kFailed), the object's key and etag (kept when empty), and the error (empty for none).
+  Status FinishUpload(const UploadItem& item, FileState state, std::string_view cloud_key,
+                      std::string_view cloud_etag, std::string_view error);
+
   // --- Capacity and keys ---
   Result<Usage> GetUsage();
   // Replaces the master key and re-wraps every file key (data is not rewritten). With a key

@@ -96,6 +96,21 @@ struct Event {
   std::string old_path;  // for kRename
 };
 
+// A file version waiting in the upload queue (one row per file; a newer version replaces an
+// older one).
+struct UploadItem {
+  NodeId node = kNoNode;
+  uint32_t share_id = 0;
+  uint64_t data_gen = 0;      // the committed version to upload
+  uint32_t attempts = 0;      // failed attempts so far
+  int64_t not_before_ns = 0;  // wall-clock time of the next attempt
+  std::string upload_key;     // multi-part upload in progress, to resume (empty: none)
+  std::string upload_id;
+  std::string last_error;
+  std::string cloud_key;   // key and etag of the object we last wrote for this file
+  std::string cloud_etag;  // (empty: none)
+};
+
 struct SetAttrRequest {
   std::optional<uint32_t> mode;
   std::optional<uint32_t> uid;

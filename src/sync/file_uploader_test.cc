@@ -9,58 +9,11 @@
 #include "cloud/memory/memory_store.h"
 #include "crypto/hash.h"
 #include "platform/file.h"
+#include "test/support/fault_object_store.h"
 #include "test/support/temp_dir.h"
 
 namespace fieldstack::sync {
 namespace {
-
-using cloud::ObjectStore;
-
-// Wraps an ObjectStore: counts parts, fails PutPart with Unavailable after `fail_after` parts,
-// and runs `on_part` before each part (to change the file mid-upload).
-class FaultyStore final : public ObjectStore {
- public:
-  explicit FaultyStore(ObjectStore& inner) : in_(inner) {}
-  int parts = 0;
-  int fail_after = -1;
-  std::function<void()> on_part;
-
-  Result<cloud::ObjectInfo> Put(std::string_view k, std::span<const uint8_t> d,
-                                const cloud::PutOptions& o) override {
-    return in_.Put(k, d, o);
-  }
-  Result<cloud::Upload> BeginUpload(std::string_view k, const cloud::ObjectMeta& m) override {
-    return in_.BeginUpload(k, m);
-  }
-  Status PutPart(const cloud::Upload& u, uint32_t n, std::span<const uint8_t> d,
-                 const std::optional<std::string>& md5) override {
-    if (on_part) on_part();
-    if (fail_after >= 0 && parts >= fail_after) return UnavailableError("link down");
-    ++parts;
-    return in_.PutPart(u, n, d, md5);
-  }
-  Result<std::vector<cloud::PartInfo>> ListParts(const cloud::Upload& u) override {
-    return in_.ListParts(u);
-  }
-  Result<cloud::ObjectInfo> CommitUpload(const cloud::Upload& u, const std::vector<uint32_t>& p,
-                                         const cloud::Precondition& c) override {
-    return in_.CommitUpload(u, p, c);
-  }
-  Status AbortUpload(const cloud::Upload& u) override { return in_.AbortUpload(u); }
-  Result<cloud::ObjectInfo> Head(std::string_view k) override { return in_.Head(k); }
-  Result<std::string> Get(std::string_view k, uint64_t o, uint64_t l) override {
-    return in_.Get(k, o, l);
-  }
-  Status Delete(std::string_view k, const cloud::Precondition& c) override {
-    return in_.Delete(k, c);
-  }
-  Result<cloud::ListPage> List(std::string_view p, std::string_view a, size_t l) override {
-    return in_.List(p, a, l);
-  }
-
- private:
-  ObjectStore& in_;
-};
 
 std::vector<uint8_t> Pattern(size_t n, uint8_t seed) {
   std::vector<uint8_t> v(n);
@@ -108,7 +61,7 @@ class FileUploaderTest : public ::testing::Test {
   std::unique_ptr<store::Store> store_;
   store::NodeId root_ = 0;
   cloud::memory::MemoryStore mem_{clock_};
-  FaultyStore faulty_{mem_};
+  testing::FaultObjectStore faulty_{mem_};
   std::unique_ptr<FileUploader> uploader_;
 };
 
@@ -141,13 +94,13 @@ TEST_F(FileUploaderTest, LargeFileGoesUpInPartsAndMatchesByteForByte) {
 TEST_F(FileUploaderTest, InterruptedUploadResumesWithoutResendingStoredParts) {
   auto data = Pattern(64 * 1024 * 5, 3);
   UploadJob job = Write("resume", data);
-  faulty_.fail_after = 2;
+  faulty_.fail_parts_after = 2;
   auto first = uploader_->Upload(job);
   EXPECT_EQ(first.status().code(), StatusCode::kUnavailable);
   ASSERT_TRUE(job.upload.has_value()) << "progress must survive for the next attempt";
   EXPECT_EQ(mem_.Head("share/resume").status().code(), StatusCode::kNotFound)
       << "nothing partial is visible";
-  faulty_.fail_after = -1;
+  faulty_.fail_parts_after = -1;
   auto second = uploader_->Upload(job);
   ASSERT_TRUE(second.ok()) << second.status().ToString();
   EXPECT_EQ(second->parts_reused, 2u);

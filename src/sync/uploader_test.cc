@@ -1,0 +1,201 @@
+#include "sync/uploader.h"
+
+#include <gtest/gtest.h>
+
+#include "cloud/memory/memory_store.h"
+#include "test/support/fault_object_store.h"
+#include "test/support/temp_dir.h"
+
+namespace fieldstack::sync {
+namespace {
+
+std::vector<uint8_t> Pattern(size_t n, uint8_t seed) {
+  std::vector<uint8_t> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = static_cast<uint8_t>(i * 13 + seed + i / 253);
+  return v;
+}
+
+class UploaderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Reopen();
+    cloud_share_ = store_->CreateShare("ingest", store::ShareKind::kCloud)->id;
+    local_root_ = store_->CreateShare("scratch", store::ShareKind::kLocal)->root;
+    root_ = store_->GetShare("ingest")->root;
+  }
+
+  void Reopen() {
+    uploader_.reset();
+    store_.reset();
+    store::StoreOptions o;
+    o.data_dir = dir_.path() + "/data";
+    o.chunk_size_bytes = 4096;
+    o.clock = &clock_;
+    auto s = store::Store::Open(o);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(*s);
+    Uploader::Options opts;
+    opts.part_size_bytes = 64 * 1024;
+    opts.batch = 16;
+    opts.max_attempts = 4;
+    opts.backoff_base = std::chrono::seconds(1);
+    uploader_ = std::make_unique<Uploader>(
+        *store_,
+        [this](uint32_t share) -> cloud::ObjectStore* {
+          return share == cloud_share_ ? &faulty_ : nullptr;
+        },
+        clock_, opts);
+  }
+
+  store::NodeId Write(store::NodeId parent, const std::string& name,
+                      const std::vector<uint8_t>& data) {
+    auto existing = store_->Lookup(parent, name);
+    auto h =
+        existing.ok() ? store_->OpenFile(existing->id, true) : store_->Create(parent, name, {});
+    EXPECT_TRUE(h.ok()) << h.status().ToString();
+    EXPECT_TRUE((*h)->Write(0, data).ok());
+    EXPECT_TRUE((*h)->Close().ok());
+    return (*h)->node();
+  }
+
+  // Runs passes, moving the fake clock past retry times, until the queue is empty.
+  Uploader::Pass Drain(int max_passes = 100) {
+    Uploader::Pass total;
+    for (int i = 0; i < max_passes; ++i) {
+      auto p = uploader_->RunOnce();
+      EXPECT_TRUE(p.ok()) << p.status().ToString();
+      if (!p.ok()) break;
+      total.uploaded += p->uploaded;
+      total.retried += p->retried;
+      total.failed += p->failed;
+      total.conflicts += p->conflicts;
+      total.changed += p->changed;
+      if (*store_->PendingUploads() == 0) break;
+      clock_.Advance(std::chrono::seconds(30));
+    }
+    return total;
+  }
+
+  std::string Cloud(const std::string& key) {
+    auto got = mem_.Get(key, 0, 1 << 30);
+    return got.ok() ? *got : "<missing>";
+  }
+  static std::string Str(const std::vector<uint8_t>& v) { return {v.begin(), v.end()}; }
+
+  FakeClock clock_;
+  testing::TempDir dir_;
+  cloud::memory::MemoryStore mem_{clock_};
+  testing::FaultObjectStore faulty_{mem_};
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<Uploader> uploader_;
+  uint32_t cloud_share_ = 0;
+  store::NodeId root_ = 0, local_root_ = 0;
+};
+
+TEST_F(UploaderTest, CloudShareFilesArriveInNativeFormatOnce) {
+  auto d = store_->Mkdir(root_, "site-7", {});
+  ASSERT_TRUE(d.ok());
+  auto a = Pattern(1000, 1), b = Pattern(300000, 2);
+  store::NodeId na = Write(d->id, "a.csv", a);
+  Write(root_, "b.bin", b);
+  Write(local_root_, "not-uploaded", a);
+  auto pass = Drain();
+  EXPECT_EQ(pass.uploaded, 2u);
+  EXPECT_EQ(Cloud("site-7/a.csv"), Str(a));
+  EXPECT_EQ(Cloud("b.bin"), Str(b));
+  EXPECT_EQ(mem_.List("", "", 100)->objects.size(), 2u);
+  EXPECT_EQ(store_->GetAttr(na)->state, store::FileState::kClean);
+  EXPECT_EQ(mem_.Head("site-7/a.csv")->meta.at("mode"), "420");
+  // Nothing new: nothing sent.
+  int puts = faulty_.puts;
+  EXPECT_EQ(uploader_->RunOnce()->uploaded, 0u);
+  EXPECT_EQ(faulty_.puts, puts);
+}
+
+TEST_F(UploaderTest, NewVersionReplacesTheObjectConditionally) {
+  Write(root_, "f", Pattern(100, 3));
+  Drain();
+  auto v2 = Pattern(200, 4);
+  Write(root_, "f", v2);
+  EXPECT_EQ(Drain().uploaded, 1u);
+  EXPECT_EQ(Cloud("f"), Str(v2));
+}
+
+TEST_F(UploaderTest, ObjectChangedInTheCloudIsNeverOverwritten) {
+  store::NodeId n = Write(root_, "shared.txt", Pattern(100, 5));
+  Drain();
+  ASSERT_TRUE(mem_.Put("shared.txt", std::span<const uint8_t>(), {}).ok());  // someone else
+  Write(root_, "shared.txt", Pattern(150, 6));
+  auto pass = Drain();
+  EXPECT_EQ(pass.conflicts, 1u);
+  EXPECT_EQ(Cloud("shared.txt"), "");
+  auto attr = store_->GetAttr(n);
+  EXPECT_EQ(attr->state, store::FileState::kFailed);
+  // An object already in the cloud under a new file's name is not overwritten either.
+  ASSERT_TRUE(mem_.Put("preexisting", std::span<const uint8_t>(), {}).ok());
+  Write(root_, "preexisting", Pattern(10, 7));
+  EXPECT_EQ(Drain().conflicts, 1u);
+}
+
+TEST_F(UploaderTest, TransientFailuresBackOffThenSucceed) {
+  Write(root_, "flaky", Pattern(500, 8));
+  faulty_.fail_puts = 2;
+  auto first = uploader_->RunOnce();
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->retried, 1u);
+  // Not due yet: no hot loop against a failing link.
+  EXPECT_EQ(uploader_->RunOnce()->retried, 0u);
+  EXPECT_EQ(faulty_.fail_puts, 1);
+  auto pass = Drain();
+  EXPECT_EQ(pass.uploaded, 1u);
+  EXPECT_EQ(pass.retried, 1u);
+  EXPECT_EQ(Cloud("flaky"), Str(Pattern(500, 8)));
+}
+
+TEST_F(UploaderTest, PermanentlyFailingUploadsStopAfterMaxAttempts) {
+  store::NodeId n = Write(root_, "doomed", Pattern(500, 9));
+  faulty_.fail_puts = 1000;
+  auto pass = Drain();
+  EXPECT_EQ(pass.retried, 3u);
+  EXPECT_EQ(pass.failed, 1u);
+  EXPECT_EQ(store_->GetAttr(n)->state, store::FileState::kFailed);
+  EXPECT_EQ(*store_->PendingUploads(), 0u);
+}
+
+TEST_F(UploaderTest, QueueAndMultipartProgressSurviveARestart) {
+  auto big = Pattern(64 * 1024 * 5, 10);
+  Write(root_, "big", big);
+  Write(root_, "small", Pattern(10, 11));
+  faulty_.fail_parts_after = 2;
+  ASSERT_TRUE(uploader_->RunOnce().ok());
+  Reopen();  // the daemon restarts: the queue and the upload's progress are in the db
+  faulty_.fail_parts_after = -1;
+  auto pass = Drain();
+  EXPECT_EQ(pass.uploaded, 1u);  // small went up in the first pass
+  EXPECT_EQ(Cloud("big"), Str(big));
+  EXPECT_EQ(faulty_.parts, 5) << "the two stored parts were not sent again";
+}
+
+TEST_F(UploaderTest, LongBacklogIsWorkedInBoundedBatches) {
+  for (int i = 0; i < 200; ++i) Write(root_, "f" + std::to_string(i), Pattern(64, i));
+  auto first = uploader_->RunOnce();
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->queued, 200u);
+  EXPECT_EQ(first->uploaded, 16u) << "one pass takes one batch";
+  EXPECT_EQ(*store_->PendingUploads(), 184u);
+  Drain();
+  EXPECT_EQ(mem_.List("", "", 1000)->objects.size(), 200u);
+}
+
+TEST_F(UploaderTest, RenamedFileIsUploadedUnderItsNewNameAndTheOldObjectKept) {
+  Write(root_, "old-name", Pattern(100, 12));
+  Drain();
+  ASSERT_TRUE(store_->Rename(root_, "old-name", root_, "new-name").ok());
+  Write(root_, "new-name", Pattern(120, 13));
+  EXPECT_EQ(Drain().uploaded, 1u);
+  EXPECT_EQ(Cloud("new-name"), Str(Pattern(120, 13)));
+  EXPECT_EQ(Cloud("old-name"), Str(Pattern(100, 12)));  // the `keep` policy
+}
+
+}  // namespace
+}  // namespace fieldstack::sync

@@ -1,0 +1,66 @@
+#pragma once
+
+// FaultObjectStore wraps an ObjectStore for tests: counts Puts and parts, fails the next
+// `fail_puts` Puts and every part after `fail_parts_after` with Unavailable, and runs `on_part`
+// before each part (to change a file mid-upload).
+
+#include <functional>
+
+#include "cloud/object_store.h"
+
+namespace fieldstack::testing {
+
+class FaultObjectStore final : public cloud::ObjectStore {
+ public:
+  explicit FaultObjectStore(cloud::ObjectStore& inner) : in_(inner) {}
+  int puts = 0;
+  int parts = 0;
+  int fail_puts = 0;
+  int fail_parts_after = -1;
+  std::function<void()> on_part;
+
+  Result<cloud::ObjectInfo> Put(std::string_view k, std::span<const uint8_t> d,
+                                const cloud::PutOptions& o) override {
+    if (fail_puts > 0) {
+      --fail_puts;
+      return UnavailableError("injected: link down");
+    }
+    ++puts;
+    return in_.Put(k, d, o);
+  }
+  Result<cloud::Upload> BeginUpload(std::string_view k, const cloud::ObjectMeta& m) override {
+    return in_.BeginUpload(k, m);
+  }
+  Status PutPart(const cloud::Upload& u, uint32_t n, std::span<const uint8_t> d,
+                 const std::optional<std::string>& md5) override {
+    if (on_part) on_part();
+    if (fail_parts_after >= 0 && parts >= fail_parts_after) {
+      return UnavailableError("injected: link down");
+    }
+    ++parts;
+    return in_.PutPart(u, n, d, md5);
+  }
+  Result<std::vector<cloud::PartInfo>> ListParts(const cloud::Upload& u) override {
+    return in_.ListParts(u);
+  }
+  Result<cloud::ObjectInfo> CommitUpload(const cloud::Upload& u, const std::vector<uint32_t>& p,
+                                         const cloud::Precondition& c) override {
+    return in_.CommitUpload(u, p, c);
+  }
+  Status AbortUpload(const cloud::Upload& u) override { return in_.AbortUpload(u); }
+  Result<cloud::ObjectInfo> Head(std::string_view k) override { return in_.Head(k); }
+  Result<std::string> Get(std::string_view k, uint64_t o, uint64_t l) override {
+    return in_.Get(k, o, l);
+  }
+  Status Delete(std::string_view k, const cloud::Precondition& c) override {
+    return in_.Delete(k, c);
+  }
+  Result<cloud::ListPage> List(std::string_view p, std::string_view a, size_t l) override {
+    return in_.List(p, a, l);
+  }
+
+ private:
+  cloud::ObjectStore& in_;
+};
+
+}  // namespace fieldstack::testing
