@@ -40,7 +40,7 @@ Result<UploadReport> FileUploader::Upload(UploadJob& job) {
   auto first = handle->ReadCommitted(job.data_gen, 0, buf);
   if (!first.ok()) {
     if (Changed(first.status())) return Abandon(job, UploadOutcome::kFileChanged);
-    return first.status();
+    return first.status().WithContext(kLocalReadContext);
   }
   if (*first <= ps && !job.upload) {
     std::span<const uint8_t> data(buf.data(), *first);
@@ -83,7 +83,7 @@ Result<UploadReport> FileUploader::Upload(UploadJob& job) {
       auto got = handle->ReadCommitted(job.data_gen, offset, {buf.data(), ps});
       if (!got.ok()) {
         if (Changed(got.status())) return Abandon(job, UploadOutcome::kFileChanged);
-        return got.status();
+        return got.status().WithContext(kLocalReadContext);
       }
       if (*got == 0 && n > 1) break;
       std::span<const uint8_t> data(buf.data(), *got);

@@ -51,6 +51,10 @@ struct UploadReport {
   uint32_t parts_reused = 0;  // parts found already stored from an earlier attempt
 };
 
+// Errors from reading the file through the Store carry this context ("local read: ..."), so a
+// local Corruption (bit rot on the box) is told apart from a cloud-side checksum mismatch.
+inline constexpr char kLocalReadContext[] = "local read";
+
 class FileUploader {
  public:
   struct Options {

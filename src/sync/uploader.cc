@@ -3,6 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "crypto/hash.h"
 
 namespace fieldstack::sync {
 namespace {
@@ -13,12 +17,43 @@ bool Retryable(const Status& s) {
 
 }  // namespace
 
-Uploader::Uploader(store::Store& store, Targets targets, Clock& clock, Options options)
+Uploader::Uploader(store::Store& store, Targets targets, Clock& clock, Options options,
+                   CopyLog* log, Metrics* metrics)
     : store_(store),
       targets_(std::move(targets)),
       clock_(clock),
       options_(options),
-      rng_(options.seed) {}
+      rng_(options.seed),
+      log_(log) {
+  if (metrics == nullptr) return;
+  auto& reg = metrics->registry();
+  files_uploaded_ = &prometheus::BuildCounter()
+                         .Name("fieldstack_upload_files_total")
+                         .Help("File versions uploaded")
+                         .Register(reg)
+                         .Add({});
+  bytes_uploaded_ = &prometheus::BuildCounter()
+                         .Name("fieldstack_upload_bytes_total")
+                         .Help("Bytes of file versions uploaded")
+                         .Register(reg)
+                         .Add({});
+  failures_ = &prometheus::BuildCounter()
+                   .Name("fieldstack_upload_failures_total")
+                   .Help("Upload attempts that failed (retried or given up)")
+                   .Register(reg)
+                   .Add({});
+  pending_ = &prometheus::BuildGauge()
+                  .Name("fieldstack_upload_pending_files")
+                  .Help("Files waiting in the upload queue")
+                  .Register(reg)
+                  .Add({});
+}
+
+void Uploader::Log(CopyRecord r) {
+  if (log_ == nullptr) return;
+  Status s = log_->Append(r);
+  if (!s.ok()) spdlog::warn("uploader: copy log: {}", s.ToString());
+}
 
 std::chrono::nanoseconds Uploader::Backoff(uint32_t attempts) {
   double base = std::chrono::duration<double>(options_.backoff_base).count();
@@ -34,6 +69,11 @@ Result<Uploader::Pass> Uploader::RunOnce() {
   FS_ASSIGN_OR_RETURN(pass.queued, store_.EnqueueUploads(kConsumer, options_.events_per_pass));
   int64_t now = clock_.NowUnixNanos();
   FS_ASSIGN_OR_RETURN(auto items, store_.DueUploads(now, options_.batch));
+  std::map<uint32_t, std::string> share_names;
+  if (!items.empty()) {
+    FS_ASSIGN_OR_RETURN(auto shares, store_.ListShares());
+    for (auto& sh : shares) share_names[sh.id] = sh.name;
+  }
   for (store::UploadItem& item : items) {
     cloud::ObjectStore* target = targets_(item.share_id);
     if (target == nullptr) continue;
@@ -61,23 +101,42 @@ Result<Uploader::Pass> Uploader::RunOnce() {
       job.upload = cloud::Upload{item.upload_key, item.upload_id};
     }
     FileUploader uploader(store_, *target, {.part_size_bytes = options_.part_size_bytes});
+    int64_t started = clock_.MonotonicNanos();
     auto r = uploader.Upload(job);
+    CopyRecord rec;
+    rec.share = share_names[item.share_id];
+    rec.path = job.key;
+    rec.size = attr->size;
+    rec.version = item.data_gen;
+    rec.duration_ms = (clock_.MonotonicNanos() - started) / 1'000'000;
+    if (r.ok()) {
+      rec.etag = r->object.etag;
+      rec.md5_base64 = r->md5.empty() ? "" : crypto::Base64(r->md5);
+      rec.size = r->bytes;
+    }
     if (r.ok() && r->outcome == UploadOutcome::kUploaded) {
       FS_RETURN_IF_ERROR(
           store_.FinishUpload(item, store::FileState::kClean, job.key, r->object.etag, ""));
       ++pass.uploaded;
+      rec.result = "uploaded";
+      if (files_uploaded_) files_uploaded_->Increment();
+      if (bytes_uploaded_) bytes_uploaded_->Increment(static_cast<double>(r->bytes));
     } else if (r.ok() && r->outcome == UploadOutcome::kFileChanged) {
       // The newer version's event re-queues the file; drop this version's upload state.
       item.upload_key.clear();
       item.upload_id.clear();
       FS_RETURN_IF_ERROR(store_.UpdateUpload(item));
       ++pass.changed;
+      rec.result = "changed";
     } else if (r.ok()) {
       spdlog::warn("uploader: '{}' changed in the cloud; not overwritten", job.key);
       FS_RETURN_IF_ERROR(store_.FinishUpload(
           item, store::FileState::kFailed, "", "",
           "conflict: the object changed in the cloud since it was last uploaded"));
       ++pass.conflicts;
+      rec.result = "conflict";
+      rec.error = UploadError::kConflict;
+      rec.message = "the object changed in the cloud since it was last uploaded";
     } else if (Retryable(r.status()) && item.attempts + 1 < options_.max_attempts) {
       ++item.attempts;
       item.not_before_ns = now + Backoff(item.attempts).count();
@@ -86,12 +145,24 @@ Result<Uploader::Pass> Uploader::RunOnce() {
       item.upload_id = job.upload ? job.upload->id : "";
       FS_RETURN_IF_ERROR(store_.UpdateUpload(item));
       ++pass.retried;
+      rec.result = "retry";
+      rec.error = ClassifyUploadError(r.status());
+      rec.message = r.status().ToString();
+      if (failures_) failures_->Increment();
     } else {
       spdlog::error("uploader: giving up on '{}': {}", job.key, r.status().ToString());
       FS_RETURN_IF_ERROR(
           store_.FinishUpload(item, store::FileState::kFailed, "", "", r.status().ToString()));
       ++pass.failed;
+      rec.result = "failed";
+      rec.error = Retryable(r.status()) ? UploadError::kGaveUp : ClassifyUploadError(r.status());
+      rec.message = r.status().ToString();
+      if (failures_) failures_->Increment();
     }
+    Log(std::move(rec));
+  }
+  if (pending_) {
+    if (auto n = store_.PendingUploads(); n.ok()) pending_->Set(static_cast<double>(*n));
   }
   return pass;
 }

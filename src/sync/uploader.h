@@ -26,7 +26,9 @@
 
 #include "cloud/object_store.h"
 #include "common/clock.h"
+#include "common/metrics.h"
 #include "store/store.h"
+#include "sync/copy_log.h"
 #include "sync/file_uploader.h"
 
 namespace fieldstack::sync {
@@ -54,7 +56,9 @@ class Uploader {
     size_t failed = 0;   // given up (permanent error or too many attempts)
   };
 
-  Uploader(store::Store& store, Targets targets, Clock& clock, Options options);
+  // `log` (per-share copy logs) and `metrics` are optional.
+  Uploader(store::Store& store, Targets targets, Clock& clock, Options options,
+           CopyLog* log = nullptr, Metrics* metrics = nullptr);
 
   Result<Pass> RunOnce();
 
@@ -62,12 +66,18 @@ class Uploader {
 
  private:
   std::chrono::nanoseconds Backoff(uint32_t attempts);
+  void Log(CopyRecord r);
 
   store::Store& store_;
   Targets targets_;
   Clock& clock_;
   Options options_;
   std::mt19937_64 rng_;
+  CopyLog* log_;
+  prometheus::Counter* files_uploaded_ = nullptr;
+  prometheus::Counter* bytes_uploaded_ = nullptr;
+  prometheus::Counter* failures_ = nullptr;
+  prometheus::Gauge* pending_ = nullptr;
 };
 
 }  // namespace fieldstack::sync

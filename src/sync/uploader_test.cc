@@ -2,7 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+#include <set>
+
 #include "cloud/memory/memory_store.h"
+#include "crypto/hash.h"
+#include "platform/file.h"
 #include "test/support/fault_object_store.h"
 #include "test/support/temp_dir.h"
 
@@ -44,7 +49,7 @@ class UploaderTest : public ::testing::Test {
         [this](uint32_t share) -> cloud::ObjectStore* {
           return share == cloud_share_ ? &faulty_ : nullptr;
         },
-        clock_, opts);
+        clock_, opts, &log_, &metrics_);
   }
 
   store::NodeId Write(store::NodeId parent, const std::string& name,
@@ -84,6 +89,8 @@ class UploaderTest : public ::testing::Test {
 
   FakeClock clock_;
   testing::TempDir dir_;
+  CopyLog log_{dir_.path() + "/logs", clock_};
+  Metrics metrics_;
   cloud::memory::MemoryStore mem_{clock_};
   testing::FaultObjectStore faulty_{mem_};
   std::unique_ptr<store::Store> store_;
@@ -195,6 +202,75 @@ TEST_F(UploaderTest, RenamedFileIsUploadedUnderItsNewNameAndTheOldObjectKept) {
   EXPECT_EQ(Drain().uploaded, 1u);
   EXPECT_EQ(Cloud("new-name"), Str(Pattern(120, 13)));
   EXPECT_EQ(Cloud("old-name"), Str(Pattern(100, 12)));  // the `keep` policy
+}
+
+std::vector<nlohmann::json> ReadJsonLines(const std::string& path) {
+  std::vector<nlohmann::json> out;
+  auto text = platform::ReadFileToString(path);
+  if (!text.ok()) return out;
+  size_t pos = 0;
+  while (pos < text->size()) {
+    size_t nl = text->find('\n', pos);
+    out.push_back(nlohmann::json::parse(text->substr(pos, nl - pos)));
+    pos = nl + 1;
+  }
+  return out;
+}
+
+TEST_F(UploaderTest, CopyLogsAndMetricsRecordEveryAttempt) {
+  Write(root_, "ok.txt", Pattern(1234, 14));
+  ASSERT_TRUE(mem_.Put("taken.txt", std::span<const uint8_t>(), {}).ok());
+  Write(root_, "taken.txt", Pattern(10, 15));
+  faulty_.fail_puts = 1;  // the first Put of this pass fails once
+  Drain();
+  auto uploads = ReadJsonLines(dir_.path() + "/logs/ingest/upload.log");
+  auto errors = ReadJsonLines(dir_.path() + "/logs/ingest/errors.log");
+  ASSERT_GE(uploads.size(), 3u);
+  std::map<std::string, int> results;
+  for (auto& j : uploads) results[j["result"].get<std::string>()]++;
+  EXPECT_EQ(results["uploaded"], 1);
+  EXPECT_EQ(results["conflict"], 1);
+  EXPECT_EQ(results["retry"], 1);
+  for (auto& j : uploads) {
+    if (j["result"] != "uploaded") continue;
+    EXPECT_EQ(j["path"], "ok.txt");
+    EXPECT_EQ(j["size"], 1234);
+    EXPECT_EQ(j["md5"], crypto::Base64(crypto::Digest::Md5(Str(Pattern(1234, 14)))));
+    EXPECT_FALSE(j["etag"].get<std::string>().empty());
+  }
+  ASSERT_EQ(errors.size(), 2u);
+  std::set<int> codes;
+  for (auto& j : errors) codes.insert(j["code"].get<int>());
+  EXPECT_EQ(codes, (std::set<int>{1001, 1003}));
+  std::string m = metrics_.Serialize();
+  EXPECT_NE(m.find("fieldstack_upload_files_total 1"), std::string::npos) << m;
+  EXPECT_NE(m.find("fieldstack_upload_bytes_total 1234"), std::string::npos) << m;
+  EXPECT_NE(m.find("fieldstack_upload_pending_files 0"), std::string::npos) << m;
+}
+
+TEST(CopyLogTest, RotatesAndKeepsAFewOldFiles) {
+  testing::TempDir dir;
+  FakeClock clock;
+  CopyLog log(dir.path(), clock, /*max_bytes=*/500, /*keep=*/2);
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_TRUE(
+        log.Append({.share = "s", .path = "f" + std::to_string(i), .result = "uploaded"}).ok());
+  }
+  EXPECT_TRUE(platform::PathExists(dir.path() + "/s/upload.log.1"));
+  EXPECT_TRUE(platform::PathExists(dir.path() + "/s/upload.log.2"));
+  EXPECT_FALSE(platform::PathExists(dir.path() + "/s/upload.log.3"));
+  EXPECT_LT(platform::ReadFileToString(dir.path() + "/s/upload.log")->size(), 700u);
+}
+
+TEST(UploadErrorTest, StatusesMapToStableCodes) {
+  EXPECT_EQ(ClassifyUploadError(UnavailableError("503")), UploadError::kTransient);
+  EXPECT_EQ(ClassifyUploadError(CorruptionError("Content-MD5 mismatch")),
+            UploadError::kChecksumMismatch);
+  EXPECT_EQ(ClassifyUploadError(CorruptionError("chunk 3").WithContext(kLocalReadContext)),
+            UploadError::kLocalCorruption);
+  EXPECT_EQ(ClassifyUploadError(UnauthenticatedError("bad key")), UploadError::kAuthFailed);
+  EXPECT_EQ(ClassifyUploadError(NoSpaceError("quota")), UploadError::kQuotaExceeded);
+  EXPECT_EQ(static_cast<int>(UploadError::kConflict), 1003);
 }
 
 }  // namespace
