@@ -68,7 +68,7 @@ struct PartInfo {
 
 struct ListPage {
   std::vector<ObjectInfo> objects;  // ascending byte order of keys
-  bool truncated = false;           // more keys follow the last one
+  std::string next_token;           // non-empty: more keys follow; pass it to List
 };
 
 class ObjectStore {
@@ -86,18 +86,22 @@ class ObjectStore {
                          const std::optional<std::string>& content_md5) = 0;
   // The parts stored so far, ascending: what a restarted uploader need not send again.
   virtual Result<std::vector<PartInfo>> ListParts(const Upload& upload) = 0;
-  // Makes the object the concatenation of `parts` (ascending, each stored) in one step.
+  // Makes the object the concatenation of `parts` (ascending, each stored) in one step, with
+  // `meta` (services that take metadata at the start use BeginUpload's).
   virtual Result<ObjectInfo> CommitUpload(const Upload& upload, const std::vector<uint32_t>& parts,
+                                          const ObjectMeta& meta,
                                           const Precondition& precondition) = 0;
-  // Drops the upload and its parts. An unknown upload is OK.
+  // Drops the upload and its parts. An unknown upload is OK. Services without server-side
+  // uploads (Azure: uncommitted blocks expire by themselves) may keep the parts until then.
   virtual Status AbortUpload(const Upload& upload) = 0;
 
   virtual Result<ObjectInfo> Head(std::string_view key) = 0;
   // Up to `length` bytes from `offset` (fewer at the end of the object).
   virtual Result<std::string> Get(std::string_view key, uint64_t offset, uint64_t length) = 0;
   virtual Status Delete(std::string_view key, const Precondition& precondition) = 0;
-  // Up to `limit` objects whose keys start with `prefix` and sort after `after`.
-  virtual Result<ListPage> List(std::string_view prefix, std::string_view after, size_t limit) = 0;
+  // Up to `limit` objects whose keys start with `prefix`, continuing from `token` (empty: from
+  // the start; else the ListPage::next_token of the previous page of the same listing).
+  virtual Result<ListPage> List(std::string_view prefix, std::string_view token, size_t limit) = 0;
 };
 
 // InvalidArgument naming the problem, or OK.

@@ -99,7 +99,7 @@ Result<UploadReport> FileUploader::Upload(UploadJob& job) {
       }
       if (data.size() < ps) break;
     }
-    auto info = cloud_.CommitUpload(*job.upload, numbers, job.precondition);
+    auto info = cloud_.CommitUpload(*job.upload, numbers, job.meta, job.precondition);
     if (!info.ok()) {
       if (Changed(info.status())) return Abandon(job, UploadOutcome::kConflict);
       return info.status();

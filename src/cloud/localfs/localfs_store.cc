@@ -180,13 +180,13 @@ Result<std::vector<PartInfo>> LocalFsStore::ListParts(const Upload& upload) {
 
 Result<ObjectInfo> LocalFsStore::CommitUpload(const Upload& upload,
                                               const std::vector<uint32_t>& parts,
+                                              const ObjectMeta& meta,
                                               const Precondition& precondition) {
   std::string dir = UploadDir(upload);
   auto text = platform::ReadFileToString(dir + "/upload.json");
   if (!text.ok()) return NotFoundError("no upload " + upload.id);
   nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
   if (j.is_discarded()) return CorruptionError("upload " + upload.id + " has a bad upload.json");
-  ObjectMeta meta = j.value("meta", ObjectMeta{});
   std::string tmp = root_ + "/" + kTmpDir + "/" + UniqueName();
   crypto::Digest md5(crypto::Digest::Kind::kMd5);
   {
@@ -297,7 +297,7 @@ Status LocalFsStore::Walk(const std::string& rel, std::string_view prefix, std::
   }
   std::sort(entries.begin(), entries.end());
   for (auto& [key, dir] : entries) {
-    if (page.truncated) return Status::Ok();
+    if (!page.next_token.empty()) return Status::Ok();
     if (dir) {
       bool prefix_ok = key.starts_with(prefix) || std::string_view(prefix).starts_with(key);
       bool all_before = !after.empty() && std::string_view(key) < after && !after.starts_with(key);
@@ -306,7 +306,7 @@ Status LocalFsStore::Walk(const std::string& rel, std::string_view prefix, std::
     }
     if (!key.starts_with(prefix) || std::string_view(key) <= after) continue;
     if (page.objects.size() == limit) {
-      page.truncated = true;
+      page.next_token = page.objects.back().key;  // the token is the last key returned
       return Status::Ok();
     }
     auto info = Head(key);

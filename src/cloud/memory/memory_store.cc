@@ -81,6 +81,7 @@ Result<std::vector<PartInfo>> MemoryStore::ListParts(const Upload& upload) {
 
 Result<ObjectInfo> MemoryStore::CommitUpload(const Upload& upload,
                                              const std::vector<uint32_t>& parts,
+                                             const ObjectMeta& meta,
                                              const Precondition& precondition) {
   MutexLock l(mu_);
   auto it = uploads_.find(upload.id);
@@ -97,7 +98,7 @@ Result<ObjectInfo> MemoryStore::CommitUpload(const Upload& upload,
     last = n;
   }
   FS_RETURN_IF_ERROR(Check(it->second.key, precondition));
-  ObjectInfo info = Store(it->second.key, std::move(data), it->second.meta);
+  ObjectInfo info = Store(it->second.key, std::move(data), meta);
   uploads_.erase(it);
   return info;
 }
@@ -143,7 +144,7 @@ Result<ListPage> MemoryStore::List(std::string_view prefix, std::string_view aft
   if (it != objects_.end() && it->first < prefix) it = objects_.lower_bound(prefix);
   for (; it != objects_.end() && it->first.starts_with(prefix); ++it) {
     if (page.objects.size() == limit) {
-      page.truncated = true;
+      page.next_token = page.objects.back().key;  // the token is the last key returned
       break;
     }
     page.objects.push_back(it->second.info);

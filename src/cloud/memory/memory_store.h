@@ -25,12 +25,13 @@ class MemoryStore final : public ObjectStore {
                  const std::optional<std::string>& content_md5) override;
   Result<std::vector<PartInfo>> ListParts(const Upload& upload) override;
   Result<ObjectInfo> CommitUpload(const Upload& upload, const std::vector<uint32_t>& parts,
+                                  const ObjectMeta& meta,
                                   const Precondition& precondition) override;
   Status AbortUpload(const Upload& upload) override;
   Result<ObjectInfo> Head(std::string_view key) override;
   Result<std::string> Get(std::string_view key, uint64_t offset, uint64_t length) override;
   Status Delete(std::string_view key, const Precondition& precondition) override;
-  Result<ListPage> List(std::string_view prefix, std::string_view after, size_t limit) override;
+  Result<ListPage> List(std::string_view prefix, std::string_view token, size_t limit) override;
 
  private:
   struct Object {
