@@ -1,0 +1,348 @@
+#include "cloud/azure_blob/azure_blob_store.h"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <algorithm>
+#include <ctime>
+#include <pugixml.hpp>
+
+#include "crypto/hash.h"
+#include "crypto/key_store.h"
+
+namespace fieldstack::cloud::azure_blob {
+namespace {
+
+constexpr char kApiVersion[] = "2021-08-06";
+
+std::string Base64Decode(std::string_view in) {
+  std::string out(in.size() * 3 / 4 + 3, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(in.data()),
+                          static_cast<int>(in.size()));
+  if (n < 0) return {};
+  size_t pad = 0;
+  for (size_t i = in.size(); i > 0 && in[i - 1] == '='; --i) ++pad;
+  out.resize(static_cast<size_t>(n) - pad);
+  return out;
+}
+
+std::string HmacSha256(const std::string& key, const std::string& msg) {
+  unsigned char out[32];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), out, &len);
+  return std::string(reinterpret_cast<char*>(out), len);
+}
+
+std::string Rfc1123(int64_t unix_ns) {
+  time_t t = static_cast<time_t>(unix_ns / 1'000'000'000);
+  tm g;
+  gmtime_r(&t, &g);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &g);
+  return buf;
+}
+
+int64_t ParseRfc1123(const std::string& s) {
+  tm t{};
+  if (strptime(s.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &t) == nullptr) return 0;
+  return int64_t{timegm(&t)} * 1'000'000'000;
+}
+
+std::string BlockId(const Upload& up, uint32_t number) {
+  char part[16];
+  std::snprintf(part, sizeof part, "-%05u", number);
+  return crypto::Base64(up.id + part);
+}
+
+// The service's error code and message (header and XML body).
+std::pair<std::string, std::string> ErrorOf(const HttpResponse& r) {
+  std::string code = r.Header("x-ms-error-code"), message;
+  pugi::xml_document doc;
+  if (doc.load_string(r.body.c_str())) {
+    if (code.empty()) code = doc.child("Error").child_value("Code");
+    message = doc.child("Error").child_value("Message");
+  }
+  return {code, message};
+}
+
+// Bytes damaged on the way: Azure says Md5Mismatch / Crc64Mismatch; Azurite says
+// InvalidOperation "Provided contentMD5 doesn't match" or a body size mismatch.
+bool IsChecksumError(const std::string& code, const std::string& message) {
+  return code == "Md5Mismatch" || code == "Crc64Mismatch" ||
+         (code == "InvalidOperation" && (message.find("MD5") != std::string::npos ||
+                                         message.find("mismatches") != std::string::npos));
+}
+
+void AddConditions(std::vector<std::pair<std::string, std::string>>& h, const Precondition& p) {
+  if (p.if_match) h.emplace_back("If-Match", *p.if_match);
+  if (p.if_none_match_any) h.emplace_back("If-None-Match", "*");
+}
+
+void AddMeta(std::vector<std::pair<std::string, std::string>>& h, const ObjectMeta& meta) {
+  for (const auto& [k, v] : meta) h.emplace_back("x-ms-meta-" + k, v);
+}
+
+ObjectInfo InfoFrom(std::string_view key, const HttpResponse& r) {
+  ObjectInfo info;
+  info.key = key;
+  info.etag = r.Header("etag");
+  info.content_md5 = Base64Decode(r.Header("content-md5"));
+  info.mtime_ns = ParseRfc1123(r.Header("last-modified"));
+  std::string len = r.Header("content-length");
+  info.size = len.empty() ? 0 : std::stoull(len);
+  for (const auto& [name, value] : r.headers) {
+    if (name.starts_with("x-ms-meta-")) info.meta[name.substr(10)] = value;
+  }
+  return info;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<AzureBlobStore>> AzureBlobStore::Open(AzureConfig config, Clock& clock) {
+  if (config.endpoint.empty() || config.container.empty()) {
+    return InvalidArgumentError("azure: endpoint and container are required");
+  }
+  if (config.sas.empty() && (config.account.empty() || config.key_base64.empty())) {
+    return InvalidArgumentError("azure: give an account and key, or a SAS");
+  }
+  while (!config.endpoint.empty() && config.endpoint.back() == '/') config.endpoint.pop_back();
+  std::string key = Base64Decode(config.key_base64);
+  if (config.sas.empty() && key.empty()) return InvalidArgumentError("azure: key is not base64");
+  return std::unique_ptr<AzureBlobStore>(new AzureBlobStore(std::move(config), clock, key));
+}
+
+std::string AzureBlobStore::StringToSign(const HttpRequest& req, const std::string& account) {
+  auto header = [&](std::string_view name) {
+    for (const auto& [k, v] : req.headers) {
+      if (k.size() == name.size() &&
+          std::equal(k.begin(), k.end(), name.begin(),
+                     [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
+        return v;
+      }
+    }
+    return std::string();
+  };
+  std::string length = req.body.empty() ? "" : std::to_string(req.body.size());
+  std::string s = req.method + "\n" + header("Content-Encoding") + "\n" +
+                  header("Content-Language") + "\n" + length + "\n" + header("Content-MD5") + "\n" +
+                  header("Content-Type") + "\n" + "\n" + header("If-Modified-Since") + "\n" +
+                  header("If-Match") + "\n" + header("If-None-Match") + "\n" +
+                  header("If-Unmodified-Since") + "\n" + header("Range") + "\n";
+  std::vector<std::pair<std::string, std::string>> ms;
+  for (const auto& [k, v] : req.headers) {
+    std::string lower = k;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (lower.starts_with("x-ms-")) ms.emplace_back(lower, v);
+  }
+  std::sort(ms.begin(), ms.end());
+  for (const auto& [k, v] : ms) s += k + ":" + v + "\n";
+  // Canonicalized resource: /account + URL path, then the query parameters, sorted.
+  size_t scheme = req.url.find("://");
+  size_t path_at = req.url.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+  std::string path_and_query = path_at == std::string::npos ? "/" : req.url.substr(path_at);
+  size_t q = path_and_query.find('?');
+  s += "/" + account + path_and_query.substr(0, q);
+  if (q != std::string::npos) {
+    std::vector<std::pair<std::string, std::string>> params;
+    std::string query = path_and_query.substr(q + 1);
+    size_t pos = 0;
+    while (pos <= query.size()) {
+      size_t amp = query.find('&', pos);
+      if (amp == std::string::npos) amp = query.size();
+      std::string kv = query.substr(pos, amp - pos);
+      size_t eq = kv.find('=');
+      std::string k = UrlDecode(kv.substr(0, eq));
+      for (char& c : k) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (!k.empty())
+        params.emplace_back(k, eq == std::string::npos ? "" : UrlDecode(kv.substr(eq + 1)));
+      pos = amp + 1;
+    }
+    std::sort(params.begin(), params.end());
+    for (const auto& [k, v] : params) s += "\n" + k + ":" + v;
+  }
+  return s;
+}
+
+std::string AzureBlobStore::BlobUrl(std::string_view key, std::string_view query) const {
+  std::string url = config_.endpoint + "/" + config_.container;
+  if (!key.empty()) url += "/" + UrlEncodePath(key);
+  if (!query.empty()) url += "?" + std::string(query);
+  return url;
+}
+
+Result<HttpResponse> AzureBlobStore::Call(HttpRequest req, std::string_view what) {
+  req.headers.emplace_back("x-ms-date", Rfc1123(clock_.NowUnixNanos()));
+  req.headers.emplace_back("x-ms-version", kApiVersion);
+  if (!config_.sas.empty()) {
+    req.url += (req.url.find('?') == std::string::npos ? "?" : "&") + config_.sas;
+  } else {
+    std::string sig = crypto::Base64(HmacSha256(key_, StringToSign(req, config_.account)));
+    req.headers.emplace_back("Authorization", "SharedKey " + config_.account + ":" + sig);
+  }
+  FS_ASSIGN_OR_RETURN(HttpResponse r, http_.Send(req));
+  if (r.status >= 200 && r.status < 300) return r;
+  auto [code, detail] = ErrorOf(r);
+  std::string msg = "azure " + std::string(what) + ": HTTP " + std::to_string(r.status) +
+                    (code.empty() ? "" : " " + code) + (detail.empty() ? "" : ": " + detail);
+  switch (r.status) {
+    case 404:
+      return NotFoundError(msg);
+    case 412:
+      return FailedPreconditionError(msg);
+    case 409:
+      if (code == "ContainerAlreadyExists") return AlreadyExistsError(msg);
+      return FailedPreconditionError(msg);
+    case 401:
+    case 403:
+      return UnauthenticatedError(msg);
+    case 400:
+      if (IsChecksumError(code, detail)) return CorruptionError(msg);
+      return InvalidArgumentError(msg);
+    case 408:
+    case 429:
+      return UnavailableError(msg);
+    default:
+      if (r.status >= 500) return UnavailableError(msg);
+      return InternalError(msg);
+  }
+}
+
+Status AzureBlobStore::CreateContainer() {
+  return Call({"PUT", BlobUrl("", "restype=container"), {}, {}}, "create container").status();
+}
+
+Result<ObjectInfo> AzureBlobStore::Put(std::string_view key, std::span<const uint8_t> data,
+                                       const PutOptions& options) {
+  FS_RETURN_IF_ERROR(ValidateKey(key));
+  HttpRequest req{"PUT", BlobUrl(key), {{"x-ms-blob-type", "BlockBlob"}}, data};
+  if (options.content_md5)
+    req.headers.emplace_back("Content-MD5", crypto::Base64(*options.content_md5));
+  AddMeta(req.headers, options.meta);
+  AddConditions(req.headers, options.precondition);
+  FS_ASSIGN_OR_RETURN(HttpResponse r, Call(std::move(req), "put blob"));
+  ObjectInfo info = InfoFrom(key, r);
+  info.size = data.size();
+  info.meta = options.meta;
+  return info;
+}
+
+Result<Upload> AzureBlobStore::BeginUpload(std::string_view key, const ObjectMeta&) {
+  FS_RETURN_IF_ERROR(ValidateKey(key));
+  uint8_t r[8];
+  FS_RETURN_IF_ERROR(crypto::RandomBytes(r));
+  return Upload{std::string(key), crypto::ToHex({reinterpret_cast<char*>(r), sizeof r})};
+}
+
+Status AzureBlobStore::PutPart(const Upload& upload, uint32_t number, std::span<const uint8_t> data,
+                               const std::optional<std::string>& content_md5) {
+  FS_RETURN_IF_ERROR(ValidatePartNumber(number));
+  HttpRequest req{"PUT",
+                  BlobUrl(upload.key, "comp=block&blockid=" + UrlEncode(BlockId(upload, number))),
+                  {},
+                  data};
+  if (content_md5) req.headers.emplace_back("Content-MD5", crypto::Base64(*content_md5));
+  return Call(std::move(req), "put block").status();
+}
+
+Result<std::vector<PartInfo>> AzureBlobStore::ListParts(const Upload& upload) {
+  auto r = Call({"GET", BlobUrl(upload.key, "comp=blocklist&blocklisttype=uncommitted"), {}, {}},
+                "get block list");
+  std::vector<PartInfo> out;
+  if (!r.ok()) {
+    if (r.status().code() == StatusCode::kNotFound) return out;  // no blocks yet
+    return r.status();
+  }
+  pugi::xml_document doc;
+  if (!doc.load_string(r->body.c_str())) return UnavailableError("azure: bad block list XML");
+  for (auto b : doc.child("BlockList").child("UncommittedBlocks").children("Block")) {
+    std::string name = Base64Decode(b.child_value("Name"));
+    if (!name.starts_with(upload.id + "-")) continue;
+    out.push_back({static_cast<uint32_t>(std::stoul(name.substr(upload.id.size() + 1))),
+                   std::stoull(b.child_value("Size"))});
+  }
+  std::sort(out.begin(), out.end(),
+            [](const PartInfo& a, const PartInfo& b) { return a.number < b.number; });
+  return out;
+}
+
+Result<ObjectInfo> AzureBlobStore::CommitUpload(const Upload& upload,
+                                                const std::vector<uint32_t>& parts,
+                                                const ObjectMeta& meta,
+                                                const Precondition& precondition) {
+  uint32_t last = 0;
+  std::string xml = "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>";
+  for (uint32_t n : parts) {
+    if (n <= last) return InvalidArgumentError("parts must be ascending");
+    last = n;
+    xml += "<Uncommitted>" + BlockId(upload, n) + "</Uncommitted>";
+  }
+  xml += "</BlockList>";
+  HttpRequest req{"PUT",
+                  BlobUrl(upload.key, "comp=blocklist"),
+                  {{"Content-Type", "application/xml"}},
+                  {reinterpret_cast<const uint8_t*>(xml.data()), xml.size()}};
+  AddMeta(req.headers, meta);
+  AddConditions(req.headers, precondition);
+  FS_ASSIGN_OR_RETURN(HttpResponse r, Call(std::move(req), "put block list"));
+  (void)r;
+  return Head(upload.key);
+}
+
+Status AzureBlobStore::AbortUpload(const Upload&) { return Status::Ok(); }
+
+Result<ObjectInfo> AzureBlobStore::Head(std::string_view key) {
+  FS_RETURN_IF_ERROR(ValidateKey(key));
+  FS_ASSIGN_OR_RETURN(HttpResponse r, Call({"HEAD", BlobUrl(key), {}, {}}, "get properties"));
+  return InfoFrom(key, r);
+}
+
+Result<std::string> AzureBlobStore::Get(std::string_view key, uint64_t offset, uint64_t length) {
+  FS_RETURN_IF_ERROR(ValidateKey(key));
+  if (length == 0) return std::string();
+  HttpRequest req{"GET", BlobUrl(key), {}, {}};
+  req.headers.emplace_back(
+      "x-ms-range", "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + length - 1));
+  auto r = Call(std::move(req), "get blob");
+  if (!r.ok() && r.status().message().find("HTTP 416") != std::string::npos) {
+    return std::string();  // the range starts past the end
+  }
+  if (!r.ok()) return r.status();
+  return std::move(r->body);
+}
+
+Status AzureBlobStore::Delete(std::string_view key, const Precondition& precondition) {
+  FS_RETURN_IF_ERROR(ValidateKey(key));
+  HttpRequest req{"DELETE", BlobUrl(key), {}, {}};
+  AddConditions(req.headers, precondition);
+  return Call(std::move(req), "delete blob").status();
+}
+
+Result<ListPage> AzureBlobStore::List(std::string_view prefix, std::string_view token,
+                                      size_t limit) {
+  std::string query = "restype=container&comp=list&include=metadata&maxresults=" +
+                      std::to_string(std::max<size_t>(limit, 1));
+  if (!prefix.empty()) query += "&prefix=" + UrlEncode(prefix);
+  if (!token.empty()) query += "&marker=" + UrlEncode(token);
+  FS_ASSIGN_OR_RETURN(HttpResponse r, Call({"GET", BlobUrl("", query), {}, {}}, "list blobs"));
+  pugi::xml_document doc;
+  if (!doc.load_string(r.body.c_str())) return UnavailableError("azure: bad list XML");
+  ListPage page;
+  auto root = doc.child("EnumerationResults");
+  for (auto b : root.child("Blobs").children("Blob")) {
+    ObjectInfo info;
+    info.key = b.child_value("Name");
+    auto p = b.child("Properties");
+    info.size = std::stoull(p.child_value("Content-Length"));
+    info.etag = p.child_value("Etag");
+    info.content_md5 = Base64Decode(p.child_value("Content-MD5"));
+    info.mtime_ns = ParseRfc1123(p.child_value("Last-Modified"));
+    for (auto m : b.child("Metadata").children()) info.meta[m.name()] = m.child_value();
+    page.objects.push_back(std::move(info));
+  }
+  page.next_token = root.child_value("NextMarker");
+  return page;
+}
+
+}  // namespace fieldstack::cloud::azure_blob
