@@ -772,6 +772,9 @@ Result<std::unique_ptr<FileHandle>> Store::Create(NodeId parent, std::string_vie
     MutexLock l(f->mu);
     f->marked = true;
     ++f->writers;
+    // Closing a new file is a commit even without writes, so an empty file also gets its
+    // kWrite event (and is uploaded).
+    f->dirty = true;
   }
   return std::unique_ptr<FileHandle>(new FileHandle(this, std::move(f), a.id, true));
 }

@@ -5,9 +5,11 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "cloud/azure_blob/azure_blob_store.h"
 #include "cloud/memory/memory_store.h"
 #include "crypto/hash.h"
 #include "platform/file.h"
+#include "test/support/azurite.h"
 #include "test/support/fault_object_store.h"
 #include "test/support/temp_dir.h"
 
@@ -271,6 +273,55 @@ TEST(UploadErrorTest, StatusesMapToStableCodes) {
   EXPECT_EQ(ClassifyUploadError(UnauthenticatedError("bad key")), UploadError::kAuthFailed);
   EXPECT_EQ(ClassifyUploadError(NoSpaceError("quota")), UploadError::kQuotaExceeded);
   EXPECT_EQ(static_cast<int>(UploadError::kConflict), 1003);
+}
+
+}  // namespace
+}  // namespace fieldstack::sync
+
+namespace fieldstack::sync {
+namespace {
+
+// The whole path on a real Azure endpoint: Store -> Uploader -> AzureBlobStore -> Azurite.
+TEST(UploaderAzuriteTest, FilesArriveByteIdenticalInAzureBlobStorage) {
+  auto& azurite = testing::Azurite::Shared();
+  ASSERT_FALSE(azurite.endpoint().empty()) << azurite.error();
+  auto azure = cloud::azure_blob::AzureBlobStore::Open(
+      {azurite.endpoint(), testing::Azurite::kAccount, testing::Azurite::kKey, "", "uploads"},
+      RealClock::Get());
+  ASSERT_TRUE(azure.ok());
+  ASSERT_TRUE((*azure)->CreateContainer().ok());
+  testing::TempDir dir;
+  store::StoreOptions o;
+  o.data_dir = dir.path() + "/data";
+  auto s = store::Store::Open(o);
+  ASSERT_TRUE(s.ok());
+  auto share = (*s)->CreateShare("ingest", store::ShareKind::kCloud);
+  auto sub = (*s)->Mkdir(share->root, "survey 2026", {});
+  std::map<std::string, std::vector<uint8_t>> files = {
+      {"survey 2026/small.csv", Pattern(1000, 1)},
+      {"survey 2026/large.bin", Pattern(700 * 1024 + 17, 2)},
+      {"empty", {}}};
+  for (auto& [path, data] : files) {
+    store::NodeId parent = path.find('/') != std::string::npos ? sub->id : share->root;
+    auto h = (*s)->Create(parent, path.substr(path.rfind('/') + 1), {});
+    ASSERT_TRUE(h.ok());
+    ASSERT_TRUE((*h)->Write(0, data).ok());
+    ASSERT_TRUE((*h)->Close().ok());
+  }
+  Uploader::Options opts;
+  opts.part_size_bytes = 256 * 1024;  // the large file goes up as 3 blocks
+  Uploader up(
+      **s, [&](uint32_t) -> cloud::ObjectStore* { return azure->get(); }, RealClock::Get(), opts);
+  auto pass = up.RunOnce();
+  ASSERT_TRUE(pass.ok()) << pass.status().ToString();
+  EXPECT_EQ(pass->uploaded, 3u);
+  for (auto& [path, data] : files) {
+    auto got = (*azure)->Get(path, 0, 1 << 30);
+    ASSERT_TRUE(got.ok()) << path << ": " << got.status().ToString();
+    EXPECT_TRUE(*got == std::string(data.begin(), data.end())) << path;
+    EXPECT_EQ((*azure)->Head(path)->meta.count("mtime_ns"), 1u) << path;
+  }
+  EXPECT_EQ(*(*s)->PendingUploads(), 0u);
 }
 
 }  // namespace
