@@ -48,6 +48,7 @@ Result<UploadReport> FileUploader::Upload(UploadJob& job) {
     put.meta = job.meta;
     put.precondition = job.precondition;
     put.content_md5 = Md5Of(data);
+    if (options_.before_send) options_.before_send(data.size());
     auto info = cloud_.Put(job.key, data, put);
     if (!info.ok()) {
       if (Changed(info.status())) return Abandon(job, UploadOutcome::kConflict);
@@ -94,6 +95,7 @@ Result<UploadReport> FileUploader::Upload(UploadJob& job) {
       if (it != stored.end() && it->second == data.size()) {
         ++report.parts_reused;  // same upload, same pinned version: same bytes
       } else {
+        if (options_.before_send) options_.before_send(data.size());
         FS_RETURN_IF_ERROR(cloud_.PutPart(*job.upload, n, data, Md5Of(data)));
         ++report.parts_sent;
       }

@@ -18,6 +18,7 @@
 // Memory: one part buffer per upload in progress.
 // Thread safety: Upload may be called concurrently for different jobs.
 
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -59,6 +60,9 @@ class FileUploader {
  public:
   struct Options {
     uint64_t part_size_bytes = 8 << 20;  // also the largest single Put
+    // Called with the size of each Put or part before it is sent; may block to pace the
+    // upload (bandwidth schedule).
+    std::function<void(uint64_t bytes)> before_send;
   };
   FileUploader(store::Store& store, cloud::ObjectStore& cloud, Options options)
       : store_(store), cloud_(cloud), options_(options) {}

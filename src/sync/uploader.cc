@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <thread>
 
 #include "crypto/hash.h"
 
@@ -24,7 +25,11 @@ Uploader::Uploader(store::Store& store, Targets targets, Clock& clock, Options o
       clock_(clock),
       options_(options),
       rng_(options.seed),
-      log_(log) {
+      log_(log),
+      bucket_(clock, std::nullopt, std::max<uint64_t>(options.part_size_bytes, 1 << 20)) {
+  if (!options_.sleep) {
+    options_.sleep = [](std::chrono::nanoseconds d) { std::this_thread::sleep_for(d); };
+  }
   if (metrics == nullptr) return;
   auto& reg = metrics->registry();
   files_uploaded_ = &prometheus::BuildCounter()
@@ -49,6 +54,24 @@ Uploader::Uploader(store::Store& store, Targets targets, Clock& clock, Options o
                   .Add({});
 }
 
+std::optional<uint64_t> Uploader::CurrentRate() const {
+  return options_.schedule.At(clock_.NowUnixNanos()).up_bytes_per_s;
+}
+
+void Uploader::Pace(uint64_t bytes) {
+  for (;;) {
+    std::optional<uint64_t> rate = CurrentRate();
+    bucket_.SetRate(rate);
+    if (rate == std::optional<uint64_t>(0)) {
+      options_.sleep(std::chrono::seconds(1));  // a paused window: wait it out
+      continue;
+    }
+    auto wait = bucket_.Reserve(bytes);
+    if (wait.count() > 0) options_.sleep(wait);
+    return;
+  }
+}
+
 void Uploader::Log(CopyRecord r) {
   if (log_ == nullptr) return;
   Status s = log_->Append(r);
@@ -67,6 +90,7 @@ std::chrono::nanoseconds Uploader::Backoff(uint32_t attempts) {
 Result<Uploader::Pass> Uploader::RunOnce() {
   Pass pass;
   FS_ASSIGN_OR_RETURN(pass.queued, store_.EnqueueUploads(kConsumer, options_.events_per_pass));
+  if (CurrentRate() == std::optional<uint64_t>(0)) return pass;  // uploads paused now
   int64_t now = clock_.NowUnixNanos();
   FS_ASSIGN_OR_RETURN(auto items, store_.DueUploads(now, options_.batch));
   std::map<uint32_t, std::string> share_names;
@@ -100,7 +124,9 @@ Result<Uploader::Pass> Uploader::RunOnce() {
     if (!item.upload_id.empty() && item.upload_key == job.key) {
       job.upload = cloud::Upload{item.upload_key, item.upload_id};
     }
-    FileUploader uploader(store_, *target, {.part_size_bytes = options_.part_size_bytes});
+    FileUploader uploader(store_, *target,
+                          {.part_size_bytes = options_.part_size_bytes,
+                           .before_send = [this](uint64_t bytes) { Pace(bytes); }});
     int64_t started = clock_.MonotonicNanos();
     auto r = uploader.Upload(job);
     CopyRecord rec;

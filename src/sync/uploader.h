@@ -28,6 +28,7 @@
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "store/store.h"
+#include "sync/bandwidth.h"
 #include "sync/copy_log.h"
 #include "sync/file_uploader.h"
 
@@ -42,7 +43,10 @@ class Uploader {
     uint32_t max_attempts = 12;  // then the file is marked failed
     std::chrono::milliseconds backoff_base{500};
     std::chrono::milliseconds backoff_max{std::chrono::minutes(5)};
-    uint64_t seed = 1;  // jitter
+    uint64_t seed = 1;           // jitter
+    BandwidthSchedule schedule;  // upload rates by time of week; default unlimited
+    // How the uploader waits for the bandwidth budget; tests move a FakeClock instead.
+    std::function<void(std::chrono::nanoseconds)> sleep;
   };
   // The ObjectStore of a share, or nullptr when the share has no cloud target (its files wait).
   using Targets = std::function<cloud::ObjectStore*(uint32_t share_id)>;
@@ -66,6 +70,9 @@ class Uploader {
 
  private:
   std::chrono::nanoseconds Backoff(uint32_t attempts);
+  // Blocks until `bytes` fit the current upload rate (waiting out a paused window).
+  void Pace(uint64_t bytes);
+  std::optional<uint64_t> CurrentRate() const;
   void Log(CopyRecord r);
 
   store::Store& store_;
@@ -74,6 +81,7 @@ class Uploader {
   Options options_;
   std::mt19937_64 rng_;
   CopyLog* log_;
+  TokenBucket bucket_;
   prometheus::Counter* files_uploaded_ = nullptr;
   prometheus::Counter* bytes_uploaded_ = nullptr;
   prometheus::Counter* failures_ = nullptr;

@@ -326,3 +326,66 @@ TEST(UploaderAzuriteTest, FilesArriveByteIdenticalInAzureBlobStorage) {
 
 }  // namespace
 }  // namespace fieldstack::sync
+
+namespace fieldstack::sync {
+namespace {
+
+class UploaderBandwidthTest : public ::testing::Test {
+ protected:
+  void Start(const std::string& timetable) {
+    store::StoreOptions o;
+    o.data_dir = dir_.path() + "/data";
+    o.clock = &clock_;
+    auto s = store::Store::Open(o);
+    ASSERT_TRUE(s.ok());
+    store_ = std::move(*s);
+    root_ = store_->CreateShare("c", store::ShareKind::kCloud)->root;
+    Uploader::Options opts;
+    opts.part_size_bytes = 256 * 1024;
+    opts.schedule = *BandwidthSchedule::ParseTimetable(timetable);
+    opts.sleep = [this](std::chrono::nanoseconds d) {
+      slept_ += d;
+      clock_.Advance(d);
+    };
+    uploader_ = std::make_unique<Uploader>(
+        *store_, [this](uint32_t) -> cloud::ObjectStore* { return &mem_; }, clock_, opts);
+  }
+  void Write(const std::string& name, size_t bytes) {
+    auto h = store_->Create(root_, name, {});
+    ASSERT_TRUE((*h)->Write(0, Pattern(bytes, 1)).ok());
+    ASSERT_TRUE((*h)->Close().ok());
+  }
+
+  FakeClock clock_;  // starts Thursday 2026-01-01 00:00 UTC
+  testing::TempDir dir_;
+  cloud::memory::MemoryStore mem_{clock_};
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<Uploader> uploader_;
+  store::NodeId root_ = 0;
+  std::chrono::nanoseconds slept_{0};
+};
+
+TEST_F(UploaderBandwidthTest, UploadRateFollowsTheScheduleWithinFivePercent) {
+  Start("1M");
+  Write("big", 31 << 20);  // 31 MiB at 1 MiB/s after a 1 MiB burst: 30 s
+  auto pass = uploader_->RunOnce();
+  ASSERT_TRUE(pass.ok());
+  EXPECT_EQ(pass->uploaded, 1u);
+  double secs = std::chrono::duration<double>(slept_).count();
+  EXPECT_NEAR(secs / 30.0, 1.0, 0.05) << secs << " s";
+}
+
+TEST_F(UploaderBandwidthTest, PausedWindowUploadsNothingAndResumesAfter) {
+  // Thursday: paused until 06:00, then unlimited.
+  Start("Thu-00:00,0 Thu-06:00,off");
+  Write("f", 1000);
+  auto paused = uploader_->RunOnce();
+  ASSERT_TRUE(paused.ok());
+  EXPECT_EQ(paused->uploaded, 0u);
+  EXPECT_EQ(*store_->PendingUploads(), 1u);
+  clock_.Advance(std::chrono::hours(6));
+  EXPECT_EQ(uploader_->RunOnce()->uploaded, 1u);
+}
+
+}  // namespace
+}  // namespace fieldstack::sync
