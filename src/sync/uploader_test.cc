@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 #include <set>
+#include <thread>
 
 #include "cloud/azure_blob/azure_blob_store.h"
 #include "cloud/memory/memory_store.h"
@@ -385,6 +386,74 @@ TEST_F(UploaderBandwidthTest, PausedWindowUploadsNothingAndResumesAfter) {
   EXPECT_EQ(*store_->PendingUploads(), 1u);
   clock_.Advance(std::chrono::hours(6));
   EXPECT_EQ(uploader_->RunOnce()->uploaded, 1u);
+}
+
+}  // namespace
+}  // namespace fieldstack::sync
+
+namespace fieldstack::sync {
+namespace {
+
+// Offline operation: the box keeps taking data while the cloud is unreachable, and the queue
+// drains, each version once and intact, when it returns.
+TEST(UploaderOfflineTest, QueueDrainsIntactWhenTheCloudComesBack) {
+  testing::Azurite azurite;  // a private instance: this test stops and restarts it
+  ASSERT_FALSE(azurite.endpoint().empty()) << azurite.error();
+  auto azure = cloud::azure_blob::AzureBlobStore::Open(
+      {azurite.endpoint(), testing::Azurite::kAccount, testing::Azurite::kKey, "", "offline"},
+      RealClock::Get());
+  ASSERT_TRUE(azure.ok());
+  ASSERT_TRUE((*azure)->CreateContainer().ok());
+  testing::TempDir dir;
+  store::StoreOptions o;
+  o.data_dir = dir.path() + "/data";
+  auto s = store::Store::Open(o);
+  ASSERT_TRUE(s.ok());
+  store::NodeId root = (*s)->CreateShare("field", store::ShareKind::kCloud)->root;
+  std::map<std::string, std::vector<uint8_t>> want;
+  auto write = [&](const std::string& name, std::vector<uint8_t> data) {
+    auto existing = (*s)->Lookup(root, name);
+    auto h = existing.ok() ? (*s)->OpenFile(existing->id, true) : (*s)->Create(root, name, {});
+    ASSERT_TRUE(h.ok());
+    ASSERT_TRUE((*h)->Write(0, data).ok());
+    ASSERT_TRUE((*h)->Close().ok());
+    want[name] = std::move(data);
+  };
+  Uploader::Options opts;
+  opts.part_size_bytes = 64 * 1024;
+  opts.backoff_base = std::chrono::milliseconds(20);
+  opts.backoff_max = std::chrono::milliseconds(100);
+  opts.max_attempts = 1000;
+  Uploader up(
+      **s, [&](uint32_t) -> cloud::ObjectStore* { return azure->get(); }, RealClock::Get(), opts);
+  for (int i = 0; i < 4; ++i) write("before-" + std::to_string(i), Pattern(5000 + i, i));
+  write("big", Pattern(300 * 1024, 9));
+  ASSERT_EQ(up.RunOnce()->uploaded, 5u);
+
+  azurite.Stop();
+  for (int i = 0; i < 4; ++i) write("during-" + std::to_string(i), Pattern(7000 + i, 20 + i));
+  write("big", Pattern(310 * 1024, 30));  // a new version while offline
+  auto offline = up.RunOnce();
+  ASSERT_TRUE(offline.ok());
+  EXPECT_EQ(offline->uploaded, 0u);
+  EXPECT_GT(offline->retried, 0u);
+  EXPECT_EQ(*(*s)->PendingUploads(), 5u);
+
+  azurite.Restart();
+  ASSERT_FALSE(azurite.endpoint().empty()) << azurite.error();
+  for (int pass = 0; pass < 200 && *(*s)->PendingUploads() > 0; ++pass) {
+    ASSERT_TRUE(up.RunOnce().ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  }
+  EXPECT_EQ(*(*s)->PendingUploads(), 0u);
+  auto listed = (*azure)->List("", "", 100);
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->objects.size(), want.size());
+  for (auto& [name, data] : want) {
+    auto got = (*azure)->Get(name, 0, 1 << 30);
+    ASSERT_TRUE(got.ok()) << name;
+    EXPECT_TRUE(*got == std::string(data.begin(), data.end())) << name;
+  }
 }
 
 }  // namespace

@@ -32,19 +32,33 @@ class Azurite {
     return instance;
   }
 
+  // A private instance (for tests that stop and restart the service).
+  Azurite() { Start(0); }
+
+  // Stops the service (SIGTERM) and waits for it; its data stays in the folder.
+  void Stop() {
+    if (pid_ > 0) {
+      ::kill(-pid_, SIGTERM);
+      int status;
+      ::waitpid(pid_, &status, 0);
+      pid_ = -1;
+    }
+  }
+  // Starts it again on the same port and data folder.
+  void Restart() {
+    Stop();
+    Start(port_);
+  }
+
   const std::string& endpoint() const { return endpoint_; }
   const std::string& error() const { return error_; }
 
-  ~Azurite() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      int status;
-      ::waitpid(pid_, &status, 0);
-    }
-  }
+  ~Azurite() { Stop(); }
 
  private:
-  Azurite() {
+  void Start(int port) {
+    endpoint_.clear();
+    error_.clear();
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) {
       error_ = "pipe failed";
@@ -56,7 +70,8 @@ class Azurite {
       ::dup2(fds[1], 1);
       ::dup2(fds[1], 2);
       ::setpgid(0, 0);
-      ::execl(FS_AZURITE_BIN, FS_AZURITE_BIN, "--blobHost", "127.0.0.1", "--blobPort", "0",
+      std::string p = std::to_string(port);
+      ::execl(FS_AZURITE_BIN, FS_AZURITE_BIN, "--blobHost", "127.0.0.1", "--blobPort", p.c_str(),
               "--location", location.c_str(), "--skipApiVersionCheck", "--loose", "--silent",
               "--disableTelemetry", nullptr);
       ::_exit(127);
@@ -73,6 +88,8 @@ class Azurite {
         while (!endpoint_.empty() && (endpoint_.back() == '\r' || endpoint_.back() == ' ')) {
           endpoint_.pop_back();
         }
+        size_t colon = endpoint_.rfind(':');
+        port_ = std::atoi(endpoint_.c_str() + colon + 1);
         endpoint_ += std::string("/") + kAccount;
         break;
       }
@@ -96,6 +113,7 @@ class Azurite {
 
   TempDir dir_;
   pid_t pid_ = -1;
+  int port_ = 0;
   std::string endpoint_;
   std::string error_;
 };
