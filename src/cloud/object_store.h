@@ -55,6 +55,12 @@ struct PutOptions {
   std::optional<std::string> content_md5;  // raw 16 bytes; the service checks the body with it
 };
 
+struct CommitOptions {
+  ObjectMeta meta;  // services that take metadata at the start use BeginUpload's
+  Precondition precondition;
+  std::optional<std::string> content_md5;  // raw MD5 of the whole object, kept with it
+};
+
 // A multi-part upload in progress. Persist it to resume after a restart.
 struct Upload {
   std::string key;
@@ -86,11 +92,9 @@ class ObjectStore {
                          const std::optional<std::string>& content_md5) = 0;
   // The parts stored so far, ascending: what a restarted uploader need not send again.
   virtual Result<std::vector<PartInfo>> ListParts(const Upload& upload) = 0;
-  // Makes the object the concatenation of `parts` (ascending, each stored) in one step, with
-  // `meta` (services that take metadata at the start use BeginUpload's).
+  // Makes the object the concatenation of `parts` (ascending, each stored) in one step.
   virtual Result<ObjectInfo> CommitUpload(const Upload& upload, const std::vector<uint32_t>& parts,
-                                          const ObjectMeta& meta,
-                                          const Precondition& precondition) = 0;
+                                          const CommitOptions& options) = 0;
   // Drops the upload and its parts. An unknown upload is OK. Services without server-side
   // uploads (Azure: uncommitted blocks expire by themselves) may keep the parts until then.
   virtual Status AbortUpload(const Upload& upload) = 0;

@@ -141,11 +141,9 @@ TEST_P(ConformanceTest, MultipartIsInvisibleUntilCommitAndResumable) {
   EXPECT_EQ((*parts)[0].size, p1.size());
   EXPECT_EQ((*parts)[1].number, 3u);
   ASSERT_TRUE(store_->PutPart(*up, 2, B(p2), crypto::Digest::Md5(p2)).ok());
-  EXPECT_EQ(store_->CommitUpload(*up, {2, 1}, {}, {}).status().code(),
-            StatusCode::kInvalidArgument);
-  EXPECT_EQ(store_->CommitUpload(*up, {1, 4}, {}, {}).status().code(),
-            StatusCode::kInvalidArgument);
-  auto info = store_->CommitUpload(*up, {1, 2, 3}, {{"mode", "0600"}}, {});
+  EXPECT_EQ(store_->CommitUpload(*up, {2, 1}, {}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->CommitUpload(*up, {1, 4}, {}).status().code(), StatusCode::kInvalidArgument);
+  auto info = store_->CommitUpload(*up, {1, 2, 3}, {.meta = {{"mode", "0600"}}});
   ASSERT_TRUE(info.ok()) << info.status().ToString();
   EXPECT_EQ(info->size, p1.size() + p2.size() + p3.size());
   EXPECT_EQ(*store_->Get("big/file.bin", 0, 1 << 20), p1 + p2 + p3);
@@ -162,14 +160,14 @@ TEST_P(ConformanceTest, AbortDropsTheUploadAndCommitRespectsPreconditions) {
   ASSERT_TRUE(store_->PutPart(*up, 1, B("new"), std::nullopt).ok());
   Precondition none;
   none.if_none_match_any = true;
-  EXPECT_EQ(store_->CommitUpload(*up, {1}, {}, none).status().code(),
+  EXPECT_EQ(store_->CommitUpload(*up, {1}, {.precondition = none}).status().code(),
             StatusCode::kFailedPrecondition);
   EXPECT_EQ(*store_->Get("x", 0, 10), "old");
   ASSERT_TRUE(store_->AbortUpload(*up).ok());
   ASSERT_TRUE(store_->AbortUpload(*up).ok());  // idempotent
   if (GetParam().server_tracks_uploads) {
     EXPECT_EQ(store_->ListParts(*up).status().code(), StatusCode::kNotFound);
-    EXPECT_EQ(store_->CommitUpload(*up, {1}, {}, {}).status().code(), StatusCode::kNotFound);
+    EXPECT_EQ(store_->CommitUpload(*up, {1}, {}).status().code(), StatusCode::kNotFound);
   }
   EXPECT_EQ(store_->PutPart(*up, 0, B("x"), std::nullopt).code(), StatusCode::kInvalidArgument);
 }

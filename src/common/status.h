@@ -100,6 +100,7 @@ class [[nodiscard]] Result {
   T&& value() && { return std::get<T>(std::move(v_)); }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
+  T value_or(T other) const& { return ok() ? value() : other; }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
 

@@ -18,6 +18,15 @@ bool Changed(const Status& s) { return s.code() == StatusCode::kFailedPreconditi
 
 }  // namespace
 
+Result<cloud::ObjectInfo> FileUploader::AlreadyThere(const std::string& key, const std::string& md5,
+                                                     uint64_t size) {
+  // A commit that succeeded but whose answer was lost looks, when retried, like someone else
+  // wrote the object. If the cloud holds exactly these bytes, it is our upload.
+  auto head = cloud_.Head(key);
+  if (head.ok() && head->size == size && head->content_md5 == md5) return *head;
+  return FailedPreconditionError("'" + key + "' changed in the cloud");
+}
+
 Result<UploadReport> FileUploader::Abandon(UploadJob& job, UploadOutcome outcome) {
   if (job.upload) {
     // Best effort: the service also expires abandoned uploads.
@@ -50,6 +59,8 @@ Result<UploadReport> FileUploader::Upload(UploadJob& job) {
     put.content_md5 = Md5Of(data);
     if (options_.before_send) options_.before_send(data.size());
     auto info = cloud_.Put(job.key, data, put);
+    if (!info.ok() && Changed(info.status()))
+      info = AlreadyThere(job.key, *put.content_md5, data.size());
     if (!info.ok()) {
       if (Changed(info.status())) return Abandon(job, UploadOutcome::kConflict);
       return info.status();
@@ -101,14 +112,16 @@ Result<UploadReport> FileUploader::Upload(UploadJob& job) {
       }
       if (data.size() < ps) break;
     }
-    auto info = cloud_.CommitUpload(*job.upload, numbers, job.meta, job.precondition);
+    report.md5 = whole.Final();
+    auto info = cloud_.CommitUpload(*job.upload, numbers, {job.meta, job.precondition, report.md5});
+    if (!info.ok() && Changed(info.status()))
+      info = AlreadyThere(job.key, report.md5, report.bytes);
     if (!info.ok()) {
       if (Changed(info.status())) return Abandon(job, UploadOutcome::kConflict);
       return info.status();
     }
     job.upload.reset();
     report.object = *info;
-    report.md5 = whole.Final();
   }
   if (!report.object.content_md5.empty() && report.object.content_md5 != report.md5) {
     return CorruptionError("the service stored '" + job.key +

@@ -74,6 +74,8 @@ class FileUploader {
 
  private:
   Result<UploadReport> Abandon(UploadJob& job, UploadOutcome outcome);
+  Result<cloud::ObjectInfo> AlreadyThere(const std::string& key, const std::string& md5,
+                                         uint64_t size);
 
   store::Store& store_;
   cloud::ObjectStore& cloud_;

@@ -12,6 +12,7 @@
 #include "platform/file.h"
 #include "test/support/azurite.h"
 #include "test/support/fault_object_store.h"
+#include "test/support/fault_proxy.h"
 #include "test/support/temp_dir.h"
 
 namespace fieldstack::sync {
@@ -454,6 +455,83 @@ TEST(UploaderOfflineTest, QueueDrainsIntactWhenTheCloudComesBack) {
     ASSERT_TRUE(got.ok()) << name;
     EXPECT_TRUE(*got == std::string(data.begin(), data.end())) << name;
   }
+}
+
+}  // namespace
+}  // namespace fieldstack::sync
+
+namespace fieldstack::sync {
+namespace {
+
+// Uploads through a seeded fault proxy (30 % of requests: 500, 503, 429, reset, flipped byte,
+// truncated body, latency) end with every object intact and a bounded number of requests.
+TEST(UploaderFaultTest, EveryObjectArrivesIntactThroughInjectedFaults) {
+  auto& azurite = testing::Azurite::Shared();
+  ASSERT_FALSE(azurite.endpoint().empty()) << azurite.error();
+  std::string direct = azurite.endpoint();
+  uint16_t azurite_port =
+      static_cast<uint16_t>(std::atoi(direct.substr(direct.rfind(':') + 1).c_str()));
+  testing::FaultProxy proxy("127.0.0.1", azurite_port, {.seed = 42, .fault_rate = 0.3});
+  std::string via_proxy =
+      "http://127.0.0.1:" + std::to_string(proxy.port()) + "/" + testing::Azurite::kAccount;
+  cloud::azure_blob::AzureConfig config{direct, testing::Azurite::kAccount, testing::Azurite::kKey,
+                                        "", "faults"};
+  auto check = cloud::azure_blob::AzureBlobStore::Open(config, RealClock::Get());
+  ASSERT_TRUE(check.ok());
+  ASSERT_TRUE((*check)->CreateContainer().ok());
+  config.endpoint = via_proxy;
+  auto faulty = cloud::azure_blob::AzureBlobStore::Open(config, RealClock::Get());
+  ASSERT_TRUE(faulty.ok());
+
+  testing::TempDir dir;
+  store::StoreOptions o;
+  o.data_dir = dir.path() + "/data";
+  auto s = store::Store::Open(o);
+  ASSERT_TRUE(s.ok());
+  store::NodeId root = (*s)->CreateShare("field", store::ShareKind::kCloud)->root;
+  std::map<std::string, std::vector<uint8_t>> want;
+  for (int i = 0; i < 20; ++i) {
+    std::string name = "f" + std::to_string(i);
+    want[name] = Pattern(i % 4 == 0 ? 200 * 1024 + i : 3000 + i, static_cast<uint8_t>(i));
+    auto h = (*s)->Create(root, name, {});
+    ASSERT_TRUE((*h)->Write(0, want[name]).ok());
+    ASSERT_TRUE((*h)->Close().ok());
+  }
+  Uploader::Options opts;
+  opts.part_size_bytes = 64 * 1024;
+  opts.backoff_base = std::chrono::milliseconds(10);
+  opts.backoff_max = std::chrono::milliseconds(40);
+  opts.max_attempts = 100;
+  CopyLog log(dir.path() + "/logs", RealClock::Get());
+  Uploader up(
+      **s, [&](uint32_t) -> cloud::ObjectStore* { return faulty->get(); }, RealClock::Get(), opts,
+      &log);
+  size_t retried = 0, failed = 0, conflicts = 0;
+  // The first pass queues the files; then passes run until the queue is empty.
+  for (int pass = 0; pass < 400 && (pass == 0 || *(*s)->PendingUploads() > 0); ++pass) {
+    auto p = up.RunOnce();
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+    retried += p->retried;
+    failed += p->failed;
+    conflicts += p->conflicts;
+    std::this_thread::sleep_for(std::chrono::milliseconds(15));
+  }
+  EXPECT_EQ(*(*s)->PendingUploads(), 0u);
+  EXPECT_EQ(failed, 0u);
+  EXPECT_EQ(conflicts, 0u);
+  for (auto& [name, data] : want) {
+    auto got = (*check)->Get(name, 0, 1 << 30);
+    ASSERT_TRUE(got.ok())
+        << name << ": " << got.status().ToString() << "\ncopy log:\n"
+        << platform::ReadFileToString(dir.path() + "/logs/field/upload.log").value_or("(none)");
+    EXPECT_TRUE(*got == std::string(data.begin(), data.end())) << name;
+  }
+  // 15 single Puts + 5 files x (4 blocks + 1 block list + 1 HEAD) = 45 requests without faults.
+  auto counts = proxy.counts();
+  int faults = proxy.requests() - counts[testing::FaultProxy::Fault::kNone];
+  EXPECT_GT(faults, 5) << "the proxy should have injected faults";
+  EXPECT_GT(retried, 0u);
+  EXPECT_LE(proxy.requests(), 45 + 3 * faults) << "bounded retries, no hot loop";
 }
 
 }  // namespace

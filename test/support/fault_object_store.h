@@ -44,9 +44,8 @@ class FaultObjectStore final : public cloud::ObjectStore {
     return in_.ListParts(u);
   }
   Result<cloud::ObjectInfo> CommitUpload(const cloud::Upload& u, const std::vector<uint32_t>& p,
-                                         const cloud::ObjectMeta& m,
-                                         const cloud::Precondition& c) override {
-    return in_.CommitUpload(u, p, m, c);
+                                         const cloud::CommitOptions& o) override {
+    return in_.CommitUpload(u, p, o);
   }
   Status AbortUpload(const cloud::Upload& u) override { return in_.AbortUpload(u); }
   Result<cloud::ObjectInfo> Head(std::string_view k) override { return in_.Head(k); }

@@ -269,8 +269,9 @@ Result<std::vector<PartInfo>> AzureBlobStore::ListParts(const Upload& upload) {
 
 Result<ObjectInfo> AzureBlobStore::CommitUpload(const Upload& upload,
                                                 const std::vector<uint32_t>& parts,
-                                                const ObjectMeta& meta,
-                                                const Precondition& precondition) {
+                                                const CommitOptions& options) {
+  const ObjectMeta& meta = options.meta;
+  const Precondition& precondition = options.precondition;
   uint32_t last = 0;
   std::string xml = "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>";
   for (uint32_t n : parts) {
@@ -285,6 +286,9 @@ Result<ObjectInfo> AzureBlobStore::CommitUpload(const Upload& upload,
                   {reinterpret_cast<const uint8_t*>(xml.data()), xml.size()}};
   AddMeta(req.headers, meta);
   AddConditions(req.headers, precondition);
+  if (options.content_md5) {
+    req.headers.emplace_back("x-ms-blob-content-md5", crypto::Base64(*options.content_md5));
+  }
   FS_ASSIGN_OR_RETURN(HttpResponse r, Call(std::move(req), "put block list"));
   (void)r;
   return Head(upload.key);

@@ -48,8 +48,7 @@ class AzureBlobStore final : public ObjectStore {
                  const std::optional<std::string>& content_md5) override;
   Result<std::vector<PartInfo>> ListParts(const Upload& upload) override;
   Result<ObjectInfo> CommitUpload(const Upload& upload, const std::vector<uint32_t>& parts,
-                                  const ObjectMeta& meta,
-                                  const Precondition& precondition) override;
+                                  const CommitOptions& options) override;
   Status AbortUpload(const Upload& upload) override;
   Result<ObjectInfo> Head(std::string_view key) override;
   Result<std::string> Get(std::string_view key, uint64_t offset, uint64_t length) override;

@@ -180,8 +180,9 @@ Result<std::vector<PartInfo>> LocalFsStore::ListParts(const Upload& upload) {
 
 Result<ObjectInfo> LocalFsStore::CommitUpload(const Upload& upload,
                                               const std::vector<uint32_t>& parts,
-                                              const ObjectMeta& meta,
-                                              const Precondition& precondition) {
+                                              const CommitOptions& options) {
+  const ObjectMeta& meta = options.meta;
+  const Precondition& precondition = options.precondition;
   std::string dir = UploadDir(upload);
   auto text = platform::ReadFileToString(dir + "/upload.json");
   if (!text.ok()) return NotFoundError("no upload " + upload.id);

@@ -81,8 +81,9 @@ Result<std::vector<PartInfo>> MemoryStore::ListParts(const Upload& upload) {
 
 Result<ObjectInfo> MemoryStore::CommitUpload(const Upload& upload,
                                              const std::vector<uint32_t>& parts,
-                                             const ObjectMeta& meta,
-                                             const Precondition& precondition) {
+                                             const CommitOptions& options) {
+  const ObjectMeta& meta = options.meta;
+  const Precondition& precondition = options.precondition;
   MutexLock l(mu_);
   auto it = uploads_.find(upload.id);
   if (it == uploads_.end()) return NotFoundError("no upload " + upload.id);
