@@ -18,13 +18,20 @@ bool Changed(const Status& s) { return s.code() == StatusCode::kFailedPreconditi
 
 }  // namespace
 
-Result<cloud::ObjectInfo> FileUploader::AlreadyThere(const std::string& key, const std::string& md5,
-                                                     uint64_t size) {
-  // A commit that succeeded but whose answer was lost looks, when retried, like someone else
-  // wrote the object. If the cloud holds exactly these bytes, it is our upload.
-  auto head = cloud_.Head(key);
+// After a precondition failed: is the object in the cloud really someone else's change?
+// A commit that succeeded but whose answer was lost (or whose etag a crash kept us from
+// recording) looks like one. The same bytes: it is this upload. Our owner mark in the
+// metadata: an earlier version of this file, so this version may replace it (new_etag set).
+Result<cloud::ObjectInfo> FileUploader::AlreadyThere(const UploadJob& job, const std::string& md5,
+                                                     uint64_t size, std::string* new_etag) {
+  auto head = cloud_.Head(job.key);
   if (head.ok() && head->size == size && head->content_md5 == md5) return *head;
-  return FailedPreconditionError("'" + key + "' changed in the cloud");
+  auto owner = job.meta.find(kOwnerMetaKey);
+  if (head.ok() && owner != job.meta.end()) {
+    auto theirs = head->meta.find(kOwnerMetaKey);
+    if (theirs != head->meta.end() && theirs->second == owner->second) *new_etag = head->etag;
+  }
+  return FailedPreconditionError("'" + job.key + "' changed in the cloud");
 }
 
 Result<UploadReport> FileUploader::Abandon(UploadJob& job, UploadOutcome outcome) {
@@ -59,8 +66,14 @@ Result<UploadReport> FileUploader::Upload(UploadJob& job) {
     put.content_md5 = Md5Of(data);
     if (options_.before_send) options_.before_send(data.size());
     auto info = cloud_.Put(job.key, data, put);
-    if (!info.ok() && Changed(info.status()))
-      info = AlreadyThere(job.key, *put.content_md5, data.size());
+    std::string ours;
+    if (!info.ok() && Changed(info.status())) {
+      info = AlreadyThere(job, *put.content_md5, data.size(), &ours);
+    }
+    if (!info.ok() && !ours.empty()) {
+      put.precondition = {.if_match = ours};
+      info = cloud_.Put(job.key, data, put);
+    }
     if (!info.ok()) {
       if (Changed(info.status())) return Abandon(job, UploadOutcome::kConflict);
       return info.status();
@@ -114,8 +127,13 @@ Result<UploadReport> FileUploader::Upload(UploadJob& job) {
     }
     report.md5 = whole.Final();
     auto info = cloud_.CommitUpload(*job.upload, numbers, {job.meta, job.precondition, report.md5});
-    if (!info.ok() && Changed(info.status()))
-      info = AlreadyThere(job.key, report.md5, report.bytes);
+    std::string ours;
+    if (!info.ok() && Changed(info.status())) {
+      info = AlreadyThere(job, report.md5, report.bytes, &ours);
+    }
+    if (!info.ok() && !ours.empty()) {
+      info = cloud_.CommitUpload(*job.upload, numbers, {job.meta, {.if_match = ours}, report.md5});
+    }
     if (!info.ok()) {
       if (Changed(info.status())) return Abandon(job, UploadOutcome::kConflict);
       return info.status();

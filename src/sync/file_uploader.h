@@ -56,6 +56,11 @@ struct UploadReport {
 // local Corruption (bit rot on the box) is told apart from a cloud-side checksum mismatch.
 inline constexpr char kLocalReadContext[] = "local read";
 
+// Metadata naming the file an object was uploaded from (the Store node id). When a conditional
+// write fails on an object carrying this job's mark, the object is an earlier upload of the same
+// file whose etag was never recorded (a crash, a lost answer): it may be replaced.
+inline constexpr char kOwnerMetaKey[] = "fieldstack_node";
+
 class FileUploader {
  public:
   struct Options {
@@ -74,8 +79,8 @@ class FileUploader {
 
  private:
   Result<UploadReport> Abandon(UploadJob& job, UploadOutcome outcome);
-  Result<cloud::ObjectInfo> AlreadyThere(const std::string& key, const std::string& md5,
-                                         uint64_t size);
+  Result<cloud::ObjectInfo> AlreadyThere(const UploadJob& job, const std::string& md5,
+                                         uint64_t size, std::string* new_etag);
 
   store::Store& store_;
   cloud::ObjectStore& cloud_;

@@ -115,7 +115,8 @@ Result<Uploader::Pass> Uploader::RunOnce() {
     job.meta = {{"mtime_ns", std::to_string(attr->mtime_ns)},
                 {"mode", std::to_string(attr->mode)},
                 {"uid", std::to_string(attr->uid)},
-                {"gid", std::to_string(attr->gid)}};
+                {"gid", std::to_string(attr->gid)},
+                {kOwnerMetaKey, std::to_string(item.node)}};
     if (!item.cloud_etag.empty() && item.cloud_key == job.key) {
       job.precondition.if_match = item.cloud_etag;
     } else {

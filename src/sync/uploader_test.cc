@@ -536,3 +536,30 @@ TEST(UploaderFaultTest, EveryObjectArrivesIntactThroughInjectedFaults) {
 
 }  // namespace
 }  // namespace fieldstack::sync
+
+namespace fieldstack::sync {
+namespace {
+
+// A crash after the cloud committed a version but before its etag was recorded, then a new
+// version: the object carries our owner mark, so the new version replaces it (no false
+// conflict). A foreign object without the mark still is a conflict (ObjectChangedInTheCloud...).
+TEST_F(UploaderTest, OwnUnrecordedUploadIsReplacedNotAConflict) {
+  store::NodeId n = Write(root_, "f", Pattern(100, 40));
+  Drain();
+  // Simulate the lost record: the cloud has a newer upload of this file than the Store knows.
+  auto head = mem_.Head("f");
+  ASSERT_TRUE(head.ok());
+  cloud::PutOptions o;
+  o.meta = head->meta;  // the same owner mark
+  ASSERT_TRUE(mem_.Put("f", std::span<const uint8_t>(), o).ok());
+  auto v2 = Pattern(300, 41);
+  Write(root_, "f", v2);
+  auto pass = Drain();
+  EXPECT_EQ(pass.conflicts, 0u);
+  EXPECT_EQ(pass.uploaded, 1u);
+  EXPECT_EQ(Cloud("f"), Str(v2));
+  EXPECT_EQ(store_->GetAttr(n)->state, store::FileState::kClean);
+}
+
+}  // namespace
+}  // namespace fieldstack::sync
