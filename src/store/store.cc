@@ -1519,47 +1519,55 @@ FileHandle::~FileHandle() {
   if (!s.ok()) spdlog::error("store: closing file {}: {}", node_, s.ToString());
 }
 
+Status Store::ReadRange(LiveFile& f, uint64_t offset, std::span<uint8_t> out, bool committed_only) {
+  FS_RETURN_IF_ERROR(EnsureChunkFile(f));
+  const uint32_t cs = chunk_size_;
+  const uint64_t max_gen = committed_only ? f.committed_gen : UINT64_MAX;
+  // The write-back buffer holds uncommitted bytes: a committed read never looks at it.
+  const int64_t buffered = committed_only ? -1 : f.buf_index;
+  size_t done = 0;
+  while (done < out.size()) {
+    uint64_t pos = offset + done;
+    uint64_t j = pos / cs;
+    uint32_t within = static_cast<uint32_t>(pos % cs);
+    if (within == 0 && out.size() - done >= cs) {
+      // Whole chunks go straight to the caller's buffer, opened on every core.
+      uint64_t k = (out.size() - done) / cs;
+      if (buffered >= static_cast<int64_t>(j) && buffered < static_cast<int64_t>(j + k)) {
+        k = static_cast<uint64_t>(buffered) - j;
+      }
+      if (k > 0) {
+        Status s =
+            f.chunks->ReadWholeChunks(j, out.subspan(done, k * cs), ThreadPool::Shared(), max_gen);
+        if (!s.ok()) return ReadFailed(s);
+        done += k * cs;
+        continue;
+      }
+    }
+    size_t n = std::min<size_t>(cs - within, out.size() - done);
+    const uint8_t* src;
+    if (static_cast<int64_t>(j) == buffered) {
+      src = f.buf.data();
+    } else {
+      auto r = f.chunks->Read(j, f.scratch, max_gen);
+      if (!r.ok()) return ReadFailed(r.status());
+      src = f.scratch.data();
+    }
+    std::memcpy(out.data() + done, src + within, n);
+    done += n;
+  }
+  if (bytes_read_) bytes_read_->Increment(static_cast<double>(done));
+  return Status::Ok();
+}
+
 Result<size_t> FileHandle::Read(uint64_t offset, std::span<uint8_t> out) {
   if (closed_) return FailedPreconditionError("handle is closed");
   LiveFile& f = *file_;
   MutexLock l(f.mu);
   if (offset >= f.size || out.empty()) return size_t{0};
   size_t want = static_cast<size_t>(std::min<uint64_t>(out.size(), f.size - offset));
-  FS_RETURN_IF_ERROR(store_->EnsureChunkFile(f));
-  const uint32_t cs = store_->chunk_size_;
-  size_t done = 0;
-  while (done < want) {
-    uint64_t pos = offset + done;
-    uint64_t j = pos / cs;
-    uint32_t within = static_cast<uint32_t>(pos % cs);
-    if (within == 0 && want - done >= cs) {
-      // Whole chunks go straight to the caller's buffer, opened on every core; the chunk in
-      // the write-back buffer (if any) is served from there.
-      uint64_t k = (want - done) / cs;
-      if (f.buf_index >= static_cast<int64_t>(j) && f.buf_index < static_cast<int64_t>(j + k)) {
-        k = static_cast<uint64_t>(f.buf_index) - j;
-      }
-      if (k > 0) {
-        Status s = f.chunks->ReadWholeChunks(j, out.subspan(done, k * cs), ThreadPool::Shared());
-        if (!s.ok()) return store_->ReadFailed(s);
-        done += k * cs;
-        continue;
-      }
-    }
-    size_t n = std::min<size_t>(cs - within, want - done);
-    const uint8_t* src;
-    if (static_cast<int64_t>(j) == f.buf_index) {
-      src = f.buf.data();
-    } else {
-      auto r = f.chunks->Read(j, f.scratch);
-      if (!r.ok()) return store_->ReadFailed(r.status());
-      src = f.scratch.data();
-    }
-    std::memcpy(out.data() + done, src + within, n);
-    done += n;
-  }
-  if (store_->bytes_read_) store_->bytes_read_->Increment(static_cast<double>(done));
-  return done;
+  FS_RETURN_IF_ERROR(store_->ReadRange(f, offset, out.subspan(0, want), false));
+  return want;
 }
 
 Result<size_t> FileHandle::ReadCommitted(uint64_t data_gen, uint64_t offset,
@@ -1574,28 +1582,8 @@ Result<size_t> FileHandle::ReadCommitted(uint64_t data_gen, uint64_t offset,
   }
   if (offset >= f.committed_size || out.empty()) return size_t{0};
   size_t want = static_cast<size_t>(std::min<uint64_t>(out.size(), f.committed_size - offset));
-  FS_RETURN_IF_ERROR(store_->EnsureChunkFile(f));
-  const uint32_t cs = store_->chunk_size_;
-  size_t done = 0;
-  while (done < want) {
-    uint64_t pos = offset + done;
-    uint64_t j = pos / cs;
-    uint32_t within = static_cast<uint32_t>(pos % cs);
-    if (within == 0 && want - done >= cs) {
-      uint64_t k = (want - done) / cs;
-      Status s = f.chunks->ReadWholeChunks(j, out.subspan(done, k * cs), ThreadPool::Shared(),
-                                           f.committed_gen);
-      if (!s.ok()) return store_->ReadFailed(s);
-      done += k * cs;
-      continue;
-    }
-    size_t n = std::min<size_t>(cs - within, want - done);
-    auto r = f.chunks->Read(j, f.scratch, f.committed_gen);
-    if (!r.ok()) return store_->ReadFailed(r.status());
-    std::memcpy(out.data() + done, f.scratch.data() + within, n);
-    done += n;
-  }
-  return done;
+  FS_RETURN_IF_ERROR(store_->ReadRange(f, offset, out.subspan(0, want), true));
+  return want;
 }
 
 Status FileHandle::Write(uint64_t offset, std::span<const uint8_t> data) {

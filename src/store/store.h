@@ -218,6 +218,9 @@ class Store {
   void DeleteBacking(NodeId id);
   // Counts and logs a failed read; returns `s`.
   Status ReadFailed(const Status& s);
+  // Reads exactly out.size() bytes of `f` from `offset` (the caller keeps it within the file):
+  // the newest bytes, or with `committed_only` those of the committed generation.
+  Status ReadRange(LiveFile& f, uint64_t offset, std::span<uint8_t> out, bool committed_only);
   int64_t Now() const { return clock_->NowUnixNanos(); }
 
   StoreOptions options_;

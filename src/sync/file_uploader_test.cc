@@ -10,16 +10,13 @@
 #include "crypto/hash.h"
 #include "platform/file.h"
 #include "test/support/fault_object_store.h"
+#include "test/support/pattern.h"
 #include "test/support/temp_dir.h"
 
 namespace fieldstack::sync {
 namespace {
 
-std::vector<uint8_t> Pattern(size_t n, uint8_t seed) {
-  std::vector<uint8_t> v(n);
-  for (size_t i = 0; i < n; ++i) v[i] = static_cast<uint8_t>(i * 31 + seed + i / 251);
-  return v;
-}
+using testing::Pattern;
 
 class FileUploaderTest : public ::testing::Test {
  protected:
