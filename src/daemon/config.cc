@@ -6,6 +6,7 @@
 
 #include "platform/file.h"
 #include "store/names.h"
+#include "sync/bandwidth.h"
 
 namespace fieldstack::daemon {
 namespace {
@@ -92,7 +93,7 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
   Parser p(source);
   Config c;
   FS_RETURN_IF_ERROR(
-      p.Known(root, "", {"data_dir", "http", "log", "encryption", "store", "shares"}));
+      p.Known(root, "", {"data_dir", "http", "log", "encryption", "store", "shares", "upload"}));
   FS_RETURN_IF_ERROR(p.String(root, "", "data_dir", c.data_dir));
   if (c.data_dir.empty()) return p.Error("data_dir", "must not be empty");
   Status st;
@@ -141,6 +142,20 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
     c.chunk_size_kib = static_cast<uint32_t>(cs);
   }
   FS_RETURN_IF_ERROR(st);
+  if (const toml::table* t = p.Table(root, "upload", st)) {
+    FS_RETURN_IF_ERROR(p.Known(*t, "upload", {"bandwidth", "part_size_mib"}));
+    FS_RETURN_IF_ERROR(p.String(*t, "upload.", "bandwidth", c.upload_bandwidth));
+    if (!c.upload_bandwidth.empty()) {
+      auto sched = sync::BandwidthSchedule::ParseTimetable(c.upload_bandwidth);
+      if (!sched.ok()) {
+        return p.Error("upload.bandwidth", "is not a timetable: " + sched.status().message());
+      }
+    }
+    int64_t part = c.upload_part_size_mib;
+    FS_RETURN_IF_ERROR(p.Int(*t, "upload.", "part_size_mib", 1, 4000, part));
+    c.upload_part_size_mib = static_cast<uint32_t>(part);
+  }
+  FS_RETURN_IF_ERROR(st);
   if (const toml::node* n = root.get("shares")) {
     const toml::array* arr = n->as_array();
     if (arr == nullptr) return p.Error("shares", "must be an array of tables ([[shares]])");
@@ -150,7 +165,7 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
       std::string prefix = "shares[" + std::to_string(i) + "]";
       const toml::table* t = arr->get(i)->as_table();
       if (t == nullptr) return p.Error(prefix, "must be a table");
-      FS_RETURN_IF_ERROR(p.Known(*t, prefix, {"name", "kind"}));
+      FS_RETURN_IF_ERROR(p.Known(*t, prefix, {"name", "kind", "target"}));
       ShareConfig share;
       FS_RETURN_IF_ERROR(p.String(*t, prefix + ".", "name", share.name));
       Status valid = store::ValidateName(share.name);
@@ -164,6 +179,38 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
         share.kind = store::ShareKind::kCloud;
       } else if (kind != "local") {
         return p.Error(prefix + ".kind", "must be \"local\" or \"cloud\"");
+      }
+      if (const toml::node* tn = t->get("target")) {
+        const toml::table* tt = tn->as_table();
+        std::string tp = prefix + ".target";
+        if (tt == nullptr) return p.Error(tp, "must be a table");
+        FS_RETURN_IF_ERROR(p.Known(
+            *tt, tp, {"type", "endpoint", "account", "key_file", "sas_file", "container", "path"}));
+        TargetConfig& tc = share.target;
+        for (auto [key, field] : {std::pair{"type", &tc.type},
+                                  {"endpoint", &tc.endpoint},
+                                  {"account", &tc.account},
+                                  {"key_file", &tc.key_file},
+                                  {"sas_file", &tc.sas_file},
+                                  {"container", &tc.container},
+                                  {"path", &tc.path}}) {
+          FS_RETURN_IF_ERROR(p.String(*tt, tp + ".", key, *field));
+        }
+        if (share.kind != store::ShareKind::kCloud) {
+          return p.Error(tp, "is only for kind = \"cloud\" shares");
+        }
+        if (tc.type == "localfs") {
+          if (tc.path.empty()) return p.Error(tp + ".path", "is required for a localfs target");
+        } else if (tc.type == "azure") {
+          if (tc.endpoint.empty() || tc.container.empty()) {
+            return p.Error(tp, "needs endpoint and container for an azure target");
+          }
+          if (tc.sas_file.empty() && (tc.account.empty() || tc.key_file.empty())) {
+            return p.Error(tp, "needs account and key_file, or sas_file");
+          }
+        } else {
+          return p.Error(tp + ".type", "must be \"azure\" or \"localfs\"");
+        }
       }
       c.shares.push_back(share);
     }

@@ -14,9 +14,21 @@
 
 namespace fieldstack::daemon {
 
+// Where a cloud share uploads to. Secrets live in files named here, never in the config.
+struct TargetConfig {
+  std::string type;       // "azure" or "localfs"; empty: no target (files wait in the queue)
+  std::string endpoint;   // azure: up to the account, e.g. https://ACCOUNT.blob.core.windows.net
+  std::string account;    // azure Shared Key
+  std::string key_file;   // azure: file holding the base64 account key
+  std::string sas_file;   // azure: file holding a container SAS (instead of a key)
+  std::string container;  // azure
+  std::string path;       // localfs: directory
+};
+
 struct ShareConfig {
   std::string name;
   store::ShareKind kind = store::ShareKind::kLocal;
+  TargetConfig target;
 };
 
 struct Config {
@@ -30,7 +42,9 @@ struct Config {
   std::string key_file;         // empty: <data_dir>/master.key
   std::string passphrase_file;  // non-empty: derive the master key from its first line
   uint32_t chunk_size_kib = 256;
-  std::vector<ShareConfig> shares = {{"default", store::ShareKind::kLocal}};
+  std::vector<ShareConfig> shares = {{"default", store::ShareKind::kLocal, {}}};
+  std::string upload_bandwidth;  // rclone timetable; empty: unlimited
+  uint32_t upload_part_size_mib = 8;
 };
 
 // Parses TOML text. `source` names the file in error messages. Relative paths stay relative to

@@ -29,9 +29,18 @@ enabled = false
 key_file = "/etc/fieldstack/master.key"
 [store]
 chunk_size_kib = 1024
+[upload]
+bandwidth = "Mon-08:00,512k 18:00,off"
+part_size_mib = 16
 [[shares]]
 name = "ingest"
 kind = "cloud"
+[shares.target]
+type = "azure"
+endpoint = "https://acct.blob.core.windows.net"
+account = "acct"
+key_file = "/etc/fieldstack/azure.key"
+container = "ingest"
 [[shares]]
 name = "scratch"
 )",
@@ -46,6 +55,10 @@ name = "scratch"
   ASSERT_EQ(c->shares.size(), 2u);
   EXPECT_EQ(c->shares[0].kind, store::ShareKind::kCloud);
   EXPECT_EQ(c->shares[1].kind, store::ShareKind::kLocal);
+  EXPECT_EQ(c->shares[0].target.type, "azure");
+  EXPECT_EQ(c->shares[0].target.container, "ingest");
+  EXPECT_EQ(c->upload_part_size_mib, 16u);
+  EXPECT_EQ(c->upload_bandwidth, "Mon-08:00,512k 18:00,off");
 }
 
 void ExpectError(const std::string& text, const std::string& needle) {
@@ -71,6 +84,15 @@ TEST(ConfigTest, BadInputNamesTheKey) {
   ExpectError("data_dir = 5\n", "'data_dir' must be a string");
   ExpectError("http = 5\n", "'http' must be a table");
   ExpectError("this is not toml", "line 1");
+  ExpectError("[upload]\nbandwidth = \"fast\"\n", "'upload.bandwidth'");
+  ExpectError("[[shares]]\nname = \"a\"\n[shares.target]\ntype = \"localfs\"\npath = \"/x\"\n",
+              "only for kind");
+  ExpectError("[[shares]]\nname = \"a\"\nkind = \"cloud\"\n[shares.target]\ntype = \"localfs\"\n",
+              "'shares[0].target.path'");
+  ExpectError(
+      "[[shares]]\nname = \"a\"\nkind = \"cloud\"\n[shares.target]\ntype = \"azure\"\n"
+      "endpoint = \"http://h\"\ncontainer = \"c\"\n",
+      "needs account and key_file, or sas_file");
 }
 
 }  // namespace

@@ -12,11 +12,16 @@
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <thread>
 
+#include "cloud/azure_blob/azure_blob_store.h"
+#include "cloud/localfs/localfs_store.h"
 #include "common/clock.h"
 #include "common/logging.h"
 #include "common/metrics.h"
@@ -24,6 +29,8 @@
 #include "frontends/http/server.h"
 #include "platform/file.h"
 #include "store/store.h"
+#include "sync/copy_log.h"
+#include "sync/uploader.h"
 
 namespace fieldstack::daemon {
 namespace {
@@ -87,6 +94,96 @@ Status EnsureShares(store::Store& s, const Config& c) {
   }
   return Status::Ok();
 }
+
+Result<std::string> ReadSecret(const std::string& path, const std::string& key) {
+  auto text = platform::ReadFileToString(path);
+  if (!text.ok()) return InvalidArgumentError("key '" + key + "': " + text.status().message());
+  std::string s = *text;
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+Result<std::unique_ptr<cloud::ObjectStore>> MakeTarget(const ShareConfig& share) {
+  const TargetConfig& t = share.target;
+  std::string where = "shares '" + share.name + "' target";
+  if (t.type == "localfs") {
+    auto s = cloud::localfs::LocalFsStore::Open(t.path);
+    if (!s.ok()) return s.status().WithContext(where);
+    return std::unique_ptr<cloud::ObjectStore>(std::move(*s));
+  }
+  cloud::azure_blob::AzureConfig c{t.endpoint, t.account, "", "", t.container};
+  if (!t.key_file.empty()) {
+    FS_ASSIGN_OR_RETURN(c.key_base64, ReadSecret(t.key_file, where + ".key_file"));
+  }
+  if (!t.sas_file.empty()) {
+    FS_ASSIGN_OR_RETURN(c.sas, ReadSecret(t.sas_file, where + ".sas_file"));
+  }
+  auto s = cloud::azure_blob::AzureBlobStore::Open(c, RealClock::Get());
+  if (!s.ok()) return s.status().WithContext(where);
+  return std::unique_ptr<cloud::ObjectStore>(std::move(*s));
+}
+
+// The upload side of the daemon: one ObjectStore per cloud share with a target, and a thread
+// that runs the Uploader until Stop.
+class UploadService {
+ public:
+  static Result<std::unique_ptr<UploadService>> Start(store::Store& st, const Config& c,
+                                                      Metrics& metrics) {
+    auto svc = std::unique_ptr<UploadService>(new UploadService(c.data_dir + "/logs"));
+    for (const ShareConfig& share : c.shares) {
+      if (share.target.type.empty()) continue;
+      FS_ASSIGN_OR_RETURN(store::ShareInfo info, st.GetShare(share.name));
+      FS_ASSIGN_OR_RETURN(svc->targets_[info.id], MakeTarget(share));
+      spdlog::info("share '{}' uploads to {} {}", share.name, share.target.type,
+                   share.target.type == "localfs"
+                       ? share.target.path
+                       : share.target.endpoint + "/" + share.target.container);
+    }
+    if (svc->targets_.empty()) return svc;
+    sync::Uploader::Options opts;
+    opts.part_size_bytes = uint64_t{c.upload_part_size_mib} << 20;
+    if (!c.upload_bandwidth.empty()) {
+      FS_ASSIGN_OR_RETURN(opts.schedule,
+                          sync::BandwidthSchedule::ParseTimetable(c.upload_bandwidth));
+    }
+    auto* targets = &svc->targets_;
+    svc->uploader_ = std::make_unique<sync::Uploader>(
+        st,
+        [targets](uint32_t share) -> cloud::ObjectStore* {
+          auto it = targets->find(share);
+          return it == targets->end() ? nullptr : it->second.get();
+        },
+        RealClock::Get(), opts, &svc->log_, &metrics);
+    svc->thread_ = std::thread([s = svc.get()] { s->Loop(); });
+    return svc;
+  }
+
+  ~UploadService() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  explicit UploadService(std::string log_dir) : log_(std::move(log_dir), RealClock::Get()) {}
+
+  void Loop() {
+    while (!stop_) {
+      auto pass = uploader_->RunOnce();
+      if (!pass.ok()) spdlog::warn("uploader: {}", pass.status().ToString());
+      if (pass.ok() && pass->uploaded > 0) continue;
+      // Idle or failing: look again shortly (new commits, retry times).
+      for (int i = 0; i < 10 && !stop_; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    }
+  }
+
+  sync::CopyLog log_;
+  std::map<uint32_t, std::unique_ptr<cloud::ObjectStore>> targets_;
+  std::unique_ptr<sync::Uploader> uploader_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
 
 // Exposes store state as metrics, refreshed at each scrape.
 class StoreMetrics {
@@ -166,6 +263,8 @@ int Serve(const std::string& config_path) {
   std::unique_ptr<store::Store> st = std::move(*opened);
   if (Status s = EnsureShares(*st, c); !s.ok()) return Fail(1, s.ToString());
   StoreMetrics store_metrics(metrics, *st);
+  auto uploads = UploadService::Start(*st, c, metrics);
+  if (!uploads.ok()) return Fail(2, uploads.status().ToString());
 
   http::Router router;
   router.Add(bh::verb::get, "/healthz", [&](const http::Request& req) {
@@ -219,7 +318,8 @@ int Serve(const std::string& config_path) {
   sigwait(&stop_signals, &sig);
   spdlog::info("received {}, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   server.Stop();
-  st.reset();  // commits open files, drains the committer
+  uploads->reset();  // finishes the upload in progress, if any
+  st.reset();        // commits open files, drains the committer
   spdlog::info("stopped cleanly");
   return 0;
 }

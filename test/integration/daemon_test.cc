@@ -13,11 +13,14 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "platform/file.h"
+#include "store/store.h"
 #include "test/support/temp_dir.h"
 
 namespace fieldstack {
@@ -259,6 +262,66 @@ TEST_F(DaemonTest, KeysRotateReplacesTheKeyAndTheDaemonStartsWithIt) {
   auto wrong = Start({"serve", "--config", config}, dir_.path());
   EXPECT_EQ(wrong->Wait(), 1);
   EXPECT_NE(wrong->output.find("does not match this store"), std::string::npos) << wrong->output;
+}
+
+TEST_F(DaemonTest, CloudShareFilesAreUploadedToTheirTarget) {
+  // Files committed while the daemon was down (a front end will write them later).
+  std::map<std::string, std::string> files = {{"a.csv", "x,y\n1,2\n"},
+                                              {"b.bin", std::string(3 << 20, 'b')}};
+  {
+    auto s = store::Store::Open({.data_dir = dir_.path() + "/data"});
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    auto share = (*s)->CreateShare("ingest", store::ShareKind::kCloud);
+    ASSERT_TRUE(share.ok());
+    for (auto& [name, data] : files) {
+      auto h = (*s)->Create(share->root, name, {});
+      ASSERT_TRUE(h.ok());
+      ASSERT_TRUE(
+          (*h)->Write(0, {reinterpret_cast<const uint8_t*>(data.data()), data.size()}).ok());
+      ASSERT_TRUE((*h)->Close().ok());
+    }
+  }
+  std::string exported = dir_.path() + "/export";
+  auto p = Start({"serve", "--config",
+                  WriteConfig("[upload]\npart_size_mib = 1\n[[shares]]\nname = \"ingest\"\n"
+                              "kind = \"cloud\"\n[shares.target]\ntype = \"localfs\"\npath = \"" +
+                              exported + "\"\n")},
+                 dir_.path());
+  int port = Port(*p);
+  ASSERT_GT(port, 0);
+  bool arrived = false;
+  for (int i = 0; i < 100 && !arrived; ++i) {
+    arrived = true;
+    for (auto& [name, data] : files) {
+      auto got = platform::ReadFileToString(exported + "/" + name);
+      arrived = arrived && got.ok() && *got == data;
+    }
+    if (!arrived) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(arrived) << p->output;
+  EXPECT_NE(HttpGet(port, "/metrics").body().find("fieldstack_upload_files_total 2"),
+            std::string::npos);
+  auto log = platform::ReadFileToString(dir_.path() + "/data/logs/ingest/upload.log");
+  ASSERT_TRUE(log.ok());
+  EXPECT_NE(log->find("\"result\":\"uploaded\""), std::string::npos);
+  ::kill(p->pid, SIGTERM);
+  EXPECT_EQ(p->Wait(), 0) << p->output;
+}
+
+TEST_F(DaemonTest, BadTargetConfigNamesTheKey) {
+  auto p = Start({"serve", "--config",
+                  WriteConfig("[[shares]]\nname = \"s\"\nkind = \"cloud\"\n"
+                              "[shares.target]\ntype = \"ftp\"\n")},
+                 dir_.path());
+  EXPECT_EQ(p->Wait(), 2);
+  EXPECT_NE(p->output.find("'shares[0].target.type'"), std::string::npos) << p->output;
+  auto q = Start({"serve", "--config",
+                  WriteConfig("[[shares]]\nname = \"s\"\nkind = \"cloud\"\n"
+                              "[shares.target]\ntype = \"azure\"\nendpoint = \"http://x\"\n"
+                              "container = \"c\"\naccount = \"a\"\nkey_file = \"/nonexistent\"\n")},
+                 dir_.path());
+  EXPECT_EQ(q->Wait(), 2);
+  EXPECT_NE(q->output.find("key_file"), std::string::npos) << q->output;
 }
 
 }  // namespace
