@@ -2,6 +2,7 @@
 //
 //   fieldstack serve [--config PATH]        run the box (embedded defaults without a config)
 //   fieldstack keys rotate [--config PATH]  replace the master key (the daemon must be stopped)
+//   fieldstack drain [--config PATH]        upload everything pending (the daemon stopped)
 //   fieldstack version
 //
 // Exit codes: 0 success, 1 runtime failure (store, network), 2 bad configuration or usage.
@@ -127,9 +128,11 @@ Result<std::unique_ptr<cloud::ObjectStore>> MakeTarget(const ShareConfig& share)
 // that runs the Uploader until Stop.
 class UploadService {
  public:
+  // With `background`, a thread runs the uploader until the service is destroyed; without,
+  // the caller drives it with RunOnce (fieldstack drain).
   static Result<std::unique_ptr<UploadService>> Start(store::Store& st, const Config& c,
-                                                      Metrics& metrics) {
-    auto svc = std::unique_ptr<UploadService>(new UploadService(c.data_dir + "/logs"));
+                                                      Metrics& metrics, bool background = true) {
+    auto svc = std::unique_ptr<UploadService>(new UploadService(st, c.data_dir + "/logs"));
     for (const ShareConfig& share : c.shares) {
       if (share.target.type.empty()) continue;
       FS_ASSIGN_OR_RETURN(store::ShareInfo info, st.GetShare(share.name));
@@ -154,8 +157,17 @@ class UploadService {
           return it == targets->end() ? nullptr : it->second.get();
         },
         RealClock::Get(), opts, &svc->log_, &metrics);
-    svc->thread_ = std::thread([s = svc.get()] { s->Loop(); });
+    if (background) svc->thread_ = std::thread([s = svc.get()] { s->Loop(); });
     return svc;
+  }
+
+  bool HasTarget(uint32_t share) const { return targets_.count(share) > 0; }
+  Result<sync::Uploader::Pass> RunOnce() {
+    if (uploader_) return uploader_->RunOnce();
+    // No targets at all: still queue what waits, so it is counted.
+    sync::Uploader::Pass pass;
+    FS_ASSIGN_OR_RETURN(pass.queued, store_.EnqueueUploads(sync::Uploader::kConsumer, 10000));
+    return pass;
   }
 
   ~UploadService() {
@@ -164,7 +176,8 @@ class UploadService {
   }
 
  private:
-  explicit UploadService(std::string log_dir) : log_(std::move(log_dir), RealClock::Get()) {}
+  UploadService(store::Store& st, std::string log_dir)
+      : store_(st), log_(std::move(log_dir), RealClock::Get()) {}
 
   void Loop() {
     while (!stop_) {
@@ -178,6 +191,7 @@ class UploadService {
     }
   }
 
+  store::Store& store_;
   sync::CopyLog log_;
   std::map<uint32_t, std::unique_ptr<cloud::ObjectStore>> targets_;
   std::unique_ptr<sync::Uploader> uploader_;
@@ -324,6 +338,47 @@ int Serve(const std::string& config_path) {
   return 0;
 }
 
+// Uploads everything pending, reporting progress, and returns when the queue is empty.
+int Drain(const std::string& config_path) {
+  auto config = ConfigFrom(config_path);
+  if (!config.ok()) return Fail(2, config.status().message());
+  (void)ConfigureLogging(config->log_format, "warn");
+  auto opts = StoreOptionsFrom(*config);
+  if (!opts.ok()) return Fail(2, opts.status().message());
+  auto opened = store::Store::Open(*opts);
+  if (!opened.ok()) {
+    std::string hint =
+        opened.status().code() == StatusCode::kAlreadyExists ? " (stop the daemon first)" : "";
+    return Fail(1, "cannot open the store: " + opened.status().ToString() + hint);
+  }
+  store::Store& st = **opened;
+  Metrics metrics;
+  auto svc = UploadService::Start(st, *config, metrics, /*background=*/false);
+  if (!svc.ok()) return Fail(2, svc.status().ToString());
+  uint64_t uploaded = 0;
+  for (;;) {
+    auto pass = (*svc)->RunOnce();
+    if (!pass.ok()) return Fail(1, "upload pass failed: " + pass.status().ToString());
+    uploaded += pass->uploaded;
+    auto pending = st.PendingUploadsByShare();
+    if (!pending.ok()) return Fail(1, pending.status().ToString());
+    uint64_t total = 0, stuck = 0;
+    for (auto& [share, n] : *pending) {
+      total += n;
+      if (!(*svc)->HasTarget(share)) stuck += n;
+    }
+    std::printf("uploaded %llu, pending %llu\n", static_cast<unsigned long long>(uploaded),
+                static_cast<unsigned long long>(total));
+    std::fflush(stdout);
+    if (total == 0) return 0;
+    if (stuck == total) {
+      return Fail(1, std::to_string(stuck) +
+                         " files wait for shares without an upload target ([shares.target])");
+    }
+    if (pass->uploaded == 0) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
 int RotateKeys(const std::string& config_path) {
   auto config = ConfigFrom(config_path);
   if (!config.ok()) return Fail(2, config.status().message());
@@ -361,6 +416,9 @@ int main(int argc, char** argv) {
       "replace the master key and re-wrap every file key (daemon stopped; a new "
       "passphrase may be given in FIELDSTACK_NEW_PASSPHRASE)");
   rotate->add_option("--config,-c", config, "path to fieldstack.toml");
+  auto* drain = app.add_subcommand(
+      "drain", "upload everything pending and return when done (daemon stopped)");
+  drain->add_option("--config,-c", config, "path to fieldstack.toml");
   app.add_subcommand("version", "print the version");
   try {
     app.parse(argc, argv);
@@ -370,6 +428,7 @@ int main(int argc, char** argv) {
   }
   if (serve->parsed()) return fieldstack::daemon::Serve(config);
   if (rotate->parsed()) return fieldstack::daemon::RotateKeys(config);
+  if (drain->parsed()) return fieldstack::daemon::Drain(config);
   std::printf("fieldstack %s\n", fieldstack::daemon::kVersion);
   return 0;
 }

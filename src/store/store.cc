@@ -1459,6 +1459,19 @@ Result<uint64_t> Store::PendingUploads() {
   return row ? static_cast<uint64_t>(s.Int(0)) : uint64_t{0};
 }
 
+Result<std::map<uint32_t, uint64_t>> Store::PendingUploadsByShare() {
+  FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
+  FS_ASSIGN_OR_RETURN(Stmt s,
+                      rd->Prepare("SELECT share_id, count(*) FROM upload_queue GROUP BY share_id"));
+  std::map<uint32_t, uint64_t> out;
+  for (;;) {
+    FS_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out[static_cast<uint32_t>(s.Int(0))] = static_cast<uint64_t>(s.Int(1));
+  }
+  return out;
+}
+
 Status Store::UpdateUpload(const UploadItem& item) {
   return committer_->Run([&](Db& db) {
     FS_ASSIGN_OR_RETURN(

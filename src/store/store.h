@@ -31,6 +31,7 @@
 // or the metadata db failed verification), NoSpace, Unauthenticated (wrong key).
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <optional>
 #include <shared_mutex>
@@ -170,6 +171,8 @@ class Store {
   // Up to `limit` queued items due at `now_ns`, earliest first (paged: the queue may be long).
   Result<std::vector<UploadItem>> DueUploads(int64_t now_ns, size_t limit);
   Result<uint64_t> PendingUploads();
+  // Queued files per share id (shares with none are absent).
+  Result<std::map<uint32_t, uint64_t>> PendingUploadsByShare();
   // Saves attempts, next attempt time, resume state and error of `item` (if its version is
   // still the queued one).
   Status UpdateUpload(const UploadItem& item);

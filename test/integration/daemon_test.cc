@@ -308,6 +308,38 @@ TEST_F(DaemonTest, CloudShareFilesAreUploadedToTheirTarget) {
   EXPECT_EQ(p->Wait(), 0) << p->output;
 }
 
+TEST_F(DaemonTest, DrainUploadsEverythingPendingThenReturns) {
+  {
+    auto s = store::Store::Open({.data_dir = dir_.path() + "/data"});
+    ASSERT_TRUE(s.ok());
+    auto share = (*s)->CreateShare("ingest", store::ShareKind::kCloud);
+    for (int i = 0; i < 30; ++i) {
+      auto h = (*s)->Create(share->root, "f" + std::to_string(i), {});
+      std::string data(1000 + i, 'a' + i % 26);
+      ASSERT_TRUE(
+          (*h)->Write(0, {reinterpret_cast<const uint8_t*>(data.data()), data.size()}).ok());
+      ASSERT_TRUE((*h)->Close().ok());
+    }
+  }
+  std::string shares = "[[shares]]\nname = \"ingest\"\nkind = \"cloud\"\n";
+  // Without a target the files cannot go anywhere: a clear error, not a hang.
+  auto stuck = Start({"drain", "--config", WriteConfig(shares)}, dir_.path());
+  EXPECT_EQ(stuck->Wait(), 1);
+  EXPECT_NE(stuck->output.find("without an upload target"), std::string::npos) << stuck->output;
+  std::string exported = dir_.path() + "/export";
+  auto p = Start(
+      {"drain", "--config",
+       WriteConfig(shares + "[shares.target]\ntype = \"localfs\"\npath = \"" + exported + "\"\n")},
+      dir_.path());
+  EXPECT_EQ(p->Wait(), 0) << p->output;
+  EXPECT_NE(p->output.find("pending 0"), std::string::npos) << p->output;
+  for (int i = 0; i < 30; ++i) {
+    auto got = platform::ReadFileToString(exported + "/f" + std::to_string(i));
+    ASSERT_TRUE(got.ok()) << i;
+    EXPECT_EQ(*got, std::string(1000 + i, 'a' + i % 26));
+  }
+}
+
 TEST_F(DaemonTest, BadTargetConfigNamesTheKey) {
   auto p = Start({"serve", "--config",
                   WriteConfig("[[shares]]\nname = \"s\"\nkind = \"cloud\"\n"
