@@ -21,12 +21,14 @@ build: deps
 test: build
 	@ctest --preset $(PRESET) -j $(JOBS)
 
-# Builds an optimized daemon and runs it in the foreground on embedded defaults (or CONFIG=...).
+# Builds an optimized daemon and runs it in the foreground. Without CONFIG, a local Azurite
+# stands in for the cloud and the default share uploads to it (scripts/run-local).
 run: deps
 	@cmake --preset $(RUN_PRESET) >/dev/null
 	@cmake --build --preset $(RUN_PRESET) -j $(JOBS) --target fieldstack
 	@echo "Starting fieldstack; stop it with Ctrl-C."
-	@exec build/$(RUN_PRESET)/src/daemon/fieldstack serve $(if $(CONFIG),--config $(CONFIG))
+	@$(if $(CONFIG),exec build/$(RUN_PRESET)/src/daemon/fieldstack serve --config $(CONFIG),\
+	  exec scripts/run-local build/$(RUN_PRESET)/src/daemon/fieldstack)
 
 bench: deps
 	@cmake --preset release >/dev/null

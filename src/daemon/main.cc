@@ -121,6 +121,14 @@ Result<std::unique_ptr<cloud::ObjectStore>> MakeTarget(const ShareConfig& share)
   }
   auto s = cloud::azure_blob::AzureBlobStore::Open(c, RealClock::Get());
   if (!s.ok()) return s.status().WithContext(where);
+  // Make the container if it is missing; a SAS or an offline link may not allow it, and the
+  // uploader reports what then fails.
+  Status made = (*s)->CreateContainer();
+  if (made.ok()) {
+    spdlog::info("created container '{}'", t.container);
+  } else if (made.code() != StatusCode::kAlreadyExists) {
+    spdlog::warn("{}: cannot create container '{}': {}", where, t.container, made.ToString());
+  }
   return std::unique_ptr<cloud::ObjectStore>(std::move(*s));
 }
 
