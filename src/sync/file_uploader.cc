@@ -71,7 +71,8 @@ Result<UploadReport> FileUploader::Upload(UploadJob& job) {
       info = AlreadyThere(job, *put.content_md5, data.size(), &ours);
     }
     if (!info.ok() && !ours.empty()) {
-      put.precondition = {.if_match = ours};
+      put.precondition = cloud::Precondition();
+      put.precondition.if_match = ours;
       info = cloud_.Put(job.key, data, put);
     }
     if (!info.ok()) {
@@ -132,7 +133,9 @@ Result<UploadReport> FileUploader::Upload(UploadJob& job) {
       info = AlreadyThere(job, report.md5, report.bytes, &ours);
     }
     if (!info.ok() && !ours.empty()) {
-      info = cloud_.CommitUpload(*job.upload, numbers, {job.meta, {.if_match = ours}, report.md5});
+      cloud::CommitOptions replace{job.meta, {}, report.md5};
+      replace.precondition.if_match = ours;
+      info = cloud_.CommitUpload(*job.upload, numbers, replace);
     }
     if (!info.ok()) {
       if (Changed(info.status())) return Abandon(job, UploadOutcome::kConflict);
