@@ -280,29 +280,49 @@ TEST(UploadErrorTest, StatusesMapToStableCodes) {
 namespace fieldstack::sync {
 namespace {
 
+// A container on an Azurite endpoint, made if missing; nullptr (with a test failure) if not.
+std::unique_ptr<cloud::azure_blob::AzureBlobStore> AzureContainer(const std::string& endpoint,
+                                                                  const std::string& container) {
+  auto azure = cloud::azure_blob::AzureBlobStore::Open(
+      {endpoint, testing::Azurite::kAccount, testing::Azurite::kKey, "", container},
+      RealClock::Get());
+  if (!azure.ok()) {
+    ADD_FAILURE() << azure.status().ToString();
+    return nullptr;
+  }
+  Status made = (*azure)->CreateContainer();
+  if (!made.ok() && made.code() != StatusCode::kAlreadyExists) {
+    ADD_FAILURE() << made.ToString();
+    return nullptr;
+  }
+  return std::move(*azure);
+}
+
+// A fresh Store in `dir`.
+std::unique_ptr<store::Store> OpenStore(const testing::TempDir& dir) {
+  auto s = store::Store::Open({.data_dir = dir.path() + "/data"});
+  if (!s.ok()) ADD_FAILURE() << s.status().ToString();
+  return s.ok() ? std::move(*s) : nullptr;
+}
+
 // The whole path on a real Azure endpoint: Store -> Uploader -> AzureBlobStore -> Azurite.
 TEST(UploaderAzuriteTest, FilesArriveByteIdenticalInAzureBlobStorage) {
   auto& azurite = testing::Azurite::Shared();
   ASSERT_FALSE(azurite.endpoint().empty()) << azurite.error();
-  auto azure = cloud::azure_blob::AzureBlobStore::Open(
-      {azurite.endpoint(), testing::Azurite::kAccount, testing::Azurite::kKey, "", "uploads"},
-      RealClock::Get());
-  ASSERT_TRUE(azure.ok());
-  ASSERT_TRUE((*azure)->CreateContainer().ok());
+  auto azure = AzureContainer(azurite.endpoint(), "uploads");
+  ASSERT_NE(azure, nullptr);
   testing::TempDir dir;
-  store::StoreOptions o;
-  o.data_dir = dir.path() + "/data";
-  auto s = store::Store::Open(o);
-  ASSERT_TRUE(s.ok());
-  auto share = (*s)->CreateShare("ingest", store::ShareKind::kCloud);
-  auto sub = (*s)->Mkdir(share->root, "survey 2026", {});
+  auto s = OpenStore(dir);
+  ASSERT_NE(s, nullptr);
+  auto share = s->CreateShare("ingest", store::ShareKind::kCloud);
+  auto sub = s->Mkdir(share->root, "survey 2026", {});
   std::map<std::string, std::vector<uint8_t>> files = {
       {"survey 2026/small.csv", Pattern(1000, 1)},
       {"survey 2026/large.bin", Pattern(700 * 1024 + 17, 2)},
       {"empty", {}}};
   for (auto& [path, data] : files) {
     store::NodeId parent = path.find('/') != std::string::npos ? sub->id : share->root;
-    auto h = (*s)->Create(parent, path.substr(path.rfind('/') + 1), {});
+    auto h = s->Create(parent, path.substr(path.rfind('/') + 1), {});
     ASSERT_TRUE(h.ok());
     ASSERT_TRUE((*h)->Write(0, data).ok());
     ASSERT_TRUE((*h)->Close().ok());
@@ -310,17 +330,17 @@ TEST(UploaderAzuriteTest, FilesArriveByteIdenticalInAzureBlobStorage) {
   Uploader::Options opts;
   opts.part_size_bytes = 256 * 1024;  // the large file goes up as 3 blocks
   Uploader up(
-      **s, [&](uint32_t) -> cloud::ObjectStore* { return azure->get(); }, RealClock::Get(), opts);
+      *s, [&](uint32_t) -> cloud::ObjectStore* { return azure.get(); }, RealClock::Get(), opts);
   auto pass = up.RunOnce();
   ASSERT_TRUE(pass.ok()) << pass.status().ToString();
   EXPECT_EQ(pass->uploaded, 3u);
   for (auto& [path, data] : files) {
-    auto got = (*azure)->Get(path, 0, 1 << 30);
+    auto got = azure->Get(path, 0, 1 << 30);
     ASSERT_TRUE(got.ok()) << path << ": " << got.status().ToString();
     EXPECT_TRUE(*got == std::string(data.begin(), data.end())) << path;
-    EXPECT_EQ((*azure)->Head(path)->meta.count("mtime_ns"), 1u) << path;
+    EXPECT_EQ(azure->Head(path)->meta.count("mtime_ns"), 1u) << path;
   }
-  EXPECT_EQ(*(*s)->PendingUploads(), 0u);
+  EXPECT_EQ(*s->PendingUploads(), 0u);
 }
 
 }  // namespace
@@ -397,21 +417,16 @@ namespace {
 TEST(UploaderOfflineTest, QueueDrainsIntactWhenTheCloudComesBack) {
   testing::Azurite azurite;  // a private instance: this test stops and restarts it
   ASSERT_FALSE(azurite.endpoint().empty()) << azurite.error();
-  auto azure = cloud::azure_blob::AzureBlobStore::Open(
-      {azurite.endpoint(), testing::Azurite::kAccount, testing::Azurite::kKey, "", "offline"},
-      RealClock::Get());
-  ASSERT_TRUE(azure.ok());
-  ASSERT_TRUE((*azure)->CreateContainer().ok());
+  auto azure = AzureContainer(azurite.endpoint(), "offline");
+  ASSERT_NE(azure, nullptr);
   testing::TempDir dir;
-  store::StoreOptions o;
-  o.data_dir = dir.path() + "/data";
-  auto s = store::Store::Open(o);
-  ASSERT_TRUE(s.ok());
-  store::NodeId root = (*s)->CreateShare("field", store::ShareKind::kCloud)->root;
+  auto s = OpenStore(dir);
+  ASSERT_NE(s, nullptr);
+  store::NodeId root = s->CreateShare("field", store::ShareKind::kCloud)->root;
   std::map<std::string, std::vector<uint8_t>> want;
   auto write = [&](const std::string& name, std::vector<uint8_t> data) {
-    auto existing = (*s)->Lookup(root, name);
-    auto h = existing.ok() ? (*s)->OpenFile(existing->id, true) : (*s)->Create(root, name, {});
+    auto existing = s->Lookup(root, name);
+    auto h = existing.ok() ? s->OpenFile(existing->id, true) : s->Create(root, name, {});
     ASSERT_TRUE(h.ok());
     ASSERT_TRUE((*h)->Write(0, data).ok());
     ASSERT_TRUE((*h)->Close().ok());
@@ -423,7 +438,7 @@ TEST(UploaderOfflineTest, QueueDrainsIntactWhenTheCloudComesBack) {
   opts.backoff_max = std::chrono::milliseconds(100);
   opts.max_attempts = 1000;
   Uploader up(
-      **s, [&](uint32_t) -> cloud::ObjectStore* { return azure->get(); }, RealClock::Get(), opts);
+      *s, [&](uint32_t) -> cloud::ObjectStore* { return azure.get(); }, RealClock::Get(), opts);
   for (int i = 0; i < 4; ++i) write("before-" + std::to_string(i), Pattern(5000 + i, i));
   write("big", Pattern(300 * 1024, 9));
   ASSERT_EQ(up.RunOnce()->uploaded, 5u);
@@ -435,20 +450,20 @@ TEST(UploaderOfflineTest, QueueDrainsIntactWhenTheCloudComesBack) {
   ASSERT_TRUE(offline.ok());
   EXPECT_EQ(offline->uploaded, 0u);
   EXPECT_GT(offline->retried, 0u);
-  EXPECT_EQ(*(*s)->PendingUploads(), 5u);
+  EXPECT_EQ(*s->PendingUploads(), 5u);
 
   azurite.Restart();
   ASSERT_FALSE(azurite.endpoint().empty()) << azurite.error();
-  for (int pass = 0; pass < 200 && *(*s)->PendingUploads() > 0; ++pass) {
+  for (int pass = 0; pass < 200 && *s->PendingUploads() > 0; ++pass) {
     ASSERT_TRUE(up.RunOnce().ok());
     std::this_thread::sleep_for(std::chrono::milliseconds(30));
   }
-  EXPECT_EQ(*(*s)->PendingUploads(), 0u);
-  auto listed = (*azure)->List("", "", 100);
+  EXPECT_EQ(*s->PendingUploads(), 0u);
+  auto listed = azure->List("", "", 100);
   ASSERT_TRUE(listed.ok());
   EXPECT_EQ(listed->objects.size(), want.size());
   for (auto& [name, data] : want) {
-    auto got = (*azure)->Get(name, 0, 1 << 30);
+    auto got = azure->Get(name, 0, 1 << 30);
     ASSERT_TRUE(got.ok()) << name;
     EXPECT_TRUE(*got == std::string(data.begin(), data.end())) << name;
   }
@@ -473,24 +488,21 @@ TEST(UploaderFaultTest, EveryObjectArrivesIntactThroughInjectedFaults) {
       "http://127.0.0.1:" + std::to_string(proxy.port()) + "/" + testing::Azurite::kAccount;
   cloud::azure_blob::AzureConfig config{direct, testing::Azurite::kAccount, testing::Azurite::kKey,
                                         "", "faults"};
-  auto check = cloud::azure_blob::AzureBlobStore::Open(config, RealClock::Get());
-  ASSERT_TRUE(check.ok());
-  ASSERT_TRUE((*check)->CreateContainer().ok());
+  auto check = AzureContainer(direct, "faults");
+  ASSERT_NE(check, nullptr);
   config.endpoint = via_proxy;
   auto faulty = cloud::azure_blob::AzureBlobStore::Open(config, RealClock::Get());
   ASSERT_TRUE(faulty.ok());
 
   testing::TempDir dir;
-  store::StoreOptions o;
-  o.data_dir = dir.path() + "/data";
-  auto s = store::Store::Open(o);
-  ASSERT_TRUE(s.ok());
-  store::NodeId root = (*s)->CreateShare("field", store::ShareKind::kCloud)->root;
+  auto s = OpenStore(dir);
+  ASSERT_NE(s, nullptr);
+  store::NodeId root = s->CreateShare("field", store::ShareKind::kCloud)->root;
   std::map<std::string, std::vector<uint8_t>> want;
   for (int i = 0; i < 20; ++i) {
     std::string name = "f" + std::to_string(i);
     want[name] = Pattern(i % 4 == 0 ? 200 * 1024 + i : 3000 + i, static_cast<uint8_t>(i));
-    auto h = (*s)->Create(root, name, {});
+    auto h = s->Create(root, name, {});
     ASSERT_TRUE((*h)->Write(0, want[name]).ok());
     ASSERT_TRUE((*h)->Close().ok());
   }
@@ -501,11 +513,11 @@ TEST(UploaderFaultTest, EveryObjectArrivesIntactThroughInjectedFaults) {
   opts.max_attempts = 100;
   CopyLog log(dir.path() + "/logs", RealClock::Get());
   Uploader up(
-      **s, [&](uint32_t) -> cloud::ObjectStore* { return faulty->get(); }, RealClock::Get(), opts,
+      *s, [&](uint32_t) -> cloud::ObjectStore* { return faulty->get(); }, RealClock::Get(), opts,
       &log);
   size_t retried = 0, failed = 0, conflicts = 0;
   // The first pass queues the files; then passes run until the queue is empty.
-  for (int pass = 0; pass < 400 && (pass == 0 || *(*s)->PendingUploads() > 0); ++pass) {
+  for (int pass = 0; pass < 400 && (pass == 0 || *s->PendingUploads() > 0); ++pass) {
     auto p = up.RunOnce();
     ASSERT_TRUE(p.ok()) << p.status().ToString();
     retried += p->retried;
@@ -513,11 +525,11 @@ TEST(UploaderFaultTest, EveryObjectArrivesIntactThroughInjectedFaults) {
     conflicts += p->conflicts;
     std::this_thread::sleep_for(std::chrono::milliseconds(15));
   }
-  EXPECT_EQ(*(*s)->PendingUploads(), 0u);
+  EXPECT_EQ(*s->PendingUploads(), 0u);
   EXPECT_EQ(failed, 0u);
   EXPECT_EQ(conflicts, 0u);
   for (auto& [name, data] : want) {
-    auto got = (*check)->Get(name, 0, 1 << 30);
+    auto got = check->Get(name, 0, 1 << 30);
     ASSERT_TRUE(got.ok())
         << name << ": " << got.status().ToString() << "\ncopy log:\n"
         << platform::ReadFileToString(dir.path() + "/logs/field/upload.log").value_or("(none)");
