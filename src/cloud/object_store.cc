@@ -34,6 +34,16 @@ Status ValidatePartNumber(uint32_t number) {
   return Status::Ok();
 }
 
+Status ValidatePartList(const std::vector<uint32_t>& parts) {
+  uint32_t last = 0;
+  for (uint32_t n : parts) {
+    FS_RETURN_IF_ERROR(ValidatePartNumber(n));
+    if (n <= last) return InvalidArgumentError("parts must be ascending");
+    last = n;
+  }
+  return Status::Ok();
+}
+
 std::string Md5Hex(std::span<const uint8_t> data) {
   crypto::Digest d(crypto::Digest::Kind::kMd5);
   d.Update(data);

@@ -111,6 +111,8 @@ class ObjectStore {
 // InvalidArgument naming the problem, or OK.
 Status ValidateKey(std::string_view key);
 Status ValidatePartNumber(uint32_t number);
+// InvalidArgument unless `parts` are valid part numbers in strictly ascending order.
+Status ValidatePartList(const std::vector<uint32_t>& parts);
 // Lower-case hex MD5 of `data`: the etag of the memory and localfs adapters.
 std::string Md5Hex(std::span<const uint8_t> data);
 

@@ -272,11 +272,9 @@ Result<ObjectInfo> AzureBlobStore::CommitUpload(const Upload& upload,
                                                 const CommitOptions& options) {
   const ObjectMeta& meta = options.meta;
   const Precondition& precondition = options.precondition;
-  uint32_t last = 0;
+  FS_RETURN_IF_ERROR(ValidatePartList(parts));
   std::string xml = "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>";
   for (uint32_t n : parts) {
-    if (n <= last) return InvalidArgumentError("parts must be ascending");
-    last = n;
     xml += "<Uncommitted>" + BlockId(upload, n) + "</Uncommitted>";
   }
   xml += "</BlockList>";

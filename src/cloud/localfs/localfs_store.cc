@@ -183,6 +183,7 @@ Result<ObjectInfo> LocalFsStore::CommitUpload(const Upload& upload,
                                               const CommitOptions& options) {
   const ObjectMeta& meta = options.meta;
   const Precondition& precondition = options.precondition;
+  FS_RETURN_IF_ERROR(ValidatePartList(parts));
   std::string dir = UploadDir(upload);
   auto text = platform::ReadFileToString(dir + "/upload.json");
   if (!text.ok()) return NotFoundError("no upload " + upload.id);
@@ -193,13 +194,7 @@ Result<ObjectInfo> LocalFsStore::CommitUpload(const Upload& upload,
   {
     FS_ASSIGN_OR_RETURN(platform::File out, platform::File::Open(tmp, O_WRONLY | O_CREAT, 0644));
     uint64_t offset = 0;
-    uint32_t last = 0;
     for (uint32_t n : parts) {
-      if (n <= last) {
-        (void)platform::RemoveFile(tmp);
-        return InvalidArgumentError("parts must be ascending");
-      }
-      last = n;
       auto part = platform::ReadFileToString(dir + "/part-" + std::to_string(n));
       if (!part.ok()) {
         (void)platform::RemoveFile(tmp);

@@ -84,19 +84,17 @@ Result<ObjectInfo> MemoryStore::CommitUpload(const Upload& upload,
                                              const CommitOptions& options) {
   const ObjectMeta& meta = options.meta;
   const Precondition& precondition = options.precondition;
+  FS_RETURN_IF_ERROR(ValidatePartList(parts));
   MutexLock l(mu_);
   auto it = uploads_.find(upload.id);
   if (it == uploads_.end()) return NotFoundError("no upload " + upload.id);
   std::string data;
-  uint32_t last = 0;
   for (uint32_t n : parts) {
-    if (n <= last) return InvalidArgumentError("parts must be ascending");
     auto p = it->second.parts.find(n);
     if (p == it->second.parts.end()) {
       return InvalidArgumentError("part " + std::to_string(n) + " was not uploaded");
     }
     data += p->second;
-    last = n;
   }
   FS_RETURN_IF_ERROR(Check(it->second.key, precondition));
   ObjectInfo info = Store(it->second.key, std::move(data), meta);
