@@ -1,6 +1,7 @@
 #include "crypto/hash.h"
 
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 namespace fieldstack::crypto {
 namespace {
@@ -99,6 +100,26 @@ std::string Base64(std::string_view raw) {
                           static_cast<int>(raw.size()));
   out.resize(static_cast<size_t>(n));
   return out;
+}
+
+std::string Base64Decode(std::string_view in) {
+  std::string out(in.size() * 3 / 4 + 3, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(in.data()),
+                          static_cast<int>(in.size()));
+  if (n < 0) return {};
+  size_t pad = 0;
+  for (size_t i = in.size(); i > 0 && in[i - 1] == '='; --i) ++pad;
+  out.resize(static_cast<size_t>(n) - pad);
+  return out;
+}
+
+std::string HmacSha256(std::string_view key, std::string_view msg) {
+  unsigned char out[32];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), out, &len);
+  return std::string(reinterpret_cast<char*>(out), len);
 }
 
 }  // namespace fieldstack::crypto

@@ -54,5 +54,9 @@ class Digest {
 };
 
 std::string Base64(std::string_view raw);
+// The decoded bytes, or empty when `in` is not base64.
+std::string Base64Decode(std::string_view in);
+// Raw HMAC-SHA256 (SigV4 and Azure Shared Key signatures).
+std::string HmacSha256(std::string_view key, std::string_view msg);
 
 }  // namespace fieldstack::crypto

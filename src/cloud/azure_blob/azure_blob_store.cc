@@ -1,8 +1,5 @@
 #include "cloud/azure_blob/azure_blob_store.h"
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
 #include <algorithm>
 #include <ctime>
 #include <pugixml.hpp>
@@ -15,25 +12,8 @@ namespace {
 
 constexpr char kApiVersion[] = "2021-08-06";
 
-std::string Base64Decode(std::string_view in) {
-  std::string out(in.size() * 3 / 4 + 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  if (n < 0) return {};
-  size_t pad = 0;
-  for (size_t i = in.size(); i > 0 && in[i - 1] == '='; --i) ++pad;
-  out.resize(static_cast<size_t>(n) - pad);
-  return out;
-}
-
-std::string HmacSha256(const std::string& key, const std::string& msg) {
-  unsigned char out[32];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), out, &len);
-  return std::string(reinterpret_cast<char*>(out), len);
-}
+using crypto::Base64Decode;
+using crypto::HmacSha256;
 
 std::string Rfc1123(int64_t unix_ns) {
   time_t t = static_cast<time_t>(unix_ns / 1'000'000'000);
