@@ -154,6 +154,9 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
     int64_t part = c.upload_part_size_mib;
     FS_RETURN_IF_ERROR(p.Int(*t, "upload.", "part_size_mib", 1, 4000, part));
     c.upload_part_size_mib = static_cast<uint32_t>(part);
+    int64_t transfers = c.upload_transfers;
+    FS_RETURN_IF_ERROR(p.Int(*t, "upload.", "transfers", 1, 64, transfers));
+    c.upload_transfers = static_cast<uint32_t>(transfers);
   }
   FS_RETURN_IF_ERROR(st);
   if (const toml::node* n = root.get("shares")) {
@@ -184,8 +187,10 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
         const toml::table* tt = tn->as_table();
         std::string tp = prefix + ".target";
         if (tt == nullptr) return p.Error(tp, "must be a table");
-        FS_RETURN_IF_ERROR(p.Known(
-            *tt, tp, {"type", "endpoint", "account", "key_file", "sas_file", "container", "path"}));
+        FS_RETURN_IF_ERROR(
+            p.Known(*tt, tp,
+                    {"type", "endpoint", "account", "key_file", "sas_file", "container", "bucket",
+                     "region", "credentials_file", "addressing", "path", "policy"}));
         TargetConfig& tc = share.target;
         for (auto [key, field] : {std::pair{"type", &tc.type},
                                   {"endpoint", &tc.endpoint},
@@ -193,7 +198,12 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
                                   {"key_file", &tc.key_file},
                                   {"sas_file", &tc.sas_file},
                                   {"container", &tc.container},
-                                  {"path", &tc.path}}) {
+                                  {"bucket", &tc.bucket},
+                                  {"region", &tc.region},
+                                  {"credentials_file", &tc.credentials_file},
+                                  {"addressing", &tc.addressing},
+                                  {"path", &tc.path},
+                                  {"policy", &tc.policy}}) {
           FS_RETURN_IF_ERROR(p.String(*tt, tp + ".", key, *field));
         }
         if (share.kind != store::ShareKind::kCloud) {
@@ -208,8 +218,18 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
           if (tc.sas_file.empty() && (tc.account.empty() || tc.key_file.empty())) {
             return p.Error(tp, "needs account and key_file, or sas_file");
           }
+        } else if (tc.type == "s3") {
+          if (tc.endpoint.empty() || tc.bucket.empty() || tc.credentials_file.empty()) {
+            return p.Error(tp, "needs endpoint, bucket and credentials_file for an s3 target");
+          }
+          if (tc.addressing != "path" && tc.addressing != "virtual") {
+            return p.Error(tp + ".addressing", "must be \"path\" or \"virtual\"");
+          }
         } else {
-          return p.Error(tp + ".type", "must be \"azure\" or \"localfs\"");
+          return p.Error(tp + ".type", "must be \"azure\", \"s3\" or \"localfs\"");
+        }
+        if (tc.policy != "keep" && tc.policy != "mirror") {
+          return p.Error(tp + ".policy", "must be \"keep\" or \"mirror\"");
         }
       }
       c.shares.push_back(share);

@@ -16,13 +16,22 @@ namespace fieldstack::daemon {
 
 // Where a cloud share uploads to. Secrets live in files named here, never in the config.
 struct TargetConfig {
-  std::string type;       // "azure" or "localfs"; empty: no target (files wait in the queue)
-  std::string endpoint;   // azure: up to the account, e.g. https://ACCOUNT.blob.core.windows.net
+  std::string type;       // "azure", "s3" or "localfs"; empty: no target (files wait)
+  std::string endpoint;   // azure: up to the account, e.g. https://ACCOUNT.blob.core.windows.net;
+                          // s3: https://s3.REGION.amazonaws.com or any S3-compatible service
   std::string account;    // azure Shared Key
   std::string key_file;   // azure: file holding the base64 account key
   std::string sas_file;   // azure: file holding a container SAS (instead of a key)
   std::string container;  // azure
-  std::string path;       // localfs: directory
+  std::string bucket;     // s3
+  std::string region;     // s3 (default us-east-1)
+  std::string credentials_file;     // s3: access key id on the first line, secret key on the
+                                    // second, an optional session token on the third
+  std::string addressing = "path";  // s3: "path" or "virtual" (bucket.host)
+  std::string path;                 // localfs: directory
+  // Renames and deletes in the share: "keep" (the cloud keeps old objects) or "mirror" (they
+  // are deleted there, unless someone else changed them).
+  std::string policy = "keep";
 };
 
 struct ShareConfig {
@@ -45,6 +54,7 @@ struct Config {
   std::vector<ShareConfig> shares = {{"default", store::ShareKind::kLocal, {}}};
   std::string upload_bandwidth;  // rclone timetable; empty: unlimited
   uint32_t upload_part_size_mib = 8;
+  uint32_t upload_transfers = 4;  // files, and parts of one file, in flight at once
 };
 
 // Parses TOML text. `source` names the file in error messages. Relative paths stay relative to

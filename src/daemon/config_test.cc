@@ -93,6 +93,19 @@ TEST(ConfigTest, BadInputNamesTheKey) {
       "[[shares]]\nname = \"a\"\nkind = \"cloud\"\n[shares.target]\ntype = \"azure\"\n"
       "endpoint = \"http://h\"\ncontainer = \"c\"\n",
       "needs account and key_file, or sas_file");
+  const std::string s3 =
+      "[[shares]]\nname = \"a\"\nkind = \"cloud\"\n[shares.target]\ntype = \"s3\"\n";
+  ExpectError(s3 + "endpoint = \"http://h\"\n", "needs endpoint, bucket and credentials_file");
+  const std::string full =
+      s3 + "endpoint = \"http://h\"\nbucket = \"b\"\ncredentials_file = \"/c\"\n";
+  ExpectError(full + "addressing = \"dns\"\n", "'shares[0].target.addressing'");
+  ExpectError(full + "policy = \"sync\"\n", "'shares[0].target.policy' must be \"keep\" or");
+  ExpectError("[upload]\ntransfers = 0\n", "'upload.transfers'");
+  auto c = ParseConfig(full + "policy = \"mirror\"\naddressing = \"virtual\"\n", "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->shares[0].target.type, "s3");
+  EXPECT_EQ(c->shares[0].target.policy, "mirror");
+  EXPECT_EQ(c->shares[0].target.addressing, "virtual");
 }
 
 }  // namespace

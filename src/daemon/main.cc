@@ -19,10 +19,12 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "cloud/azure_blob/azure_blob_store.h"
 #include "cloud/localfs/localfs_store.h"
+#include "cloud/s3/s3_store.h"
 #include "common/clock.h"
 #include "common/logging.h"
 #include "common/metrics.h"
@@ -112,6 +114,37 @@ Result<std::unique_ptr<cloud::ObjectStore>> MakeTarget(const ShareConfig& share)
     if (!s.ok()) return s.status().WithContext(where);
     return std::unique_ptr<cloud::ObjectStore>(std::move(*s));
   }
+  if (t.type == "s3") {
+    cloud::s3::S3Config c;
+    c.endpoint = t.endpoint;
+    c.bucket = t.bucket;
+    if (!t.region.empty()) c.region = t.region;
+    c.virtual_hosted = t.addressing == "virtual";
+    FS_ASSIGN_OR_RETURN(std::string creds,
+                        ReadSecret(t.credentials_file, where + ".credentials_file"));
+    std::vector<std::string> lines;
+    for (size_t pos = 0; pos <= creds.size();) {
+      size_t nl = std::min(creds.find('\n', pos), creds.size());
+      std::string line = creds.substr(pos, nl - pos);
+      while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+      lines.push_back(line);
+      pos = nl + 1;
+    }
+    if (lines.size() < 2 || lines[0].empty() || lines[1].empty()) {
+      return InvalidArgumentError(where + ".credentials_file: " + t.credentials_file +
+                                  " must hold the access key id and the secret key on two lines");
+    }
+    c.credentials = {lines[0], lines[1], lines.size() > 2 ? lines[2] : ""};
+    auto s = cloud::s3::S3Store::Open(c, RealClock::Get());
+    if (!s.ok()) return s.status().WithContext(where);
+    Status made = (*s)->CreateBucket();
+    if (made.ok()) {
+      spdlog::info("created bucket '{}'", t.bucket);
+    } else if (made.code() != StatusCode::kAlreadyExists) {
+      spdlog::warn("{}: cannot create bucket '{}': {}", where, t.bucket, made.ToString());
+    }
+    return std::unique_ptr<cloud::ObjectStore>(std::move(*s));
+  }
   cloud::azure_blob::AzureConfig c{t.endpoint, t.account, "", "", t.container};
   if (!t.key_file.empty()) {
     FS_ASSIGN_OR_RETURN(c.key_base64, ReadSecret(t.key_file, where + ".key_file"));
@@ -145,14 +178,18 @@ class UploadService {
       if (share.target.type.empty()) continue;
       FS_ASSIGN_OR_RETURN(store::ShareInfo info, st.GetShare(share.name));
       FS_ASSIGN_OR_RETURN(svc->targets_[info.id], MakeTarget(share));
+      if (share.target.policy == "mirror") svc->mirror_.insert(info.id);
       spdlog::info("share '{}' uploads to {} {}", share.name, share.target.type,
-                   share.target.type == "localfs"
-                       ? share.target.path
+                   share.target.type == "localfs" ? share.target.path
+                   : share.target.type == "s3"
+                       ? share.target.endpoint + "/" + share.target.bucket
                        : share.target.endpoint + "/" + share.target.container);
     }
     if (svc->targets_.empty()) return svc;
     sync::Uploader::Options opts;
     opts.part_size_bytes = uint64_t{c.upload_part_size_mib} << 20;
+    opts.transfers = c.upload_transfers;
+    opts.mirror = [m = &svc->mirror_](uint32_t share) { return m->count(share) > 0; };
     if (!c.upload_bandwidth.empty()) {
       FS_ASSIGN_OR_RETURN(opts.schedule,
                           sync::BandwidthSchedule::ParseTimetable(c.upload_bandwidth));
@@ -202,6 +239,7 @@ class UploadService {
   store::Store& store_;
   sync::CopyLog log_;
   std::map<uint32_t, std::unique_ptr<cloud::ObjectStore>> targets_;
+  std::set<uint32_t> mirror_;  // shares whose policy is "mirror"
   std::unique_ptr<sync::Uploader> uploader_;
   std::atomic<bool> stop_{false};
   std::thread thread_;

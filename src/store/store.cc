@@ -86,6 +86,11 @@ CREATE TABLE IF NOT EXISTS upload_queue(
   attempts INTEGER NOT NULL DEFAULT 0, not_before_ns INTEGER NOT NULL DEFAULT 0,
   upload_key TEXT, upload_id TEXT, last_error TEXT);
 CREATE INDEX IF NOT EXISTS upload_queue_due ON upload_queue(not_before_ns);
+CREATE TABLE IF NOT EXISTS released_objects(
+  id INTEGER PRIMARY KEY AUTOINCREMENT, share_id INTEGER NOT NULL, key TEXT NOT NULL,
+  etag TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, not_before_ns INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT);
+CREATE INDEX IF NOT EXISTS released_by_key ON released_objects(share_id, key);
 )sql";
 
 constexpr const char* kNodeCols =
@@ -205,6 +210,13 @@ Status PutMeta(Db& db, const char* key, std::string_view value) {
 // Deletes a node's row and xattrs; a file's data is queued in `orphans` for deletion after the
 // commit (Store::ForgetData) and its bytes leave the share's usage.
 Status RemoveNode(Db& db, const Attr& a) {
+  // The object last uploaded for this file is no longer any file's (released_objects).
+  FS_ASSIGN_OR_RETURN(Stmt r, db.Prepare("INSERT INTO released_objects(share_id, key, etag) "
+                                         "SELECT share_id, cloud_key, cloud_etag FROM nodes "
+                                         "WHERE id=? AND cloud_key IS NOT NULL AND "
+                                         "cloud_etag IS NOT NULL"));
+  r.Bind(1, static_cast<int64_t>(a.id));
+  FS_RETURN_IF_ERROR(r.Run());
   FS_ASSIGN_OR_RETURN(Stmt d, db.Prepare("DELETE FROM nodes WHERE id=?"));
   d.Bind(1, static_cast<int64_t>(a.id));
   FS_RETURN_IF_ERROR(d.Run());
@@ -1387,6 +1399,7 @@ Result<size_t> Store::EnqueueUploads(std::string_view consumer, size_t max_event
     // Events of cloud shares that committed data; the node's current committed generation
     // is what gets queued (a later write supersedes an earlier one in the same row).
     std::vector<std::pair<uint64_t, NodeId>> writes;
+    std::vector<NodeId> renames;
     uint64_t last = cursor;
     {
       FS_ASSIGN_OR_RETURN(
@@ -1397,10 +1410,10 @@ Result<size_t> Store::EnqueueUploads(std::string_view consumer, size_t max_event
         FS_ASSIGN_OR_RETURN(bool row, e.Step());
         if (!row) break;
         last = e.Int(0);
-        if (static_cast<EventKind>(e.Int(2)) == EventKind::kWrite &&
-            static_cast<ShareKind>(e.Int(3)) == ShareKind::kCloud) {
-          writes.emplace_back(last, e.Int(1));
-        }
+        if (static_cast<ShareKind>(e.Int(3)) != ShareKind::kCloud) continue;
+        auto kind = static_cast<EventKind>(e.Int(2));
+        if (kind == EventKind::kWrite) writes.emplace_back(last, e.Int(1));
+        if (kind == EventKind::kRename) renames.push_back(e.Int(1));
       }
     }
     for (auto& [seq, node] : writes) {
@@ -1410,6 +1423,20 @@ Result<size_t> Store::EnqueueUploads(std::string_view consumer, size_t max_event
                              "ON CONFLICT(node_id) DO UPDATE SET data_gen=excluded.data_gen, "
                              "attempts=0, not_before_ns=0, last_error=NULL "
                              "WHERE excluded.data_gen > upload_queue.data_gen"));
+      q.Bind(1, static_cast<int64_t>(node));
+      FS_RETURN_IF_ERROR(q.Run());
+      queued += db.Changes();
+    }
+    // A renamed file (or every file below a renamed directory) that was uploaded before goes
+    // up again under its new key; the old object is released when that succeeds.
+    for (NodeId node : renames) {
+      FS_ASSIGN_OR_RETURN(
+          Stmt q, db.Prepare("WITH RECURSIVE sub(id) AS (SELECT ? UNION ALL SELECT n.id FROM "
+                             "nodes n JOIN sub ON n.parent_id = sub.id) "
+                             "INSERT INTO upload_queue(node_id, share_id, data_gen) "
+                             "SELECT n.id, n.share_id, n.data_gen FROM nodes n JOIN sub ON "
+                             "n.id = sub.id WHERE n.type=1 AND n.cloud_key IS NOT NULL "
+                             "ON CONFLICT(node_id) DO NOTHING"));
       q.Bind(1, static_cast<int64_t>(node));
       FS_RETURN_IF_ERROR(q.Run());
       queued += db.Changes();
@@ -1493,6 +1520,21 @@ Status Store::FinishUpload(const UploadItem& item, FileState state, std::string_
                         db.Prepare("DELETE FROM upload_queue WHERE node_id=? AND data_gen=?"));
     d.Bind(1, static_cast<int64_t>(item.node)).Bind(2, static_cast<int64_t>(item.data_gen));
     FS_RETURN_IF_ERROR(d.Run());
+    if (!cloud_key.empty()) {
+      // Uploaded under a new key (a rename): the object under the old key is released. An
+      // object released earlier under the new key has just been replaced.
+      FS_ASSIGN_OR_RETURN(
+          Stmt r, db.Prepare("INSERT INTO released_objects(share_id, key, etag) SELECT share_id, "
+                             "cloud_key, cloud_etag FROM nodes WHERE id=? AND data_gen=? AND "
+                             "cloud_key IS NOT NULL AND cloud_etag IS NOT NULL AND cloud_key<>?"));
+      r.Bind(1, static_cast<int64_t>(item.node)).Bind(2, static_cast<int64_t>(item.data_gen));
+      r.Bind(3, cloud_key);
+      FS_RETURN_IF_ERROR(r.Run());
+      FS_ASSIGN_OR_RETURN(Stmt f,
+                          db.Prepare("DELETE FROM released_objects WHERE share_id=? AND key=?"));
+      f.Bind(1, int64_t{item.share_id}).Bind(2, cloud_key);
+      FS_RETURN_IF_ERROR(f.Run());
+    }
     FS_ASSIGN_OR_RETURN(Stmt u,
                         db.Prepare("UPDATE nodes SET state=?, cloud_etag=coalesce(?, cloud_etag), "
                                    "sync_error=?, cloud_key=coalesce(?, cloud_key) WHERE id=? AND "
@@ -1515,6 +1557,61 @@ Status Store::FinishUpload(const UploadItem& item, FileState state, std::string_
     }
     u.Bind(5, static_cast<int64_t>(item.node)).Bind(6, static_cast<int64_t>(item.data_gen));
     return u.Run();
+  });
+}
+
+Result<std::vector<ReleasedObject>> Store::DueReleased(const std::vector<uint32_t>& shares,
+                                                       int64_t now_ns, size_t limit) {
+  std::vector<ReleasedObject> out;
+  FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
+  for (uint32_t share : shares) {
+    if (out.size() >= limit) break;
+    FS_ASSIGN_OR_RETURN(
+        Stmt s, rd->Prepare("SELECT id, share_id, key, etag, attempts, not_before_ns, last_error "
+                            "FROM released_objects WHERE share_id=? AND not_before_ns<=? "
+                            "ORDER BY id LIMIT ?"));
+    s.Bind(1, int64_t{share}).Bind(2, now_ns).Bind(3, static_cast<int64_t>(limit - out.size()));
+    for (;;) {
+      FS_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      ReleasedObject r;
+      r.id = s.Int(0);
+      r.share_id = static_cast<uint32_t>(s.Int(1));
+      r.key = s.Text(2);
+      r.etag = s.Text(3);
+      r.attempts = static_cast<uint32_t>(s.Int(4));
+      r.not_before_ns = s.Int(5);
+      r.last_error = s.Text(6);
+      out.push_back(std::move(r));
+    }
+  }
+  return out;
+}
+
+Result<std::string> Store::ReleasedEtag(uint32_t share_id, std::string_view key) {
+  FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
+  FS_ASSIGN_OR_RETURN(Stmt s, rd->Prepare("SELECT etag FROM released_objects WHERE share_id=? "
+                                          "AND key=? ORDER BY id DESC LIMIT 1"));
+  s.Bind(1, int64_t{share_id}).Bind(2, key);
+  FS_ASSIGN_OR_RETURN(bool row, s.Step());
+  return row ? s.Text(0) : std::string();
+}
+
+Status Store::UpdateReleased(const ReleasedObject& r) {
+  return committer_->Run([&](Db& db) -> Status {
+    FS_ASSIGN_OR_RETURN(Stmt u, db.Prepare("UPDATE released_objects SET attempts=?, "
+                                           "not_before_ns=?, last_error=? WHERE id=?"));
+    u.Bind(1, int64_t{r.attempts}).Bind(2, r.not_before_ns).Bind(3, r.last_error);
+    u.Bind(4, static_cast<int64_t>(r.id));
+    return u.Run();
+  });
+}
+
+Status Store::ForgetReleased(uint64_t id) {
+  return committer_->Run([&](Db& db) -> Status {
+    FS_ASSIGN_OR_RETURN(Stmt d, db.Prepare("DELETE FROM released_objects WHERE id=?"));
+    d.Bind(1, static_cast<int64_t>(id));
+    return d.Run();
   });
 }
 

@@ -182,6 +182,17 @@ class Store {
   Status FinishUpload(const UploadItem& item, FileState state, std::string_view cloud_key,
                       std::string_view cloud_etag, std::string_view error);
 
+  // Objects this box uploaded that no file owns any more: the file was deleted or replaced, or
+  // went up again under a new key after a rename (FinishUpload). A share's `mirror` policy
+  // deletes them from the cloud (if unchanged there); `keep` leaves them, and a new file under
+  // the same key may replace them (ReleasedEtag gives the etag to require).
+  Result<std::vector<ReleasedObject>> DueReleased(const std::vector<uint32_t>& shares,
+                                                  int64_t now_ns, size_t limit);
+  // The etag of the latest released object of `key` in the share, or empty.
+  Result<std::string> ReleasedEtag(uint32_t share_id, std::string_view key);
+  Status UpdateReleased(const ReleasedObject& r);
+  Status ForgetReleased(uint64_t id);
+
   // --- Capacity and keys ---
   Result<Usage> GetUsage();
   // Replaces the master key and re-wraps every file key (data is not rewritten). With a key

@@ -111,6 +111,17 @@ struct UploadItem {
   std::string cloud_etag;  // (empty: none)
 };
 
+// An object in the cloud that no file owns any more (Store::DueReleased).
+struct ReleasedObject {
+  uint64_t id = 0;
+  uint32_t share_id = 0;
+  std::string key;
+  std::string etag;
+  uint32_t attempts = 0;
+  int64_t not_before_ns = 0;
+  std::string last_error;
+};
+
 struct SetAttrRequest {
   std::optional<uint32_t> mode;
   std::optional<uint32_t> uid;

@@ -1,5 +1,6 @@
 #include "sync/file_uploader.h"
 
+#include <algorithm>
 #include <map>
 #include <vector>
 
@@ -99,32 +100,55 @@ Result<UploadReport> FileUploader::Upload(UploadJob& job) {
     if (!job.upload) {
       FS_ASSIGN_OR_RETURN(job.upload, cloud_.BeginUpload(job.key, job.meta));
     }
+    // Parts are read (and hashed for the whole-object MD5) in order, then sent up to
+    // `parallel_parts` at once, each with its own MD5.
+    const size_t window =
+        options_.pool != nullptr ? std::max<size_t>(options_.parallel_parts, 1) : 1;
+    std::vector<std::vector<uint8_t>> bufs(window);
     std::vector<uint32_t> numbers;
-    for (uint32_t n = 1;; ++n) {
-      if (n > cloud::kMaxParts) {
-        return InvalidArgumentError("file needs more than 10000 parts of " + std::to_string(ps) +
-                                    " bytes");
+    uint32_t n = 1;
+    for (bool done = false; !done;) {
+      std::vector<std::pair<uint32_t, std::span<const uint8_t>>> send;
+      for (size_t w = 0; w < window && !done; ++w, ++n) {
+        if (n > cloud::kMaxParts) {
+          return InvalidArgumentError("file needs more than 10000 parts of " + std::to_string(ps) +
+                                      " bytes");
+        }
+        bufs[w].resize(ps);
+        uint64_t offset = uint64_t{n - 1} * ps;
+        auto got = handle->ReadCommitted(job.data_gen, offset, bufs[w]);
+        if (!got.ok()) {
+          if (Changed(got.status())) return Abandon(job, UploadOutcome::kFileChanged);
+          return got.status().WithContext(kLocalReadContext);
+        }
+        if (*got == 0 && n > 1) {
+          done = true;  // the size is a multiple of the part size
+          break;
+        }
+        std::span<const uint8_t> data(bufs[w].data(), *got);
+        whole.Update(data);
+        report.bytes += data.size();
+        numbers.push_back(n);
+        auto it = stored.find(n);
+        if (it != stored.end() && it->second == data.size()) {
+          ++report.parts_reused;  // same upload, same pinned version: same bytes
+        } else {
+          send.emplace_back(n, data);
+        }
+        if (data.size() < ps) done = true;
       }
-      uint64_t offset = uint64_t{n - 1} * ps;
-      auto got = handle->ReadCommitted(job.data_gen, offset, {buf.data(), ps});
-      if (!got.ok()) {
-        if (Changed(got.status())) return Abandon(job, UploadOutcome::kFileChanged);
-        return got.status().WithContext(kLocalReadContext);
+      std::vector<Status> sent(send.size());
+      auto put = [&](size_t i) {
+        if (options_.before_send) options_.before_send(send[i].second.size());
+        sent[i] = cloud_.PutPart(*job.upload, send[i].first, send[i].second, Md5Of(send[i].second));
+      };
+      if (send.size() > 1) {
+        options_.pool->ParallelFor(send.size(), put);
+      } else if (send.size() == 1) {
+        put(0);
       }
-      if (*got == 0 && n > 1) break;
-      std::span<const uint8_t> data(buf.data(), *got);
-      whole.Update(data);
-      report.bytes += data.size();
-      numbers.push_back(n);
-      auto it = stored.find(n);
-      if (it != stored.end() && it->second == data.size()) {
-        ++report.parts_reused;  // same upload, same pinned version: same bytes
-      } else {
-        if (options_.before_send) options_.before_send(data.size());
-        FS_RETURN_IF_ERROR(cloud_.PutPart(*job.upload, n, data, Md5Of(data)));
-        ++report.parts_sent;
-      }
-      if (data.size() < ps) break;
+      for (const Status& st : sent) FS_RETURN_IF_ERROR(st);
+      report.parts_sent += static_cast<uint32_t>(send.size());
     }
     report.md5 = whole.Final();
     auto info = cloud_.CommitUpload(*job.upload, numbers, {job.meta, job.precondition, report.md5});

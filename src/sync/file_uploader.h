@@ -15,7 +15,7 @@
 // - The job's precondition makes the final commit conditional, so an object changed in the
 //   cloud is never silently overwritten: the outcome is kConflict.
 //
-// Memory: one part buffer per upload in progress.
+// Memory: one part buffer per upload in progress, times parallel_parts.
 // Thread safety: Upload may be called concurrently for different jobs.
 
 #include <functional>
@@ -23,6 +23,7 @@
 #include <string>
 
 #include "cloud/object_store.h"
+#include "common/thread_pool.h"
 #include "store/store.h"
 
 namespace fieldstack::sync {
@@ -68,6 +69,9 @@ class FileUploader {
     // Called with the size of each Put or part before it is sent; may block to pace the
     // upload (bandwidth schedule).
     std::function<void(uint64_t bytes)> before_send;
+    // Parts of a multi-part upload sent at once on `pool` (memory: one part buffer each).
+    size_t parallel_parts = 1;
+    ThreadPool* pool = nullptr;
   };
   FileUploader(store::Store& store, cloud::ObjectStore& cloud, Options options)
       : store_(store), cloud_(cloud), options_(options) {}

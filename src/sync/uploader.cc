@@ -26,6 +26,7 @@ Uploader::Uploader(store::Store& store, Targets targets, Clock& clock, Options o
       options_(options),
       rng_(options.seed),
       log_(log),
+      pool_(static_cast<int>(std::max<size_t>(options.transfers, 1)) - 1),
       bucket_(clock, std::nullopt, std::max<uint64_t>(options.part_size_bytes, 1 << 20)) {
   if (!options_.sleep) {
     options_.sleep = [](std::chrono::nanoseconds d) { std::this_thread::sleep_for(d); };
@@ -61,12 +62,16 @@ std::optional<uint64_t> Uploader::CurrentRate() const {
 void Uploader::Pace(uint64_t bytes) {
   for (;;) {
     std::optional<uint64_t> rate = CurrentRate();
-    bucket_.SetRate(rate);
+    std::chrono::nanoseconds wait{0};
+    {
+      MutexLock l(bucket_mu_);
+      bucket_.SetRate(rate);
+      if (rate != std::optional<uint64_t>(0)) wait = bucket_.Reserve(bytes);
+    }
     if (rate == std::optional<uint64_t>(0)) {
       options_.sleep(std::chrono::seconds(1));  // a paused window: wait it out
       continue;
     }
-    auto wait = bucket_.Reserve(bytes);
     if (wait.count() > 0) options_.sleep(wait);
     return;
   }
@@ -84,6 +89,7 @@ std::chrono::nanoseconds Uploader::Backoff(uint32_t attempts) {
   double delay = std::min(cap, base * std::pow(2.0, std::min<uint32_t>(attempts, 30) - 1));
   // Full jitter in [delay/2, delay]: many boxes on one link do not retry in step.
   std::uniform_real_distribution<double> jitter(0.5, 1.0);
+  MutexLock l(rng_mu_);
   return std::chrono::nanoseconds(static_cast<int64_t>(delay * jitter(rng_) * 1e9));
 }
 
@@ -92,106 +98,205 @@ Result<Uploader::Pass> Uploader::RunOnce() {
   FS_ASSIGN_OR_RETURN(pass.queued, store_.EnqueueUploads(kConsumer, options_.events_per_pass));
   if (CurrentRate() == std::optional<uint64_t>(0)) return pass;  // uploads paused now
   int64_t now = clock_.NowUnixNanos();
-  FS_ASSIGN_OR_RETURN(auto items, store_.DueUploads(now, options_.batch));
+  FS_ASSIGN_OR_RETURN(auto shares, store_.ListShares());
   std::map<uint32_t, std::string> share_names;
-  if (!items.empty()) {
-    FS_ASSIGN_OR_RETURN(auto shares, store_.ListShares());
-    for (auto& sh : shares) share_names[sh.id] = sh.name;
-  }
-  for (store::UploadItem& item : items) {
-    cloud::ObjectStore* target = targets_(item.share_id);
-    if (target == nullptr) continue;
-    auto path = store_.PathOf(item.node);
-    auto attr = store_.GetAttr(item.node);
-    if (!path.ok() || !attr.ok()) {
-      // Deleted since it was queued: nothing to upload.
-      FS_RETURN_IF_ERROR(store_.FinishUpload(item, store::FileState::kDirty, "", "", ""));
-      continue;
-    }
-    UploadJob job;
-    job.node = item.node;
-    job.data_gen = item.data_gen;
-    job.key = *path;
-    job.meta = {{"mtime_ns", std::to_string(attr->mtime_ns)},
-                {"mode", std::to_string(attr->mode)},
-                {"uid", std::to_string(attr->uid)},
-                {"gid", std::to_string(attr->gid)},
-                {kOwnerMetaKey, std::to_string(item.node)}};
-    if (!item.cloud_etag.empty() && item.cloud_key == job.key) {
-      job.precondition.if_match = item.cloud_etag;
-    } else {
-      job.precondition.if_none_match_any = true;
-    }
-    if (!item.upload_id.empty() && item.upload_key == job.key) {
-      job.upload = cloud::Upload{item.upload_key, item.upload_id};
-    }
-    FileUploader uploader(store_, *target,
-                          {.part_size_bytes = options_.part_size_bytes,
-                           .before_send = [this](uint64_t bytes) { Pace(bytes); }});
-    int64_t started = clock_.MonotonicNanos();
-    auto r = uploader.Upload(job);
-    CopyRecord rec;
-    rec.share = share_names[item.share_id];
-    rec.path = job.key;
-    rec.size = attr->size;
-    rec.version = item.data_gen;
-    rec.duration_ms = (clock_.MonotonicNanos() - started) / 1'000'000;
+  for (auto& sh : shares) share_names[sh.id] = sh.name;
+  FS_RETURN_IF_ERROR(DeleteReleased(share_names, now, pass));
+  FS_ASSIGN_OR_RETURN(auto items, store_.DueUploads(now, options_.batch));
+  std::vector<Outcome> outcomes(items.size(), Outcome::kSkipped);
+  Mutex mu;
+  Status first_error;
+  pool_.ParallelFor(items.size(), [&](size_t i) {
+    auto r = UploadOne(items[i], share_names[items[i].share_id], now);
+    MutexLock l(mu);
     if (r.ok()) {
-      rec.etag = r->object.etag;
-      rec.md5_base64 = r->md5.empty() ? "" : crypto::Base64(r->md5);
-      rec.size = r->bytes;
+      outcomes[i] = *r;
+    } else if (first_error.ok()) {
+      first_error = r.status();
     }
-    if (r.ok() && r->outcome == UploadOutcome::kUploaded) {
-      FS_RETURN_IF_ERROR(
-          store_.FinishUpload(item, store::FileState::kClean, job.key, r->object.etag, ""));
-      ++pass.uploaded;
-      rec.result = "uploaded";
-      if (files_uploaded_) files_uploaded_->Increment();
-      if (bytes_uploaded_) bytes_uploaded_->Increment(static_cast<double>(r->bytes));
-    } else if (r.ok() && r->outcome == UploadOutcome::kFileChanged) {
-      // The newer version's event re-queues the file; drop this version's upload state.
-      item.upload_key.clear();
-      item.upload_id.clear();
-      FS_RETURN_IF_ERROR(store_.UpdateUpload(item));
-      ++pass.changed;
-      rec.result = "changed";
-    } else if (r.ok()) {
-      spdlog::warn("uploader: '{}' changed in the cloud; not overwritten", job.key);
-      FS_RETURN_IF_ERROR(store_.FinishUpload(
-          item, store::FileState::kFailed, "", "",
-          "conflict: the object changed in the cloud since it was last uploaded"));
-      ++pass.conflicts;
-      rec.result = "conflict";
-      rec.error = UploadError::kConflict;
-      rec.message = "the object changed in the cloud since it was last uploaded";
-    } else if (Retryable(r.status()) && item.attempts + 1 < options_.max_attempts) {
-      ++item.attempts;
-      item.not_before_ns = now + Backoff(item.attempts).count();
-      item.last_error = r.status().ToString();
-      item.upload_key = job.upload ? job.upload->key : "";
-      item.upload_id = job.upload ? job.upload->id : "";
-      FS_RETURN_IF_ERROR(store_.UpdateUpload(item));
-      ++pass.retried;
-      rec.result = "retry";
-      rec.error = ClassifyUploadError(r.status());
-      rec.message = r.status().ToString();
-      if (failures_) failures_->Increment();
-    } else {
-      spdlog::error("uploader: giving up on '{}': {}", job.key, r.status().ToString());
-      FS_RETURN_IF_ERROR(
-          store_.FinishUpload(item, store::FileState::kFailed, "", "", r.status().ToString()));
-      ++pass.failed;
-      rec.result = "failed";
-      rec.error = Retryable(r.status()) ? UploadError::kGaveUp : ClassifyUploadError(r.status());
-      rec.message = r.status().ToString();
-      if (failures_) failures_->Increment();
+  });
+  FS_RETURN_IF_ERROR(first_error);
+  for (Outcome o : outcomes) {
+    switch (o) {
+      case Outcome::kUploaded:
+        ++pass.uploaded;
+        break;
+      case Outcome::kChanged:
+        ++pass.changed;
+        break;
+      case Outcome::kConflict:
+        ++pass.conflicts;
+        break;
+      case Outcome::kRetried:
+        ++pass.retried;
+        break;
+      case Outcome::kFailed:
+        ++pass.failed;
+        break;
+      case Outcome::kSkipped:
+        break;
     }
-    Log(std::move(rec));
   }
   if (pending_) {
     if (auto n = store_.PendingUploads(); n.ok()) pending_->Set(static_cast<double>(*n));
   }
   return pass;
+}
+
+Status Uploader::DeleteReleased(const std::map<uint32_t, std::string>& share_names, int64_t now,
+                                Pass& pass) {
+  if (!options_.mirror) return Status::Ok();
+  std::vector<uint32_t> mirrored;
+  for (const auto& [id, name] : share_names) {
+    if (options_.mirror(id) && targets_(id) != nullptr) mirrored.push_back(id);
+  }
+  if (mirrored.empty()) return Status::Ok();
+  FS_ASSIGN_OR_RETURN(auto due, store_.DueReleased(mirrored, now, options_.batch));
+  for (store::ReleasedObject& r : due) {
+    cloud::ObjectStore* target = targets_(r.share_id);
+    cloud::Precondition unchanged;
+    unchanged.if_match = r.etag;
+    int64_t started = clock_.MonotonicNanos();
+    Status s = target->Delete(r.key, unchanged);
+    CopyRecord rec;
+    rec.share = share_names.at(r.share_id);
+    rec.path = r.key;
+    rec.etag = r.etag;
+    rec.duration_ms = (clock_.MonotonicNanos() - started) / 1'000'000;
+    if (s.ok() || s.code() == StatusCode::kNotFound) {
+      FS_RETURN_IF_ERROR(store_.ForgetReleased(r.id));
+      ++pass.deleted;
+      rec.result = "deleted";
+    } else if (s.code() == StatusCode::kFailedPrecondition) {
+      spdlog::warn("uploader: '{}' changed in the cloud; not deleted", r.key);
+      FS_RETURN_IF_ERROR(store_.ForgetReleased(r.id));
+      ++pass.conflicts;
+      rec.result = "conflict";
+      rec.error = UploadError::kConflict;
+      rec.message = "the object changed in the cloud since it was uploaded; not deleted";
+    } else if (Retryable(s) && r.attempts + 1 < options_.max_attempts) {
+      ++r.attempts;
+      r.not_before_ns = now + Backoff(r.attempts).count();
+      r.last_error = s.ToString();
+      FS_RETURN_IF_ERROR(store_.UpdateReleased(r));
+      ++pass.retried;
+      rec.result = "retry";
+      rec.error = ClassifyUploadError(s);
+      rec.message = s.ToString();
+    } else {
+      spdlog::error("uploader: giving up deleting '{}': {}", r.key, s.ToString());
+      FS_RETURN_IF_ERROR(store_.ForgetReleased(r.id));
+      ++pass.failed;
+      rec.result = "failed";
+      rec.error = Retryable(s) ? UploadError::kGaveUp : ClassifyUploadError(s);
+      rec.message = s.ToString();
+    }
+    Log(std::move(rec));
+  }
+  return Status::Ok();
+}
+
+Result<Uploader::Outcome> Uploader::UploadOne(store::UploadItem& item,
+                                              const std::string& share_name, int64_t now) {
+  cloud::ObjectStore* target = targets_(item.share_id);
+  if (target == nullptr) return Outcome::kSkipped;
+  auto path = store_.PathOf(item.node);
+  auto attr = store_.GetAttr(item.node);
+  if (!path.ok() || !attr.ok()) {
+    // Deleted since it was queued: nothing to upload.
+    FS_RETURN_IF_ERROR(store_.FinishUpload(item, store::FileState::kDirty, "", "", ""));
+    return Outcome::kSkipped;
+  }
+  UploadJob job;
+  job.node = item.node;
+  job.data_gen = item.data_gen;
+  job.key = *path;
+  job.meta = {{"mtime_ns", std::to_string(attr->mtime_ns)},
+              {"mode", std::to_string(attr->mode)},
+              {"uid", std::to_string(attr->uid)},
+              {"gid", std::to_string(attr->gid)},
+              {kOwnerMetaKey, std::to_string(item.node)}};
+  if (!item.cloud_etag.empty() && item.cloud_key == job.key) {
+    job.precondition.if_match = item.cloud_etag;
+  } else {
+    // A new key for this file. It may replace only an object this box released there (a
+    // deleted or renamed file's); anything else is someone else's.
+    FS_ASSIGN_OR_RETURN(std::string released, store_.ReleasedEtag(item.share_id, job.key));
+    if (!released.empty()) {
+      job.precondition.if_match = released;
+    } else {
+      job.precondition.if_none_match_any = true;
+    }
+  }
+  if (!item.upload_id.empty() && item.upload_key == job.key) {
+    job.upload = cloud::Upload{item.upload_key, item.upload_id};
+  }
+  FileUploader uploader(store_, *target,
+                        {.part_size_bytes = options_.part_size_bytes,
+                         .before_send = [this](uint64_t bytes) { Pace(bytes); },
+                         .parallel_parts = options_.transfers,
+                         .pool = &pool_});
+  int64_t started = clock_.MonotonicNanos();
+  auto r = uploader.Upload(job);
+  CopyRecord rec;
+  rec.share = share_name;
+  rec.path = job.key;
+  rec.size = attr->size;
+  rec.version = item.data_gen;
+  rec.duration_ms = (clock_.MonotonicNanos() - started) / 1'000'000;
+  if (r.ok()) {
+    rec.etag = r->object.etag;
+    rec.md5_base64 = r->md5.empty() ? "" : crypto::Base64(r->md5);
+    rec.size = r->bytes;
+  }
+  Outcome outcome;
+  if (r.ok() && r->outcome == UploadOutcome::kUploaded) {
+    FS_RETURN_IF_ERROR(
+        store_.FinishUpload(item, store::FileState::kClean, job.key, r->object.etag, ""));
+    outcome = Outcome::kUploaded;
+    rec.result = "uploaded";
+    if (files_uploaded_) files_uploaded_->Increment();
+    if (bytes_uploaded_) bytes_uploaded_->Increment(static_cast<double>(r->bytes));
+  } else if (r.ok() && r->outcome == UploadOutcome::kFileChanged) {
+    // The newer version's event re-queues the file; drop this version's upload state.
+    item.upload_key.clear();
+    item.upload_id.clear();
+    FS_RETURN_IF_ERROR(store_.UpdateUpload(item));
+    outcome = Outcome::kChanged;
+    rec.result = "changed";
+  } else if (r.ok()) {
+    spdlog::warn("uploader: '{}' changed in the cloud; not overwritten", job.key);
+    FS_RETURN_IF_ERROR(store_.FinishUpload(
+        item, store::FileState::kFailed, "", "",
+        "conflict: the object changed in the cloud since it was last uploaded"));
+    outcome = Outcome::kConflict;
+    rec.result = "conflict";
+    rec.error = UploadError::kConflict;
+    rec.message = "the object changed in the cloud since it was last uploaded";
+  } else if (Retryable(r.status()) && item.attempts + 1 < options_.max_attempts) {
+    ++item.attempts;
+    item.not_before_ns = now + Backoff(item.attempts).count();
+    item.last_error = r.status().ToString();
+    item.upload_key = job.upload ? job.upload->key : "";
+    item.upload_id = job.upload ? job.upload->id : "";
+    FS_RETURN_IF_ERROR(store_.UpdateUpload(item));
+    outcome = Outcome::kRetried;
+    rec.result = "retry";
+    rec.error = ClassifyUploadError(r.status());
+    rec.message = r.status().ToString();
+    if (failures_) failures_->Increment();
+  } else {
+    spdlog::error("uploader: giving up on '{}': {}", job.key, r.status().ToString());
+    FS_RETURN_IF_ERROR(
+        store_.FinishUpload(item, store::FileState::kFailed, "", "", r.status().ToString()));
+    outcome = Outcome::kFailed;
+    rec.result = "failed";
+    rec.error = Retryable(r.status()) ? UploadError::kGaveUp : ClassifyUploadError(r.status());
+    rec.message = r.status().ToString();
+    if (failures_) failures_->Increment();
+  }
+  Log(std::move(rec));
+  return outcome;
 }
 
 }  // namespace fieldstack::sync

@@ -15,18 +15,26 @@
 // Conditional writes: the first upload of a file requires that the key not exist; later
 // uploads require the etag we wrote last. An object changed in the cloud is therefore never
 // overwritten: the file is marked failed with a conflict.
-// Renames and deletes are not propagated (the `keep` policy, as Azure Stack Edge does): the
-// cloud keeps what it had; a renamed file is uploaded under its new name.
+// Renames and deletes follow the share's policy. A renamed file (or every file below a renamed
+// directory) is uploaded again under its new key; the object under the old key, like the object
+// of a deleted file, is then released (Store::DueReleased). `keep` (the default, as Azure Stack
+// Edge does) leaves released objects in the cloud, and a new file under the same key may
+// replace them. `mirror` deletes them, each only if unchanged in the cloud (If-Match on the
+// etag we wrote): an object someone else changed is kept and the conflict logged.
+// Up to `transfers` files go up at once, and a large file sends up to `transfers` parts at once.
 //
 // Thread safety: RunOnce from one thread at a time. Time comes from the injected Clock.
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <random>
 
 #include "cloud/object_store.h"
 #include "common/clock.h"
 #include "common/metrics.h"
+#include "common/mutex.h"
+#include "common/thread_pool.h"
 #include "store/store.h"
 #include "sync/bandwidth.h"
 #include "sync/copy_log.h"
@@ -47,6 +55,9 @@ class Uploader {
     BandwidthSchedule schedule;  // upload rates by time of week; default unlimited
     // How the uploader waits for the bandwidth budget; tests move a FakeClock instead.
     std::function<void(std::chrono::nanoseconds)> sleep;
+    size_t transfers = 4;  // files (and parts of one file) in flight at once
+    // True for shares whose rename/delete policy is `mirror` (unset: all `keep`).
+    std::function<bool(uint32_t share_id)> mirror;
   };
   // The ObjectStore of a share, or nullptr when the share has no cloud target (its files wait).
   using Targets = std::function<cloud::ObjectStore*(uint32_t share_id)>;
@@ -58,6 +69,7 @@ class Uploader {
     size_t conflicts = 0;
     size_t retried = 0;  // failed for now; tried again later
     size_t failed = 0;   // given up (permanent error or too many attempts)
+    size_t deleted = 0;  // released objects deleted (mirror)
   };
 
   // `log` (per-share copy logs) and `metrics` are optional.
@@ -69,6 +81,11 @@ class Uploader {
   static constexpr char kConsumer[] = "uploader";
 
  private:
+  enum class Outcome { kSkipped, kUploaded, kChanged, kConflict, kRetried, kFailed };
+  Result<Outcome> UploadOne(store::UploadItem& item, const std::string& share_name, int64_t now);
+  // Deletes due released objects of `mirror` shares.
+  Status DeleteReleased(const std::map<uint32_t, std::string>& share_names, int64_t now,
+                        Pass& pass);
   std::chrono::nanoseconds Backoff(uint32_t attempts);
   // Blocks until `bytes` fit the current upload rate (waiting out a paused window).
   void Pace(uint64_t bytes);
@@ -79,9 +96,12 @@ class Uploader {
   Targets targets_;
   Clock& clock_;
   Options options_;
-  std::mt19937_64 rng_;
+  Mutex rng_mu_;
+  std::mt19937_64 rng_ GUARDED_BY(rng_mu_);
   CopyLog* log_;
-  TokenBucket bucket_;
+  ThreadPool pool_;
+  Mutex bucket_mu_;
+  TokenBucket bucket_ GUARDED_BY(bucket_mu_);
   prometheus::Counter* files_uploaded_ = nullptr;
   prometheus::Counter* bytes_uploaded_ = nullptr;
   prometheus::Counter* failures_ = nullptr;

@@ -45,6 +45,7 @@ class UploaderTest : public ::testing::Test {
     opts.batch = 16;
     opts.max_attempts = 4;
     opts.backoff_base = std::chrono::seconds(1);
+    opts.mirror = [this](uint32_t) { return mirror_; };
     uploader_ = std::make_unique<Uploader>(
         *store_,
         [this](uint32_t share) -> cloud::ObjectStore* {
@@ -76,6 +77,7 @@ class UploaderTest : public ::testing::Test {
       total.failed += p->failed;
       total.conflicts += p->conflicts;
       total.changed += p->changed;
+      total.deleted += p->deleted;
       if (*store_->PendingUploads() == 0) break;
       clock_.Advance(std::chrono::seconds(30));
     }
@@ -92,6 +94,7 @@ class UploaderTest : public ::testing::Test {
   testing::TempDir dir_;
   CopyLog log_{dir_.path() + "/logs", clock_};
   Metrics metrics_;
+  bool mirror_ = false;
   cloud::memory::MemoryStore mem_{clock_};
   testing::FaultObjectStore faulty_{mem_};
   std::unique_ptr<store::Store> store_;
@@ -203,6 +206,76 @@ TEST_F(UploaderTest, RenamedFileIsUploadedUnderItsNewNameAndTheOldObjectKept) {
   EXPECT_EQ(Drain().uploaded, 1u);
   EXPECT_EQ(Cloud("new-name"), Str(Pattern(120, 13)));
   EXPECT_EQ(Cloud("old-name"), Str(Pattern(100, 12)));  // the `keep` policy
+}
+
+std::vector<nlohmann::json> ReadJsonLines(const std::string& path);
+
+TEST_F(UploaderTest, KeepPolicyUploadsRenamesAndLetsARecreatedFileReplaceItsOldObject) {
+  Write(root_, "a.txt", Pattern(100, 21));
+  ASSERT_TRUE(store_->Mkdir(root_, "dir", {}).ok());
+  auto dir = store_->Lookup(root_, "dir")->id;
+  Write(dir, "b.txt", Pattern(200, 22));
+  Drain();
+  // A rename alone (no new data) uploads the file under its new key.
+  ASSERT_TRUE(store_->Rename(root_, "a.txt", root_, "renamed.txt").ok());
+  ASSERT_TRUE(store_->Rename(root_, "dir", root_, "moved").ok());
+  EXPECT_EQ(Drain().uploaded, 2u);
+  EXPECT_EQ(Cloud("renamed.txt"), Str(Pattern(100, 21)));
+  EXPECT_EQ(Cloud("moved/b.txt"), Str(Pattern(200, 22)));
+  EXPECT_EQ(Cloud("a.txt"), Str(Pattern(100, 21)));
+  EXPECT_EQ(Cloud("dir/b.txt"), Str(Pattern(200, 22)));
+  // Deleted and written again under the same name: our own old object, replaced.
+  ASSERT_TRUE(store_->Unlink(root_, "renamed.txt").ok());
+  Write(root_, "renamed.txt", Pattern(50, 23));
+  auto pass = Drain();
+  EXPECT_EQ(pass.uploaded, 1u);
+  EXPECT_EQ(pass.conflicts, 0u);
+  EXPECT_EQ(Cloud("renamed.txt"), Str(Pattern(50, 23)));
+  EXPECT_EQ(pass.deleted, 0u);
+}
+
+TEST_F(UploaderTest, MirrorPolicyPropagatesRenamesAndDeletesButNeverOthersChanges) {
+  mirror_ = true;
+  Write(root_, "a.txt", Pattern(100, 24));
+  ASSERT_TRUE(store_->Mkdir(root_, "dir", {}).ok());
+  auto dir = store_->Lookup(root_, "dir")->id;
+  Write(dir, "b.txt", Pattern(70 * 1024, 25));  // multi-part
+  Write(dir, "c.txt", Pattern(10, 26));
+  Write(root_, "gone.txt", Pattern(10, 27));
+  Write(root_, "theirs.txt", Pattern(10, 28));
+  Drain();
+  ASSERT_TRUE(store_->Rename(root_, "a.txt", root_, "renamed.txt").ok());
+  ASSERT_TRUE(store_->Rename(root_, "dir", root_, "moved").ok());
+  ASSERT_TRUE(store_->Unlink(root_, "gone.txt").ok());
+  // Someone changes theirs.txt in the cloud; then we delete our file.
+  const std::string edit = "their edit";
+  ASSERT_TRUE(
+      mem_.Put("theirs.txt", {reinterpret_cast<const uint8_t*>(edit.data()), edit.size()}, {})
+          .ok());
+  ASSERT_TRUE(store_->Unlink(root_, "theirs.txt").ok());
+  auto pass = Drain();
+  auto more = uploader_->RunOnce();  // the releases of this pass's renames
+  ASSERT_TRUE(more.ok());
+  pass.deleted += more->deleted;
+  pass.conflicts += more->conflicts;
+  EXPECT_EQ(pass.uploaded, 3u);
+  EXPECT_EQ(pass.deleted, 4u);  // a.txt, dir/b.txt, dir/c.txt, gone.txt
+  EXPECT_EQ(pass.conflicts, 1u);
+  EXPECT_EQ(Cloud("renamed.txt"), Str(Pattern(100, 24)));
+  EXPECT_EQ(Cloud("moved/b.txt"), Str(Pattern(70 * 1024, 25)));
+  EXPECT_EQ(Cloud("moved/c.txt"), Str(Pattern(10, 26)));
+  for (const char* k : {"a.txt", "dir/b.txt", "dir/c.txt", "gone.txt"}) {
+    EXPECT_EQ(mem_.Head(k).status().code(), StatusCode::kNotFound) << k;
+  }
+  EXPECT_EQ(Cloud("theirs.txt"), "their edit");
+  auto errors = ReadJsonLines(dir_.path() + "/logs/ingest/errors.log");
+  ASSERT_FALSE(errors.empty());
+  EXPECT_EQ(errors.back()["path"], "theirs.txt");
+  EXPECT_EQ(errors.back()["result"], "conflict");
+  // Nothing is left to delete, and a second look changes nothing.
+  auto idle = uploader_->RunOnce();
+  ASSERT_TRUE(idle.ok());
+  EXPECT_EQ(idle->deleted + idle->uploaded + idle->conflicts, 0u);
 }
 
 std::vector<nlohmann::json> ReadJsonLines(const std::string& path) {
