@@ -31,6 +31,8 @@ std::string_view StatusCodeName(StatusCode code) {
       return "Unauthenticated";
     case StatusCode::kInternal:
       return "Internal";
+    case StatusCode::kResourceExhausted:
+      return "ResourceExhausted";
   }
   return "Unknown";
 }

@@ -27,6 +27,7 @@ enum class StatusCode {
   kPermissionDenied,
   kUnauthenticated,
   kInternal,
+  kResourceExhausted,  // a budget or quota is spent until a later time
 };
 
 std::string_view StatusCodeName(StatusCode code);
@@ -77,6 +78,9 @@ inline Status UnauthenticatedError(std::string msg) {
   return {StatusCode::kUnauthenticated, std::move(msg)};
 }
 inline Status InternalError(std::string msg) { return {StatusCode::kInternal, std::move(msg)}; }
+inline Status ResourceExhaustedError(std::string msg) {
+  return {StatusCode::kResourceExhausted, std::move(msg)};
+}
 
 // Maps an errno value from a failed system call to a Status (ENOSPC -> NoSpace, ENOENT ->
 // NotFound, EIO -> Internal, ...). `what` names the operation and object, e.g. "write /a/b".

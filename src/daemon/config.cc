@@ -143,7 +143,9 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
   }
   FS_RETURN_IF_ERROR(st);
   if (const toml::table* t = p.Table(root, "upload", st)) {
-    FS_RETURN_IF_ERROR(p.Known(*t, "upload", {"bandwidth", "part_size_mib"}));
+    FS_RETURN_IF_ERROR(
+        p.Known(*t, "upload",
+                {"bandwidth", "part_size_mib", "transfers", "daily_budget", "monthly_budget"}));
     FS_RETURN_IF_ERROR(p.String(*t, "upload.", "bandwidth", c.upload_bandwidth));
     if (!c.upload_bandwidth.empty()) {
       auto sched = sync::BandwidthSchedule::ParseTimetable(c.upload_bandwidth);
@@ -157,6 +159,20 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
     int64_t transfers = c.upload_transfers;
     FS_RETURN_IF_ERROR(p.Int(*t, "upload.", "transfers", 1, 64, transfers));
     c.upload_transfers = static_cast<uint32_t>(transfers);
+    for (auto [key, out] : {std::pair{"daily_budget", &c.upload_daily_budget},
+                            {"monthly_budget", &c.upload_monthly_budget}}) {
+      std::string text;
+      FS_RETURN_IF_ERROR(p.String(*t, "upload.", key, text));
+      if (text.empty()) continue;
+      auto size = sync::ParseRate(text);
+      std::string name = std::string("upload.") + key;
+      if (!size.ok())
+        return p.Error(name, "is not a size like \"10G\": " + size.status().message());
+      *out = *size;
+      if (*out && **out < (uint64_t{c.upload_part_size_mib} << 20)) {
+        return p.Error(name, "is smaller than one upload part (upload.part_size_mib)");
+      }
+    }
   }
   FS_RETURN_IF_ERROR(st);
   if (const toml::node* n = root.get("shares")) {

@@ -5,6 +5,7 @@
 // The annotated default file is docs/fieldstack.example.toml.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,9 @@ struct Config {
   std::string upload_bandwidth;  // rclone timetable; empty: unlimited
   uint32_t upload_part_size_mib = 8;
   uint32_t upload_transfers = 4;  // files, and parts of one file, in flight at once
+  // Data caps for metered links, in bytes; nullopt: none.
+  std::optional<uint64_t> upload_daily_budget;
+  std::optional<uint64_t> upload_monthly_budget;
 };
 
 // Parses TOML text. `source` names the file in error messages. Relative paths stay relative to

@@ -101,6 +101,12 @@ TEST(ConfigTest, BadInputNamesTheKey) {
   ExpectError(full + "addressing = \"dns\"\n", "'shares[0].target.addressing'");
   ExpectError(full + "policy = \"sync\"\n", "'shares[0].target.policy' must be \"keep\" or");
   ExpectError("[upload]\ntransfers = 0\n", "'upload.transfers'");
+  ExpectError("[upload]\ndaily_budget = \"lots\"\n", "'upload.daily_budget' is not a size");
+  ExpectError("[upload]\nmonthly_budget = \"1M\"\n", "smaller than one upload part");
+  auto b = ParseConfig("[upload]\ndaily_budget = \"2G\"\nmonthly_budget = \"off\"\n", "t");
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  EXPECT_EQ(b->upload_daily_budget, uint64_t{2} << 30);
+  EXPECT_EQ(b->upload_monthly_budget, std::nullopt);
   auto c = ParseConfig(full + "policy = \"mirror\"\naddressing = \"virtual\"\n", "t.toml");
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->shares[0].target.type, "s3");

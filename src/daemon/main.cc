@@ -189,6 +189,8 @@ class UploadService {
     sync::Uploader::Options opts;
     opts.part_size_bytes = uint64_t{c.upload_part_size_mib} << 20;
     opts.transfers = c.upload_transfers;
+    opts.budget.daily_bytes = c.upload_daily_budget;
+    opts.budget.monthly_bytes = c.upload_monthly_budget;
     opts.mirror = [m = &svc->mirror_](uint32_t share) { return m->count(share) > 0; };
     if (!c.upload_bandwidth.empty()) {
       FS_ASSIGN_OR_RETURN(opts.schedule,

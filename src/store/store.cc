@@ -1560,6 +1560,16 @@ Status Store::FinishUpload(const UploadItem& item, FileState state, std::string_
   });
 }
 
+Result<std::string> Store::GetValue(std::string_view key) {
+  FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
+  return GetMeta(rd.db(), ("app." + std::string(key)).c_str());
+}
+
+Status Store::SetValue(std::string_view key, std::string_view value) {
+  return committer_->Run(
+      [&](Db& db) { return PutMeta(db, ("app." + std::string(key)).c_str(), value); });
+}
+
 Result<std::vector<ReleasedObject>> Store::DueReleased(const std::vector<uint32_t>& shares,
                                                        int64_t now_ns, size_t limit) {
   std::vector<ReleasedObject> out;

@@ -193,6 +193,11 @@ class Store {
   Status UpdateReleased(const ReleasedObject& r);
   Status ForgetReleased(uint64_t id);
 
+  // --- Small durable values of other components (e.g. the uploader's data budget) ---
+  // NotFound when never set. Keys are namespaced by the caller ("upload.budget.day").
+  Result<std::string> GetValue(std::string_view key);
+  Status SetValue(std::string_view key, std::string_view value);
+
   // --- Capacity and keys ---
   Result<Usage> GetUsage();
   // Replaces the master key and re-wraps every file key (data is not rewritten). With a key

@@ -46,6 +46,8 @@ UploadError ClassifyUploadError(const Status& s) {
       return UploadError::kNotFound;
     case StatusCode::kNoSpace:
       return UploadError::kQuotaExceeded;
+    case StatusCode::kResourceExhausted:
+      return UploadError::kBudgetSpent;
     default:
       return UploadError::kInternal;
   }

@@ -31,6 +31,7 @@ enum class UploadError : int {
   kNotFound = 1008,          // container (or the file) missing
   kQuotaExceeded = 1009,     // the target is full or over quota
   kGaveUp = 1010,            // retried too often; the last error is in the message
+  kBudgetSpent = 1011,       // the daily or monthly data budget is spent; resumes next period
   kInternal = 1099,          // anything else
 };
 

@@ -65,7 +65,7 @@ Result<UploadReport> FileUploader::Upload(UploadJob& job) {
     put.meta = job.meta;
     put.precondition = job.precondition;
     put.content_md5 = Md5Of(data);
-    if (options_.before_send) options_.before_send(data.size());
+    if (options_.before_send) FS_RETURN_IF_ERROR(options_.before_send(data.size()));
     auto info = cloud_.Put(job.key, data, put);
     std::string ours;
     if (!info.ok() && Changed(info.status())) {
@@ -139,7 +139,10 @@ Result<UploadReport> FileUploader::Upload(UploadJob& job) {
       }
       std::vector<Status> sent(send.size());
       auto put = [&](size_t i) {
-        if (options_.before_send) options_.before_send(send[i].second.size());
+        if (options_.before_send) {
+          sent[i] = options_.before_send(send[i].second.size());
+          if (!sent[i].ok()) return;
+        }
         sent[i] = cloud_.PutPart(*job.upload, send[i].first, send[i].second, Md5Of(send[i].second));
       };
       if (send.size() > 1) {

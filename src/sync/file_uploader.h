@@ -67,8 +67,9 @@ class FileUploader {
   struct Options {
     uint64_t part_size_bytes = 8 << 20;  // also the largest single Put
     // Called with the size of each Put or part before it is sent; may block to pace the
-    // upload (bandwidth schedule).
-    std::function<void(uint64_t bytes)> before_send;
+    // upload (bandwidth schedule). An error (a spent data budget) stops the upload, keeping
+    // its multi-part progress, and is returned.
+    std::function<Status(uint64_t bytes)> before_send;
     // Parts of a multi-part upload sent at once on `pool` (memory: one part buffer each).
     size_t parallel_parts = 1;
     ThreadPool* pool = nullptr;

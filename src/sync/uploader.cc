@@ -27,6 +27,7 @@ Uploader::Uploader(store::Store& store, Targets targets, Clock& clock, Options o
       rng_(options.seed),
       log_(log),
       pool_(static_cast<int>(std::max<size_t>(options.transfers, 1)) - 1),
+      budget_(options.budget, store, clock),
       bucket_(clock, std::nullopt, std::max<uint64_t>(options.part_size_bytes, 1 << 20)) {
   if (!options_.sleep) {
     options_.sleep = [](std::chrono::nanoseconds d) { std::this_thread::sleep_for(d); };
@@ -48,6 +49,11 @@ Uploader::Uploader(store::Store& store, Targets targets, Clock& clock, Options o
                    .Help("Upload attempts that failed (retried or given up)")
                    .Register(reg)
                    .Add({});
+  budget_spent_ = &prometheus::BuildGauge()
+                       .Name("fieldstack_upload_budget_spent")
+                       .Help("1 while uploads wait for the next period of a spent data budget")
+                       .Register(reg)
+                       .Add({});
   pending_ = &prometheus::BuildGauge()
                   .Name("fieldstack_upload_pending_files")
                   .Help("Files waiting in the upload queue")
@@ -59,7 +65,21 @@ std::optional<uint64_t> Uploader::CurrentRate() const {
   return options_.schedule.At(clock_.NowUnixNanos()).up_bytes_per_s;
 }
 
-void Uploader::Pace(uint64_t bytes) {
+void Uploader::BudgetSpent(const Status& why, int64_t resume_at_ns) {
+  MutexLock l(budget_mu_);
+  if (budget_resume_ns_ == resume_at_ns) return;
+  budget_resume_ns_ = resume_at_ns;
+  spdlog::warn("uploader: {}", why.message());
+  if (budget_spent_) budget_spent_->Set(1);
+}
+
+Status Uploader::Pace(uint64_t bytes) {
+  int64_t resume = 0;
+  Status budget = budget_.Charge(bytes, &resume);
+  if (!budget.ok()) {
+    BudgetSpent(budget, resume);
+    return budget;
+  }
   for (;;) {
     std::optional<uint64_t> rate = CurrentRate();
     std::chrono::nanoseconds wait{0};
@@ -73,7 +93,7 @@ void Uploader::Pace(uint64_t bytes) {
       continue;
     }
     if (wait.count() > 0) options_.sleep(wait);
-    return;
+    return Status::Ok();
   }
 }
 
@@ -98,6 +118,11 @@ Result<Uploader::Pass> Uploader::RunOnce() {
   FS_ASSIGN_OR_RETURN(pass.queued, store_.EnqueueUploads(kConsumer, options_.events_per_pass));
   if (CurrentRate() == std::optional<uint64_t>(0)) return pass;  // uploads paused now
   int64_t now = clock_.NowUnixNanos();
+  {
+    MutexLock l(budget_mu_);
+    if (now < budget_resume_ns_) return pass;  // the data budget is spent until then
+    if (budget_resume_ns_ != 0 && budget_spent_) budget_spent_->Set(0);
+  }
   FS_ASSIGN_OR_RETURN(auto shares, store_.ListShares());
   std::map<uint32_t, std::string> share_names;
   for (auto& sh : shares) share_names[sh.id] = sh.name;
@@ -132,6 +157,9 @@ Result<Uploader::Pass> Uploader::RunOnce() {
         break;
       case Outcome::kFailed:
         ++pass.failed;
+        break;
+      case Outcome::kPaused:
+        ++pass.paused;
         break;
       case Outcome::kSkipped:
         break;
@@ -233,7 +261,7 @@ Result<Uploader::Outcome> Uploader::UploadOne(store::UploadItem& item,
   }
   FileUploader uploader(store_, *target,
                         {.part_size_bytes = options_.part_size_bytes,
-                         .before_send = [this](uint64_t bytes) { Pace(bytes); },
+                         .before_send = [this](uint64_t bytes) { return Pace(bytes); },
                          .parallel_parts = options_.transfers,
                          .pool = &pool_});
   int64_t started = clock_.MonotonicNanos();
@@ -273,6 +301,20 @@ Result<Uploader::Outcome> Uploader::UploadOne(store::UploadItem& item,
     rec.result = "conflict";
     rec.error = UploadError::kConflict;
     rec.message = "the object changed in the cloud since it was last uploaded";
+  } else if (r.status().code() == StatusCode::kResourceExhausted) {
+    // The data budget is spent: wait for the next period, keeping the progress; not a failure.
+    {
+      MutexLock l(budget_mu_);
+      item.not_before_ns = std::max(now, budget_resume_ns_);
+    }
+    item.last_error = r.status().ToString();
+    item.upload_key = job.upload ? job.upload->key : "";
+    item.upload_id = job.upload ? job.upload->id : "";
+    FS_RETURN_IF_ERROR(store_.UpdateUpload(item));
+    outcome = Outcome::kPaused;
+    rec.result = "paused";
+    rec.error = UploadError::kBudgetSpent;
+    rec.message = r.status().message();
   } else if (Retryable(r.status()) && item.attempts + 1 < options_.max_attempts) {
     ++item.attempts;
     item.not_before_ns = now + Backoff(item.attempts).count();

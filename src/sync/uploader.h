@@ -37,6 +37,7 @@
 #include "common/thread_pool.h"
 #include "store/store.h"
 #include "sync/bandwidth.h"
+#include "sync/budget.h"
 #include "sync/copy_log.h"
 #include "sync/file_uploader.h"
 
@@ -58,6 +59,8 @@ class Uploader {
     size_t transfers = 4;  // files (and parts of one file) in flight at once
     // True for shares whose rename/delete policy is `mirror` (unset: all `keep`).
     std::function<bool(uint32_t share_id)> mirror;
+    // Daily and monthly caps for metered links (none by default).
+    BudgetLimits budget;
   };
   // The ObjectStore of a share, or nullptr when the share has no cloud target (its files wait).
   using Targets = std::function<cloud::ObjectStore*(uint32_t share_id)>;
@@ -70,6 +73,7 @@ class Uploader {
     size_t retried = 0;  // failed for now; tried again later
     size_t failed = 0;   // given up (permanent error or too many attempts)
     size_t deleted = 0;  // released objects deleted (mirror)
+    size_t paused = 0;   // files that wait for the next budget period
   };
 
   // `log` (per-share copy logs) and `metrics` are optional.
@@ -81,14 +85,17 @@ class Uploader {
   static constexpr char kConsumer[] = "uploader";
 
  private:
-  enum class Outcome { kSkipped, kUploaded, kChanged, kConflict, kRetried, kFailed };
+  enum class Outcome { kSkipped, kUploaded, kChanged, kConflict, kRetried, kFailed, kPaused };
   Result<Outcome> UploadOne(store::UploadItem& item, const std::string& share_name, int64_t now);
   // Deletes due released objects of `mirror` shares.
   Status DeleteReleased(const std::map<uint32_t, std::string>& share_names, int64_t now,
                         Pass& pass);
   std::chrono::nanoseconds Backoff(uint32_t attempts);
-  // Blocks until `bytes` fit the current upload rate (waiting out a paused window).
-  void Pace(uint64_t bytes);
+  // Takes `bytes` from the data budget (ResourceExhausted when spent), then blocks until they
+  // fit the current upload rate (waiting out a paused window).
+  Status Pace(uint64_t bytes);
+  // Records that the budget is spent until `resume_at_ns` (log, gauge), once per period.
+  void BudgetSpent(const Status& why, int64_t resume_at_ns);
   std::optional<uint64_t> CurrentRate() const;
   void Log(CopyRecord r);
 
@@ -100,6 +107,10 @@ class Uploader {
   std::mt19937_64 rng_ GUARDED_BY(rng_mu_);
   CopyLog* log_;
   ThreadPool pool_;
+  DataBudget budget_;
+  Mutex budget_mu_;
+  int64_t budget_resume_ns_ GUARDED_BY(budget_mu_) = 0;  // budget spent until then
+  prometheus::Gauge* budget_spent_ = nullptr;
   Mutex bucket_mu_;
   TokenBucket bucket_ GUARDED_BY(bucket_mu_);
   prometheus::Counter* files_uploaded_ = nullptr;

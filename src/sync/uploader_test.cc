@@ -46,6 +46,7 @@ class UploaderTest : public ::testing::Test {
     opts.max_attempts = 4;
     opts.backoff_base = std::chrono::seconds(1);
     opts.mirror = [this](uint32_t) { return mirror_; };
+    opts.budget = budget_;
     uploader_ = std::make_unique<Uploader>(
         *store_,
         [this](uint32_t share) -> cloud::ObjectStore* {
@@ -78,6 +79,7 @@ class UploaderTest : public ::testing::Test {
       total.conflicts += p->conflicts;
       total.changed += p->changed;
       total.deleted += p->deleted;
+      total.paused += p->paused;
       if (*store_->PendingUploads() == 0) break;
       clock_.Advance(std::chrono::seconds(30));
     }
@@ -95,6 +97,7 @@ class UploaderTest : public ::testing::Test {
   CopyLog log_{dir_.path() + "/logs", clock_};
   Metrics metrics_;
   bool mirror_ = false;
+  BudgetLimits budget_;
   cloud::memory::MemoryStore mem_{clock_};
   testing::FaultObjectStore faulty_{mem_};
   std::unique_ptr<store::Store> store_;
@@ -276,6 +279,37 @@ TEST_F(UploaderTest, MirrorPolicyPropagatesRenamesAndDeletesButNeverOthersChange
   auto idle = uploader_->RunOnce();
   ASSERT_TRUE(idle.ok());
   EXPECT_EQ(idle->deleted + idle->uploaded + idle->conflicts, 0u);
+}
+
+TEST_F(UploaderTest, SpentDataBudgetPausesUploadsUntilTheNextDayAndRaisesTheAlert) {
+  budget_.daily_bytes = 3 * 64 * 1024;  // three parts' worth a day
+  Reopen();
+  for (int i = 0; i < 3; ++i) Write(root_, "small" + std::to_string(i), Pattern(40 * 1024, 30 + i));
+  Write(root_, "large", Pattern(150 * 1024, 33));  // three parts
+  auto pass = uploader_->RunOnce();
+  ASSERT_TRUE(pass.ok()) << pass.status().ToString();
+  EXPECT_GE(pass->paused, 1u);
+  uint64_t sent = 0;
+  for (const auto& o : mem_.List("", "", 100)->objects) sent += o.size;
+  EXPECT_LE(sent, 3u * 64 * 1024);
+  EXPECT_NE(metrics_.Serialize().find("fieldstack_upload_budget_spent 1"), std::string::npos);
+  auto errors = ReadJsonLines(dir_.path() + "/logs/ingest/errors.log");
+  ASSERT_FALSE(errors.empty());
+  EXPECT_EQ(errors.back()["code"], 1011);
+  // The rest of the day nothing moves, however often the uploader runs.
+  size_t objects = mem_.List("", "", 100)->objects.size();
+  clock_.Advance(std::chrono::hours(12));
+  ASSERT_TRUE(uploader_->RunOnce().ok());
+  EXPECT_EQ(mem_.List("", "", 100)->objects.size(), objects);
+  // The next day the queue drains; nothing failed or was counted as an attempt.
+  clock_.Advance(std::chrono::hours(12));
+  auto rest = Drain();
+  EXPECT_EQ(rest.failed, 0u);
+  EXPECT_EQ(Cloud("large"), Str(Pattern(150 * 1024, 33)));
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(Cloud("small" + std::to_string(i)), Str(Pattern(40 * 1024, 30 + i)));
+  }
+  EXPECT_NE(metrics_.Serialize().find("fieldstack_upload_budget_spent 0"), std::string::npos);
 }
 
 std::vector<nlohmann::json> ReadJsonLines(const std::string& path) {
