@@ -61,6 +61,13 @@ struct CommitOptions {
   std::optional<std::string> content_md5;  // raw MD5 of the whole object, kept with it
 };
 
+// What BeginUpload knows of the object to come.
+struct UploadPlan {
+  ObjectMeta meta;         // services that take metadata at the start keep this
+  uint64_t size = 0;       // total bytes
+  uint64_t part_size = 0;  // every part but the last has this size
+};
+
 // A multi-part upload in progress. Persist it to resume after a restart.
 struct Upload {
   std::string key;
@@ -86,7 +93,7 @@ class ObjectStore {
                                  const PutOptions& options) = 0;
 
   // Starts a multi-part upload of `key`. Nothing is visible until CommitUpload succeeds.
-  virtual Result<Upload> BeginUpload(std::string_view key, const ObjectMeta& meta) = 0;
+  virtual Result<Upload> BeginUpload(std::string_view key, const UploadPlan& plan) = 0;
   // Stores part `number` (1 to kMaxParts); sending a number again replaces that part.
   virtual Status PutPart(const Upload& upload, uint32_t number, std::span<const uint8_t> data,
                          const std::optional<std::string>& content_md5) = 0;

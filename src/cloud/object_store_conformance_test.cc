@@ -123,7 +123,8 @@ TEST_P(ConformanceTest, PreconditionsNeverOverwriteSilently) {
 }
 
 TEST_P(ConformanceTest, MultipartIsInvisibleUntilCommitAndResumable) {
-  auto up = store_->BeginUpload("big/file.bin", {{"mode", "0600"}});
+  auto up = store_->BeginUpload("big/file.bin",
+                                {.meta = {{"mode", "0600"}}, .size = 200777, .part_size = 100000});
   ASSERT_TRUE(up.ok()) << up.status().ToString();
   std::string p1(100000, 'a'), p2(100000, 'b'), p3(777, 'c');
   ASSERT_TRUE(store_->PutPart(*up, 3, B(p3), std::nullopt).ok());
@@ -155,7 +156,7 @@ TEST_P(ConformanceTest, MultipartIsInvisibleUntilCommitAndResumable) {
 
 TEST_P(ConformanceTest, AbortDropsTheUploadAndCommitRespectsPreconditions) {
   ASSERT_TRUE(store_->Put("x", B("old"), {}).ok());
-  auto up = store_->BeginUpload("x", {});
+  auto up = store_->BeginUpload("x", {.size = 3, .part_size = 3});
   ASSERT_TRUE(up.ok());
   ASSERT_TRUE(store_->PutPart(*up, 1, B("new"), std::nullopt).ok());
   Precondition none;
@@ -232,6 +233,102 @@ INSTANTIATE_TEST_SUITE_P(
                               }},
                       Adapter{"azure_blob", &MakeAzure, /*server_tracks_uploads=*/false}),
     [](const auto& info) { return info.param.name; });
+
+// Page blobs (disk images) on Azurite.
+class AzurePageBlobTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto& azurite = testing::Azurite::Shared();
+    ASSERT_FALSE(azurite.endpoint().empty()) << azurite.error();
+    static std::atomic<int> n{0};
+    azure_blob::AzureConfig c{azurite.endpoint(),
+                              testing::Azurite::kAccount,
+                              testing::Azurite::kKey,
+                              "",
+                              "pages-" + std::to_string(++n),
+                              {".vhd", ".vhdx"}};
+    auto s = azure_blob::AzureBlobStore::Open(c, RealClock::Get());
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(*s);
+    ASSERT_TRUE(store_->CreateContainer().ok());
+  }
+  std::unique_ptr<azure_blob::AzureBlobStore> store_;
+};
+
+std::string Image(size_t n, char seed) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) {
+    // 4 KiB of data, then 4 KiB of zeros (sparse regions are skipped on the wire).
+    if ((i / 4096) % 2 == 0) s[i] = static_cast<char>(seed + i * 7 % 251);
+  }
+  return s;
+}
+
+TEST_F(AzurePageBlobTest, SmallImageGoesUpWholeWithItsMd5AndNothingStagedRemains) {
+  std::string img = Image(3 * 4096 + 512, 'a');
+  PutOptions o;
+  o.content_md5 = crypto::Digest::Md5(img);
+  o.meta = {{"mode", "420"}};
+  o.precondition.if_none_match_any = true;
+  auto put = store_->Put("images/disk.vhd", B(img), o);
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  auto head = store_->Head("images/disk.vhd");
+  ASSERT_TRUE(head.ok());
+  EXPECT_EQ(head->size, img.size());
+  EXPECT_EQ(head->content_md5, *o.content_md5);
+  EXPECT_EQ(head->meta.at("mode"), "420");
+  EXPECT_EQ(*store_->Get("images/disk.vhd", 0, 1 << 20), img);
+  auto list = store_->List("", "", 100);
+  ASSERT_EQ(list->objects.size(), 1u);  // no staging blob left, none listed
+  // The same key again under If-None-Match: refused, the first image untouched.
+  o.content_md5 = crypto::Digest::Md5(Image(512, 'z'));
+  EXPECT_EQ(store_->Put("images/disk.vhd", B(Image(512, 'z')), o).status().code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(*store_->Get("images/disk.vhd", 0, 1 << 20), img);
+}
+
+TEST_F(AzurePageBlobTest, MisalignedImagesAreRefusedWithAClearError) {
+  auto bad = store_->Put("odd.VHDX", B(std::string(1000, 'x')), {});
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("not a multiple of 512"), std::string::npos)
+      << bad.status().ToString();
+  EXPECT_EQ(store_->BeginUpload("odd.vhd", {.size = 4096, .part_size = 1000}).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->Head("odd.VHDX").status().code(), StatusCode::kNotFound);
+  // Other keys stay block blobs of any size.
+  EXPECT_TRUE(store_->Put("notes.txt", B(std::string(1000, 'x')), {}).ok());
+}
+
+TEST_F(AzurePageBlobTest, LargeImageResumesByPartAndAppearsOnlyAtCommit) {
+  const size_t part = 64 * 1024;
+  std::string img = Image(2 * part + 32 * 1024, 'q');
+  std::string zeros(part, '\0');
+  img.replace(part, part, zeros);  // part 2 is all zeros
+  auto up = store_->BeginUpload("vm/os.vhd", {.size = img.size(), .part_size = part});
+  ASSERT_TRUE(up.ok()) << up.status().ToString();
+  auto piece = [&](uint32_t n) { return img.substr((n - 1) * part, part); };
+  ASSERT_TRUE(store_->PutPart(*up, 1, B(piece(1)), crypto::Digest::Md5(piece(1))).ok());
+  ASSERT_TRUE(store_->PutPart(*up, 3, B(piece(3)), crypto::Digest::Md5(piece(3))).ok());
+  EXPECT_EQ(store_->PutPart(*up, 3, B(piece(3)), crypto::Digest::Md5("no")).code(),
+            StatusCode::kCorruption);
+  EXPECT_EQ(store_->Head("vm/os.vhd").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->List("", "", 100)->objects.empty());
+  auto parts = store_->ListParts(*up);
+  ASSERT_TRUE(parts.ok()) << parts.status().ToString();
+  std::vector<uint32_t> have;
+  for (const auto& p : *parts) have.push_back(p.number);
+  EXPECT_EQ(have, (std::vector<uint32_t>{1, 3}));  // zero part 2 was never sent
+  ASSERT_TRUE(store_->PutPart(*up, 2, B(piece(2)), crypto::Digest::Md5(piece(2))).ok());
+  CommitOptions c;
+  c.content_md5 = crypto::Digest::Md5(img);
+  c.precondition.if_none_match_any = true;
+  auto info = store_->CommitUpload(*up, {1, 2, 3}, c);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->size, img.size());
+  EXPECT_EQ(info->content_md5, *c.content_md5);
+  EXPECT_EQ(*store_->Get("vm/os.vhd", 0, 1 << 20), img);
+  EXPECT_EQ(store_->List("", "", 100)->objects.size(), 1u);
+}
 
 TEST(LocalFsTest, ReservedAndConflictingKeys) {
   testing::TempDir dir;

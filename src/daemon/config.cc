@@ -203,10 +203,10 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
         const toml::table* tt = tn->as_table();
         std::string tp = prefix + ".target";
         if (tt == nullptr) return p.Error(tp, "must be a table");
-        FS_RETURN_IF_ERROR(
-            p.Known(*tt, tp,
-                    {"type", "endpoint", "account", "key_file", "sas_file", "container", "bucket",
-                     "region", "credentials_file", "addressing", "path", "policy"}));
+        FS_RETURN_IF_ERROR(p.Known(
+            *tt, tp,
+            {"type", "endpoint", "account", "key_file", "sas_file", "container", "bucket", "region",
+             "credentials_file", "addressing", "path", "policy", "page_blob_suffixes"}));
         TargetConfig& tc = share.target;
         for (auto [key, field] : {std::pair{"type", &tc.type},
                                   {"endpoint", &tc.endpoint},
@@ -224,6 +224,20 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
         }
         if (share.kind != store::ShareKind::kCloud) {
           return p.Error(tp, "is only for kind = \"cloud\" shares");
+        }
+        if (const toml::node* sn = tt->get("page_blob_suffixes")) {
+          const toml::array* sa = sn->as_array();
+          std::string key = tp + ".page_blob_suffixes";
+          if (sa == nullptr) return p.Error(key, "must be an array of strings like [\".vhd\"]");
+          for (const toml::node& e : *sa) {
+            if (!e.is_string() || e.as_string()->get().empty()) {
+              return p.Error(key, "must be an array of non-empty strings like [\".vhd\"]");
+            }
+            tc.page_blob_suffixes.push_back(e.as_string()->get());
+          }
+          if (tc.type != "azure" && !tc.page_blob_suffixes.empty()) {
+            return p.Error(key, "is only for azure targets");
+          }
         }
         if (tc.type == "localfs") {
           if (tc.path.empty()) return p.Error(tp + ".path", "is required for a localfs target");

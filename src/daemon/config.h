@@ -30,6 +30,7 @@ struct TargetConfig {
                                     // second, an optional session token on the third
   std::string addressing = "path";  // s3: "path" or "virtual" (bucket.host)
   std::string path;                 // localfs: directory
+  std::vector<std::string> page_blob_suffixes;  // azure: files uploaded as page blobs (".vhd")
   // Renames and deletes in the share: "keep" (the cloud keeps old objects) or "mirror" (they
   // are deleted there, unless someone else changed them).
   std::string policy = "keep";

@@ -112,6 +112,14 @@ TEST(ConfigTest, BadInputNamesTheKey) {
   EXPECT_EQ(c->shares[0].target.type, "s3");
   EXPECT_EQ(c->shares[0].target.policy, "mirror");
   EXPECT_EQ(c->shares[0].target.addressing, "virtual");
+  ExpectError(full + "page_blob_suffixes = [\".vhd\"]\n", "only for azure targets");
+  const std::string azure =
+      "[[shares]]\nname = \"a\"\nkind = \"cloud\"\n[shares.target]\ntype = \"azure\"\n"
+      "endpoint = \"http://h\"\ncontainer = \"c\"\nsas_file = \"/s\"\n";
+  ExpectError(azure + "page_blob_suffixes = \".vhd\"\n", "must be an array");
+  auto pb = ParseConfig(azure + "page_blob_suffixes = [\".vhd\", \".vhdx\"]\n", "t");
+  ASSERT_TRUE(pb.ok()) << pb.status().ToString();
+  EXPECT_EQ(pb->shares[0].target.page_blob_suffixes, (std::vector<std::string>{".vhd", ".vhdx"}));
 }
 
 }  // namespace

@@ -145,7 +145,8 @@ Result<std::unique_ptr<cloud::ObjectStore>> MakeTarget(const ShareConfig& share)
     }
     return std::unique_ptr<cloud::ObjectStore>(std::move(*s));
   }
-  cloud::azure_blob::AzureConfig c{t.endpoint, t.account, "", "", t.container};
+  cloud::azure_blob::AzureConfig c{t.endpoint, t.account,   "",
+                                   "",         t.container, t.page_blob_suffixes};
   if (!t.key_file.empty()) {
     FS_ASSIGN_OR_RETURN(c.key_base64, ReadSecret(t.key_file, where + ".key_file"));
   }

@@ -1706,6 +1706,18 @@ Result<size_t> FileHandle::ReadCommitted(uint64_t data_gen, uint64_t offset,
   return want;
 }
 
+Result<uint64_t> FileHandle::CommittedSize(uint64_t data_gen) {
+  if (closed_) return FailedPreconditionError("handle is closed");
+  LiveFile& f = *file_;
+  MutexLock l(f.mu);
+  if (f.committed_gen != data_gen) {
+    return FailedPreconditionError("file " + std::to_string(f.id) + " changed: data generation " +
+                                   std::to_string(f.committed_gen) + ", not " +
+                                   std::to_string(data_gen));
+  }
+  return f.committed_size;
+}
+
 Status FileHandle::Write(uint64_t offset, std::span<const uint8_t> data) {
   if (closed_) return FailedPreconditionError("handle is closed");
   if (!writable_) return InvalidArgumentError("file is open read-only");

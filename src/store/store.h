@@ -90,6 +90,8 @@ class FileHandle {
   // flight: what the uploader sends. Short only at the committed end of file.
   // FailedPrecondition when the file's committed data is no longer that generation.
   Result<size_t> ReadCommitted(uint64_t data_gen, uint64_t offset, std::span<uint8_t> out);
+  // The size of committed generation `data_gen`; FailedPrecondition as ReadCommitted.
+  Result<uint64_t> CommittedSize(uint64_t data_gen);
   // InvalidArgument when the handle is read-only or the write would pass 5 TiB.
   Status Write(uint64_t offset, std::span<const uint8_t> data);
   // Commit point: after OK, everything written so far survives a crash.

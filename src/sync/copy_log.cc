@@ -40,6 +40,9 @@ UploadError ClassifyUploadError(const Status& s) {
     case StatusCode::kPermissionDenied:
       return UploadError::kAuthFailed;
     case StatusCode::kInvalidArgument:
+      if (s.message().find("not a multiple of 512") != std::string::npos) {
+        return UploadError::kPageBlobMisaligned;
+      }
       return s.message().find("part") != std::string::npos ? UploadError::kTooLarge
                                                            : UploadError::kInvalidName;
     case StatusCode::kNotFound:

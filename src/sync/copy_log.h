@@ -21,18 +21,19 @@ namespace fieldstack::sync {
 // Stable error codes: numbers never change meaning; new ones are added at the end.
 enum class UploadError : int {
   kNone = 0,
-  kTransient = 1001,         // network failure, timeout, throttling or 5xx; retried
-  kChecksumMismatch = 1002,  // the cloud received other bytes than were sent; retried
-  kConflict = 1003,          // the object changed in the cloud; not overwritten
-  kLocalCorruption = 1004,   // a chunk on the box failed verification; nothing sent
-  kAuthFailed = 1005,        // credentials refused
-  kInvalidName = 1006,       // the path is not a valid name for the target
-  kTooLarge = 1007,          // the file is too large for the target or its part size
-  kNotFound = 1008,          // container (or the file) missing
-  kQuotaExceeded = 1009,     // the target is full or over quota
-  kGaveUp = 1010,            // retried too often; the last error is in the message
-  kBudgetSpent = 1011,       // the daily or monthly data budget is spent; resumes next period
-  kInternal = 1099,          // anything else
+  kTransient = 1001,           // network failure, timeout, throttling or 5xx; retried
+  kChecksumMismatch = 1002,    // the cloud received other bytes than were sent; retried
+  kConflict = 1003,            // the object changed in the cloud; not overwritten
+  kLocalCorruption = 1004,     // a chunk on the box failed verification; nothing sent
+  kAuthFailed = 1005,          // credentials refused
+  kInvalidName = 1006,         // the path is not a valid name for the target
+  kTooLarge = 1007,            // the file is too large for the target or its part size
+  kNotFound = 1008,            // container (or the file) missing
+  kQuotaExceeded = 1009,       // the target is full or over quota
+  kGaveUp = 1010,              // retried too often; the last error is in the message
+  kBudgetSpent = 1011,         // the daily or monthly data budget is spent; resumes next period
+  kPageBlobMisaligned = 1012,  // a page blob's size is not a multiple of 512 bytes
+  kInternal = 1099,            // anything else
 };
 
 // The code for a failed upload's Status (see FileUploader: local read errors carry

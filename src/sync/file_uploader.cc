@@ -98,7 +98,14 @@ Result<UploadReport> FileUploader::Upload(UploadJob& job) {
       }
     }
     if (!job.upload) {
-      FS_ASSIGN_OR_RETURN(job.upload, cloud_.BeginUpload(job.key, job.meta));
+      auto size = handle->CommittedSize(job.data_gen);
+      if (!size.ok()) {
+        if (Changed(size.status())) return Abandon(job, UploadOutcome::kFileChanged);
+        return size.status();
+      }
+      FS_ASSIGN_OR_RETURN(
+          job.upload,
+          cloud_.BeginUpload(job.key, {.meta = job.meta, .size = *size, .part_size = ps}));
     }
     // Parts are read (and hashed for the whole-object MD5) in order, then sent up to
     // `parallel_parts` at once, each with its own MD5.

@@ -378,7 +378,12 @@ TEST(UploadErrorTest, StatusesMapToStableCodes) {
             UploadError::kLocalCorruption);
   EXPECT_EQ(ClassifyUploadError(UnauthenticatedError("bad key")), UploadError::kAuthFailed);
   EXPECT_EQ(ClassifyUploadError(NoSpaceError("quota")), UploadError::kQuotaExceeded);
+  EXPECT_EQ(ClassifyUploadError(ResourceExhaustedError("daily budget")), UploadError::kBudgetSpent);
+  EXPECT_EQ(ClassifyUploadError(InvalidArgumentError("page blob 'a.vhd': a size of 1000 bytes is "
+                                                     "not a multiple of 512")),
+            UploadError::kPageBlobMisaligned);
   EXPECT_EQ(static_cast<int>(UploadError::kConflict), 1003);
+  EXPECT_EQ(static_cast<int>(UploadError::kPageBlobMisaligned), 1012);
 }
 
 }  // namespace
@@ -391,7 +396,7 @@ namespace {
 std::unique_ptr<cloud::azure_blob::AzureBlobStore> AzureContainer(const std::string& endpoint,
                                                                   const std::string& container) {
   auto azure = cloud::azure_blob::AzureBlobStore::Open(
-      {endpoint, testing::Azurite::kAccount, testing::Azurite::kKey, "", container},
+      {endpoint, testing::Azurite::kAccount, testing::Azurite::kKey, "", container, {".vhd"}},
       RealClock::Get());
   if (!azure.ok()) {
     ADD_FAILURE() << azure.status().ToString();
@@ -426,9 +431,15 @@ TEST(UploaderAzuriteTest, FilesArriveByteIdenticalInAzureBlobStorage) {
   std::map<std::string, std::vector<uint8_t>> files = {
       {"survey 2026/small.csv", Pattern(1000, 1)},
       {"survey 2026/large.bin", Pattern(700 * 1024 + 17, 2)},
+      {"images/disk.vhd", Pattern(700 * 1024, 3)},  // a page blob in 3 parts
+      {"images/boot.vhd", Pattern(4096, 4)},        // a page blob in one Put
+      {"images/odd.vhd", Pattern(1000, 5)},         // not whole pages: refused
       {"empty", {}}};
+  auto images = s->Mkdir(share->root, "images", {});
   for (auto& [path, data] : files) {
-    store::NodeId parent = path.find('/') != std::string::npos ? sub->id : share->root;
+    store::NodeId parent = path.starts_with("images/")           ? images->id
+                           : path.find('/') != std::string::npos ? sub->id
+                                                                 : share->root;
     auto h = s->Create(parent, path.substr(path.rfind('/') + 1), {});
     ASSERT_TRUE(h.ok());
     ASSERT_TRUE((*h)->Write(0, data).ok());
@@ -440,7 +451,11 @@ TEST(UploaderAzuriteTest, FilesArriveByteIdenticalInAzureBlobStorage) {
       *s, [&](uint32_t) -> cloud::ObjectStore* { return azure.get(); }, RealClock::Get(), opts);
   auto pass = up.RunOnce();
   ASSERT_TRUE(pass.ok()) << pass.status().ToString();
-  EXPECT_EQ(pass->uploaded, 3u);
+  EXPECT_EQ(pass->uploaded, 5u);
+  EXPECT_EQ(pass->failed, 1u);
+  EXPECT_EQ(s->GetAttr(s->Lookup(images->id, "odd.vhd")->id)->state, store::FileState::kFailed);
+  files.erase("images/odd.vhd");
+  EXPECT_EQ(azure->Head("images/odd.vhd").status().code(), StatusCode::kNotFound);
   for (auto& [path, data] : files) {
     auto got = azure->Get(path, 0, 1 << 30);
     ASSERT_TRUE(got.ok()) << path << ": " << got.status().ToString();

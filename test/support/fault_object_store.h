@@ -28,8 +28,8 @@ class FaultObjectStore final : public cloud::ObjectStore {
     ++puts;
     return in_.Put(k, d, o);
   }
-  Result<cloud::Upload> BeginUpload(std::string_view k, const cloud::ObjectMeta& m) override {
-    return in_.BeginUpload(k, m);
+  Result<cloud::Upload> BeginUpload(std::string_view k, const cloud::UploadPlan& p) override {
+    return in_.BeginUpload(k, p);
   }
   Status PutPart(const cloud::Upload& u, uint32_t n, std::span<const uint8_t> d,
                  const std::optional<std::string>& md5) override {

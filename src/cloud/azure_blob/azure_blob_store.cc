@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <ctime>
 #include <pugixml.hpp>
+#include <thread>
 
 #include "crypto/hash.h"
 #include "crypto/key_store.h"
@@ -28,6 +29,26 @@ int64_t ParseRfc1123(const std::string& s) {
   tm t{};
   if (strptime(s.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &t) == nullptr) return 0;
   return int64_t{timegm(&t)} * 1'000'000'000;
+}
+
+constexpr uint64_t kPageBytes = 512;
+constexpr uint64_t kMaxPutPageBytes = 4 << 20;
+constexpr char kStagingPrefix[] = ".fieldstack-staging/";
+constexpr char kPageUploadPrefix[] = "page-";
+
+// A page blob upload's id is "page-<part size>-<random>"; it is assembled under StagingKey.
+bool IsPageUpload(const Upload& up) { return up.id.starts_with(kPageUploadPrefix); }
+uint64_t PagePartSize(const Upload& up) {
+  return std::strtoull(up.id.c_str() + sizeof(kPageUploadPrefix) - 1, nullptr, 10);
+}
+std::string StagingKey(const Upload& up) { return kStagingPrefix + up.id; }
+
+Status CheckPageAligned(std::string_view key, uint64_t bytes, const char* what) {
+  if (bytes % kPageBytes == 0) return Status::Ok();
+  return InvalidArgumentError("page blob '" + std::string(key) + "': " + what + " of " +
+                              std::to_string(bytes) +
+                              " bytes is not a multiple of 512 (page blobs hold whole 512-byte "
+                              "pages; pad the image or leave it out of page_blob_suffixes)");
 }
 
 std::string BlockId(const Upload& up, uint32_t number) {
@@ -196,6 +217,21 @@ Status AzureBlobStore::CreateContainer() {
 Result<ObjectInfo> AzureBlobStore::Put(std::string_view key, std::span<const uint8_t> data,
                                        const PutOptions& options) {
   FS_RETURN_IF_ERROR(ValidateKey(key));
+  if (IsPageBlob(key)) {
+    if (options.content_md5 && crypto::Digest::Md5({reinterpret_cast<const char*>(data.data()),
+                                                    data.size()}) != *options.content_md5) {
+      return CorruptionError("page blob '" + std::string(key) + "': bytes do not match their MD5");
+    }
+    FS_ASSIGN_OR_RETURN(Upload up, BeginUpload(key, {.meta = options.meta, .size = data.size()}));
+    Status wrote = WritePages(StagingKey(up), 0, data);
+    if (!wrote.ok()) {
+      (void)AbortUpload(up);
+      return wrote;
+    }
+    auto info = CommitPageBlob(up, {options.meta, options.precondition, options.content_md5});
+    if (!info.ok()) (void)AbortUpload(up);
+    return info;
+  }
   HttpRequest req{"PUT", BlobUrl(key), {{"x-ms-blob-type", "BlockBlob"}}, data};
   if (options.content_md5)
     req.headers.emplace_back("Content-MD5", crypto::Base64(*options.content_md5));
@@ -208,16 +244,114 @@ Result<ObjectInfo> AzureBlobStore::Put(std::string_view key, std::span<const uin
   return info;
 }
 
-Result<Upload> AzureBlobStore::BeginUpload(std::string_view key, const ObjectMeta&) {
+Result<Upload> AzureBlobStore::BeginUpload(std::string_view key, const UploadPlan& plan) {
   FS_RETURN_IF_ERROR(ValidateKey(key));
   uint8_t r[8];
   FS_RETURN_IF_ERROR(crypto::RandomBytes(r));
-  return Upload{std::string(key), crypto::ToHex({reinterpret_cast<char*>(r), sizeof r})};
+  std::string id = crypto::ToHex({reinterpret_cast<char*>(r), sizeof r});
+  if (!IsPageBlob(key)) return Upload{std::string(key), id};
+  FS_RETURN_IF_ERROR(CheckPageAligned(key, plan.size, "a size"));
+  uint64_t part = plan.part_size == 0 ? plan.size : plan.part_size;
+  FS_RETURN_IF_ERROR(CheckPageAligned(key, part, "a part size"));
+  Upload up{std::string(key), kPageUploadPrefix + std::to_string(part) + "-" + id};
+  HttpRequest req{
+      "PUT",
+      BlobUrl(StagingKey(up)),
+      {{"x-ms-blob-type", "PageBlob"}, {"x-ms-blob-content-length", std::to_string(plan.size)}},
+      {}};
+  FS_RETURN_IF_ERROR(Call(std::move(req), "create page blob").status());
+  return up;
+}
+
+bool AzureBlobStore::IsPageBlob(std::string_view key) const {
+  for (const std::string& suffix : config_.page_blob_suffixes) {
+    if (key.size() >= suffix.size() &&
+        std::equal(suffix.begin(), suffix.end(), key.end() - suffix.size(),
+                   [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
+      return true;
+    }
+  }
+  return false;
+}
+
+Status AzureBlobStore::WritePages(const std::string& blob, uint64_t offset,
+                                  std::span<const uint8_t> data) {
+  // Runs of non-zero pages, at most 4 MiB each, in order; zero pages are already zero. The
+  // last page is always written: ListParts takes it as the mark that the part is complete.
+  auto zero = [&](size_t at) {
+    if (at + kPageBytes >= data.size()) return false;
+    size_t end = std::min<size_t>(at + kPageBytes, data.size());
+    return std::all_of(data.begin() + at, data.begin() + end, [](uint8_t b) { return b == 0; });
+  };
+  size_t at = 0;
+  while (at < data.size()) {
+    if (zero(at)) {
+      at += kPageBytes;
+      continue;
+    }
+    size_t end = at;
+    while (end < data.size() && end - at < kMaxPutPageBytes && !zero(end)) end += kPageBytes;
+    end = std::min(end, data.size());
+    std::span<const uint8_t> run = data.subspan(at, end - at);
+    uint64_t first = offset + at;
+    HttpRequest req{
+        "PUT",
+        BlobUrl(blob, "comp=page"),
+        {{"x-ms-page-write", "update"},
+         {"x-ms-range",
+          "bytes=" + std::to_string(first) + "-" + std::to_string(first + run.size() - 1)},
+         {"Content-MD5", crypto::Base64(crypto::Digest::Md5(
+                             {reinterpret_cast<const char*>(run.data()), run.size()}))}},
+        run};
+    FS_RETURN_IF_ERROR(Call(std::move(req), "put page").status());
+    at = end;
+  }
+  return Status::Ok();
+}
+
+Result<ObjectInfo> AzureBlobStore::CommitPageBlob(const Upload& upload,
+                                                  const CommitOptions& options) {
+  std::string staging = StagingKey(upload);
+  if (options.content_md5) {
+    HttpRequest props{"PUT",
+                      BlobUrl(staging, "comp=properties"),
+                      {{"x-ms-blob-content-md5", crypto::Base64(*options.content_md5)}},
+                      {}};
+    FS_RETURN_IF_ERROR(Call(std::move(props), "set blob properties").status());
+  }
+  std::string source = BlobUrl(staging);
+  if (!config_.sas.empty()) source += "?" + config_.sas;
+  HttpRequest copy{"PUT", BlobUrl(upload.key), {{"x-ms-copy-source", source}}, {}};
+  AddMeta(copy.headers, options.meta);
+  AddConditions(copy.headers, options.precondition);
+  FS_ASSIGN_OR_RETURN(HttpResponse r, Call(std::move(copy), "copy blob"));
+  // Copies inside one account normally finish at once; otherwise wait for it.
+  std::string state = r.Header("x-ms-copy-status");
+  for (int i = 0; state == "pending" && i < 6000; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    FS_ASSIGN_OR_RETURN(HttpResponse h,
+                        Call({"HEAD", BlobUrl(upload.key), {}, {}}, "get properties"));
+    state = h.Header("x-ms-copy-status");
+  }
+  if (state != "success" && !state.empty()) {
+    return UnavailableError("azure copy blob of page blob '" + upload.key + "': copy " + state);
+  }
+  (void)AbortUpload(upload);  // the staging blob; a leftover only costs space
+  return Head(upload.key);
 }
 
 Status AzureBlobStore::PutPart(const Upload& upload, uint32_t number, std::span<const uint8_t> data,
                                const std::optional<std::string>& content_md5) {
   FS_RETURN_IF_ERROR(ValidatePartNumber(number));
+  if (IsPageUpload(upload)) {
+    FS_RETURN_IF_ERROR(CheckPageAligned(upload.key, data.size(), "a part"));
+    if (content_md5 && crypto::Digest::Md5({reinterpret_cast<const char*>(data.data()),
+                                            data.size()}) != *content_md5) {
+      return CorruptionError("page blob '" + upload.key + "': part " + std::to_string(number) +
+                             " does not match its MD5");
+    }
+    return WritePages(StagingKey(upload), uint64_t{number - 1} * PagePartSize(upload), data);
+  }
   HttpRequest req{"PUT",
                   BlobUrl(upload.key, "comp=block&blockid=" + UrlEncode(BlockId(upload, number))),
                   {},
@@ -227,6 +361,34 @@ Status AzureBlobStore::PutPart(const Upload& upload, uint32_t number, std::span<
 }
 
 Result<std::vector<PartInfo>> AzureBlobStore::ListParts(const Upload& upload) {
+  if (IsPageUpload(upload)) {
+    // A part is stored when its last page is: WritePages writes a part's pages in order and
+    // its last page always.
+    FS_ASSIGN_OR_RETURN(
+        HttpResponse r,
+        Call({"GET", BlobUrl(StagingKey(upload), "comp=pagelist"), {}, {}}, "get page ranges"));
+    uint64_t size = std::strtoull(r.Header("x-ms-blob-content-length").c_str(), nullptr, 10);
+    uint64_t part = PagePartSize(upload);
+    pugi::xml_document doc;
+    if (!doc.load_string(r.body.c_str())) return UnavailableError("azure: bad page list XML");
+    std::vector<std::pair<uint64_t, uint64_t>> ranges;  // [start, end)
+    for (auto pr : doc.child("PageList").children("PageRange")) {
+      uint64_t a = std::stoull(pr.child_value("Start")), b = std::stoull(pr.child_value("End")) + 1;
+      if (!ranges.empty() && ranges.back().second == a) {
+        ranges.back().second = b;
+      } else {
+        ranges.emplace_back(a, b);
+      }
+    }
+    std::vector<PartInfo> out;
+    for (uint64_t n = 1; part > 0 && (n - 1) * part < size; ++n) {
+      uint64_t a = (n - 1) * part, b = std::min(size, n * part);
+      for (const auto& [ra, rb] : ranges) {
+        if (b > a && ra <= b - 1 && b <= rb) out.push_back({static_cast<uint32_t>(n), b - a});
+      }
+    }
+    return out;
+  }
   auto r = Call({"GET", BlobUrl(upload.key, "comp=blocklist&blocklisttype=uncommitted"), {}, {}},
                 "get block list");
   std::vector<PartInfo> out;
@@ -253,6 +415,7 @@ Result<ObjectInfo> AzureBlobStore::CommitUpload(const Upload& upload,
   const ObjectMeta& meta = options.meta;
   const Precondition& precondition = options.precondition;
   FS_RETURN_IF_ERROR(ValidatePartList(parts));
+  if (IsPageUpload(upload)) return CommitPageBlob(upload, options);
   std::string xml = "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>";
   for (uint32_t n : parts) {
     xml += "<Uncommitted>" + BlockId(upload, n) + "</Uncommitted>";
@@ -272,7 +435,11 @@ Result<ObjectInfo> AzureBlobStore::CommitUpload(const Upload& upload,
   return Head(upload.key);
 }
 
-Status AzureBlobStore::AbortUpload(const Upload&) { return Status::Ok(); }
+Status AzureBlobStore::AbortUpload(const Upload& upload) {
+  if (!IsPageUpload(upload)) return Status::Ok();
+  Status s = Call({"DELETE", BlobUrl(StagingKey(upload)), {}, {}}, "delete staging blob").status();
+  return s.code() == StatusCode::kNotFound ? Status::Ok() : s;
+}
 
 Result<ObjectInfo> AzureBlobStore::Head(std::string_view key) {
   FS_RETURN_IF_ERROR(ValidateKey(key));
@@ -315,6 +482,7 @@ Result<ListPage> AzureBlobStore::List(std::string_view prefix, std::string_view 
   for (auto b : root.child("Blobs").children("Blob")) {
     ObjectInfo info;
     info.key = b.child_value("Name");
+    if (info.key.starts_with(kStagingPrefix)) continue;  // page blobs being assembled
     auto p = b.child("Properties");
     info.size = std::stoull(p.child_value("Content-Length"));
     info.etag = p.child_value("Etag");

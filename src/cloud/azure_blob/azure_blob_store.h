@@ -1,7 +1,8 @@
 #pragma once
 
-// AzureBlobStore: an ObjectStore over one Azure Blob Storage container (block blobs), with
-// Shared Key or SAS authentication, over the REST API (version 2021-08-06).
+// AzureBlobStore: an ObjectStore over one Azure Blob Storage container (block blobs, and page
+// blobs for disk images), with Shared Key or SAS authentication, over the REST API (version
+// 2021-08-06).
 //
 // Mapping: Put -> Put Blob (Content-MD5, x-ms-meta-*, If-Match / If-None-Match: *);
 // multi-part -> Put Block (block ids derived from the upload id and part number, Content-MD5
@@ -9,6 +10,14 @@
 // server-side "upload": BeginUpload only draws an id, and AbortUpload leaves the uncommitted
 // blocks for the service to expire (one week), so a commit after an abort may still succeed.
 // Head -> Get Blob Properties; Get -> Get Blob with x-ms-range; List -> List Blobs (marker).
+//
+// Page blobs: keys ending in one of `page_blob_suffixes` (e.g. ".vhd") become page blobs, whose
+// size must be a multiple of 512 bytes (InvalidArgument "... not a multiple of 512" otherwise).
+// A page blob cannot be written whole in one request, so it is assembled in a staging blob
+// (".fieldstack-staging/<upload id>", hidden from List), with Put Page requests of at most
+// 4 MiB, each with its Content-MD5, skipping all-zero pages (a fresh page blob reads as zeros);
+// CommitUpload sets the whole blob's MD5 and copies it to its key with Copy Blob, under the
+// precondition, then deletes the staging blob. The key never shows a partial page blob.
 // Works with path-style endpoints (Azurite: http://127.0.0.1:PORT/devstoreaccount1) and
 // account endpoints (https://ACCOUNT.blob.core.windows.net).
 //
@@ -18,6 +27,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cloud/http_client.h"
 #include "cloud/object_store.h"
@@ -31,6 +41,7 @@ struct AzureConfig {
   std::string key_base64;  // Shared Key (empty with a SAS)
   std::string sas;         // SAS query string without '?' (empty with a Shared Key)
   std::string container;
+  std::vector<std::string> page_blob_suffixes;  // e.g. {".vhd", ".vhdx"}; case-insensitive
 };
 
 class AzureBlobStore final : public ObjectStore {
@@ -43,7 +54,7 @@ class AzureBlobStore final : public ObjectStore {
 
   Result<ObjectInfo> Put(std::string_view key, std::span<const uint8_t> data,
                          const PutOptions& options) override;
-  Result<Upload> BeginUpload(std::string_view key, const ObjectMeta& meta) override;
+  Result<Upload> BeginUpload(std::string_view key, const UploadPlan& plan) override;
   Status PutPart(const Upload& upload, uint32_t number, std::span<const uint8_t> data,
                  const std::optional<std::string>& content_md5) override;
   Result<std::vector<PartInfo>> ListParts(const Upload& upload) override;
@@ -64,6 +75,10 @@ class AzureBlobStore final : public ObjectStore {
 
   // Signs (or adds the SAS to) and sends; maps failures to Status (see above).
   Result<HttpResponse> Call(HttpRequest req, std::string_view what);
+  bool IsPageBlob(std::string_view key) const;
+  // Page blob assembly (see above).
+  Status WritePages(const std::string& blob, uint64_t offset, std::span<const uint8_t> data);
+  Result<ObjectInfo> CommitPageBlob(const Upload& upload, const CommitOptions& options);
   std::string BlobUrl(std::string_view key, std::string_view query = {}) const;
 
   AzureConfig config_;

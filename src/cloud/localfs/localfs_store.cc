@@ -137,12 +137,12 @@ Result<ObjectInfo> LocalFsStore::Put(std::string_view key, std::span<const uint8
   return info;
 }
 
-Result<Upload> LocalFsStore::BeginUpload(std::string_view key, const ObjectMeta& meta) {
+Result<Upload> LocalFsStore::BeginUpload(std::string_view key, const UploadPlan& plan) {
   FS_RETURN_IF_ERROR(CheckKey(key));
   Upload up{std::string(key), UniqueName()};
   std::string dir = UploadDir(up);
   FS_RETURN_IF_ERROR(platform::MakeDirs(dir));
-  nlohmann::json j = {{"key", up.key}, {"meta", meta}};
+  nlohmann::json j = {{"key", up.key}, {"meta", plan.meta}};
   FS_RETURN_IF_ERROR(platform::WriteFileAtomic(dir + "/upload.json", j.dump()));
   return up;
 }

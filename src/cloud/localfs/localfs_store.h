@@ -26,7 +26,7 @@ class LocalFsStore final : public ObjectStore {
 
   Result<ObjectInfo> Put(std::string_view key, std::span<const uint8_t> data,
                          const PutOptions& options) override;
-  Result<Upload> BeginUpload(std::string_view key, const ObjectMeta& meta) override;
+  Result<Upload> BeginUpload(std::string_view key, const UploadPlan& plan) override;
   Status PutPart(const Upload& upload, uint32_t number, std::span<const uint8_t> data,
                  const std::optional<std::string>& content_md5) override;
   Result<std::vector<PartInfo>> ListParts(const Upload& upload) override;

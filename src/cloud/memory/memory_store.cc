@@ -51,11 +51,11 @@ Result<ObjectInfo> MemoryStore::Put(std::string_view key, std::span<const uint8_
   return Store(key, std::string(data.begin(), data.end()), options.meta);
 }
 
-Result<Upload> MemoryStore::BeginUpload(std::string_view key, const ObjectMeta& meta) {
+Result<Upload> MemoryStore::BeginUpload(std::string_view key, const UploadPlan& plan) {
   FS_RETURN_IF_ERROR(ValidateKey(key));
   MutexLock l(mu_);
   std::string id = "mem-" + std::to_string(next_upload_++);
-  uploads_[id] = PendingUpload{std::string(key), meta, {}};
+  uploads_[id] = PendingUpload{std::string(key), plan.meta, {}};
   return Upload{std::string(key), id};
 }
 

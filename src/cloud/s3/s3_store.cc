@@ -216,10 +216,10 @@ Result<ObjectInfo> S3Store::Put(std::string_view key, std::span<const uint8_t> d
   return info;
 }
 
-Result<Upload> S3Store::BeginUpload(std::string_view key, const ObjectMeta& meta) {
+Result<Upload> S3Store::BeginUpload(std::string_view key, const UploadPlan& plan) {
   FS_RETURN_IF_ERROR(ValidateKey(key));
   HttpRequest req{"POST", Url(key, "uploads="), {}, {}};
-  AddMeta(req.headers, meta);
+  AddMeta(req.headers, plan.meta);
   FS_ASSIGN_OR_RETURN(HttpResponse r, Call(std::move(req), "create multipart upload"));
   pugi::xml_document doc;
   doc.load_string(r.body.c_str());
