@@ -13,8 +13,10 @@
 #include "cloud/localfs/localfs_store.h"
 #include "cloud/memory/memory_store.h"
 #include "cloud/object_store.h"
+#include "cloud/s3/s3_store.h"
 #include "crypto/hash.h"
 #include "test/support/azurite.h"
+#include "test/support/rgw.h"
 #include "test/support/temp_dir.h"
 
 namespace fieldstack::cloud {
@@ -46,6 +48,27 @@ std::unique_ptr<ObjectStore> MakeAzure(const std::string&) {
   EXPECT_TRUE(s.ok()) << s.status().ToString();
   if (!s.ok()) return nullptr;
   Status created = (*s)->CreateContainer();
+  EXPECT_TRUE(created.ok()) << created.ToString();
+  return std::move(*s);
+}
+
+// A fresh bucket on the shared radosgw for each test, path-style or virtual-hosted
+// (bucket.localhost: curl resolves *.localhost to the loopback address).
+std::unique_ptr<ObjectStore> MakeS3(bool virtual_hosted) {
+  auto& rgw = testing::Rgw::Shared();
+  EXPECT_FALSE(rgw.endpoint().empty()) << rgw.error();
+  if (rgw.endpoint().empty()) return nullptr;
+  static std::atomic<int> n{0};
+  s3::S3Config c;
+  c.endpoint = rgw.endpoint();
+  if (virtual_hosted) c.endpoint.replace(c.endpoint.find("127.0.0.1"), 9, "localhost");
+  c.bucket = "conformance-" + std::to_string(++n);
+  c.credentials = {rgw.access_key(), rgw.secret_key(), ""};
+  c.virtual_hosted = virtual_hosted;
+  auto s = s3::S3Store::Open(c, RealClock::Get());
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  if (!s.ok()) return nullptr;
+  Status created = (*s)->CreateBucket();
   EXPECT_TRUE(created.ok()) << created.ToString();
   return std::move(*s);
 }
@@ -154,6 +177,28 @@ TEST_P(ConformanceTest, MultipartIsInvisibleUntilCommitAndResumable) {
   }
 }
 
+TEST_P(ConformanceTest, CommitReplacesAnObjectWhoseEtagMatches) {
+  std::string a(70000, 'a'), b(70000, 'b'), c(100, 'c');
+  auto first = store_->BeginUpload("obj", {.size = 140100, .part_size = 70000});
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(store_->PutPart(*first, 1, B(a), std::nullopt).ok());
+  ASSERT_TRUE(store_->PutPart(*first, 2, B(b), std::nullopt).ok());
+  ASSERT_TRUE(store_->PutPart(*first, 3, B(c), std::nullopt).ok());
+  auto v1 = store_->CommitUpload(*first, {1, 2, 3}, {});
+  ASSERT_TRUE(v1.ok()) << v1.status().ToString();
+  auto second = store_->BeginUpload("obj", {.size = 70100, .part_size = 70000});
+  ASSERT_TRUE(second.ok());
+  ASSERT_TRUE(store_->PutPart(*second, 1, B(b), std::nullopt).ok());
+  ASSERT_TRUE(store_->PutPart(*second, 2, B(c), std::nullopt).ok());
+  CommitOptions o;
+  o.precondition.if_match = v1->etag;
+  auto v2 = store_->CommitUpload(*second, {1, 2}, o);
+  ASSERT_TRUE(v2.ok()) << v2.status().ToString();
+  EXPECT_NE(v2->etag, v1->etag);
+  EXPECT_EQ(v2->size, 70100u);
+  EXPECT_EQ(*store_->Get("obj", 0, 1 << 20), b + c);
+}
+
 TEST_P(ConformanceTest, AbortDropsTheUploadAndCommitRespectsPreconditions) {
   ASSERT_TRUE(store_->Put("x", B("old"), {}).ok());
   auto up = store_->BeginUpload("x", {.size = 3, .part_size = 3});
@@ -231,7 +276,10 @@ INSTANTIATE_TEST_SUITE_P(
                                 auto s = localfs::LocalFsStore::Open(dir);
                                 return s.ok() ? std::move(*s) : nullptr;
                               }},
-                      Adapter{"azure_blob", &MakeAzure, /*server_tracks_uploads=*/false}),
+                      Adapter{"azure_blob", &MakeAzure, /*server_tracks_uploads=*/false},
+                      Adapter{"s3_path_style", [](const std::string&) { return MakeS3(false); }},
+                      Adapter{"s3_virtual_hosted",
+                              [](const std::string&) { return MakeS3(true); }}),
     [](const auto& info) { return info.param.name; });
 
 // Page blobs (disk images) on Azurite.

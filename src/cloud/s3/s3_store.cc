@@ -69,13 +69,20 @@ std::pair<std::string, std::string> ErrorOf(const std::string& body) {
   return {doc.child("Error").child_value("Code"), doc.child("Error").child_value("Message")};
 }
 
+// If-Match carries the bare etag: Ceph RGW compares the header text with its unquoted etag.
 void AddConditions(std::vector<std::pair<std::string, std::string>>& h, const Precondition& p) {
-  if (p.if_match) h.emplace_back("If-Match", *p.if_match);
+  if (p.if_match) h.emplace_back("If-Match", Unquote(*p.if_match));
   if (p.if_none_match_any) h.emplace_back("If-None-Match", "*");
 }
 
+// Metadata names travel with '-' for '_' (Ceph RGW turns '_' into '-' in header names), and
+// come back with '_': names are lower-case letters, digits and '_' (ObjectMeta).
 void AddMeta(std::vector<std::pair<std::string, std::string>>& h, const ObjectMeta& meta) {
-  for (const auto& [k, v] : meta) h.emplace_back("x-amz-meta-" + k, v);
+  for (const auto& [k, v] : meta) {
+    std::string name = k;
+    std::replace(name.begin(), name.end(), '_', '-');
+    h.emplace_back("x-amz-meta-" + name, v);
+  }
 }
 
 ObjectInfo InfoFrom(std::string_view key, const HttpResponse& r) {
@@ -87,7 +94,11 @@ ObjectInfo InfoFrom(std::string_view key, const HttpResponse& r) {
   std::string len = r.Header("content-length");
   info.size = len.empty() ? 0 : std::stoull(len);
   for (const auto& [name, value] : r.headers) {
-    if (name.starts_with("x-amz-meta-")) info.meta[name.substr(11)] = value;
+    if (name.starts_with("x-amz-meta-")) {
+      std::string k = name.substr(11);
+      std::replace(k.begin(), k.end(), '-', '_');
+      info.meta[k] = value;
+    }
   }
   return info;
 }
@@ -288,6 +299,22 @@ Result<ObjectInfo> S3Store::CommitUpload(const Upload& upload, const std::vector
            "</ETag></Part>";
   }
   xml += "</CompleteMultipartUpload>";
+  // Not every service honours conditions on completion (Ceph RGW 16 ignores them): check
+  // first, and send them too for those that do (AWS). Between the check and the completion,
+  // a write by someone else could still be replaced; see docs/s3-test-server.md.
+  const Precondition& pre = options.precondition;
+  if (pre.if_none_match_any || pre.if_match) {
+    auto head = Head(upload.key);
+    if (!head.ok() && head.status().code() != StatusCode::kNotFound) return head.status();
+    if (pre.if_none_match_any && head.ok()) {
+      return FailedPreconditionError("s3 complete multipart upload: '" + upload.key +
+                                     "' exists");
+    }
+    if (pre.if_match && (!head.ok() || Unquote(head->etag) != Unquote(*pre.if_match))) {
+      return FailedPreconditionError("s3 complete multipart upload: '" + upload.key +
+                                     "' changed");
+    }
+  }
   HttpRequest req{"POST",
                   Url(upload.key, "uploadId=" + UrlEncode(upload.id)),
                   {{"Content-Type", "application/xml"}},
