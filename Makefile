@@ -6,7 +6,7 @@ RUN_PRESET ?= release
 CONFIG ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test run bench asan crash-long format clean
+.PHONY: all deps build test run bench bench-upload asan crash-long format clean
 
 all: build
 
@@ -32,8 +32,14 @@ run: deps
 
 bench: deps
 	@cmake --preset release >/dev/null
-	@cmake --build --preset release -j $(JOBS) --target store_bench
+	@cmake --build --preset release -j $(JOBS) --target store_bench upload_bench
 	@build/release/bench/store_bench $(BENCH_ARGS)
+	@build/release/bench/upload_bench
+
+bench-upload: deps
+	@cmake --preset release >/dev/null
+	@cmake --build --preset release -j $(JOBS) --target upload_bench
+	@build/release/bench/upload_bench $(BENCH_ARGS)
 
 asan:
 	@$(MAKE) test PRESET=asan
