@@ -64,14 +64,32 @@ void ThreadPool::ParallelFor(size_t n, const std::function<void(size_t)>& fn) {
   job.cv.wait(job.mu, [&] { return job.workers == 0 && job.done.load() == n; });
 }
 
+void ThreadPool::Submit(std::function<void()> task) {
+  if (threads_.empty()) {
+    task();
+    return;
+  }
+  {
+    MutexLock l(mu_);
+    tasks_.push_back(std::move(task));
+  }
+  cv_.notify_one();
+}
+
 void ThreadPool::Work() {
   for (;;) {
     Job* job = nullptr;
+    std::function<void()> task;
     {
       MutexLock l(mu_);
       // Jobs' item counters move without mu_, so "is there work" and "which job" must be one
       // look: a job seen with items left may have none a moment later.
       for (;;) {
+        if (!tasks_.empty()) {
+          task = std::move(tasks_.front());
+          tasks_.pop_front();
+          break;
+        }
         if (stopping_) return;
         for (Job* j : jobs_) {
           if (j->next.load() < j->n) {
@@ -82,8 +100,14 @@ void ThreadPool::Work() {
         if (job != nullptr) break;
         cv_.wait(mu_);
       }
-      MutexLock jl(job->mu);  // lock order: mu_, then a job's mu
-      ++job->workers;
+      if (job != nullptr) {
+        MutexLock jl(job->mu);  // lock order: mu_, then a job's mu
+        ++job->workers;
+      }
+    }
+    if (task) {
+      task();
+      continue;
     }
     job->RunSome();
     MutexLock l(job->mu);

@@ -1,11 +1,14 @@
 #pragma once
 
 // ThreadPool: a fixed set of worker threads for CPU-bound work that a caller splits and waits
-// for (sealing many chunks of one large write on every core). Not for blocking I/O waits.
+// for (sealing many chunks of one large write on every core), or for tasks handed over with
+// Submit. The shared pool is not for blocking I/O waits; a component that blocks on the network
+// (the uploader) has a pool of its own.
 //
 // Thread safety: ParallelFor may be called from many threads at once; tasks of different
 // calls interleave on the workers.
 
+#include <deque>
 #include <functional>
 #include <thread>
 #include <vector>
@@ -23,6 +26,10 @@ class ThreadPool {
   // have finished.
   void ParallelFor(size_t n, const std::function<void(size_t)>& fn);
 
+  // Runs `task` on a worker, soon; on the caller, now, when the pool has no threads. The
+  // caller waits for it by its own means. Pending tasks still run when the pool is destroyed.
+  void Submit(std::function<void()> task);
+
   // A process-wide pool with one worker per core.
   static ThreadPool& Shared();
 
@@ -33,6 +40,7 @@ class ThreadPool {
   Mutex mu_;
   CondVar cv_;
   std::vector<Job*> jobs_ GUARDED_BY(mu_);
+  std::deque<std::function<void()>> tasks_ GUARDED_BY(mu_);
   bool stopping_ GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };

@@ -4,6 +4,7 @@
 #include <map>
 #include <vector>
 
+#include "common/mutex.h"
 #include "crypto/hash.h"
 
 namespace fieldstack::sync {
@@ -107,58 +108,97 @@ Result<UploadReport> FileUploader::Upload(UploadJob& job) {
           job.upload,
           cloud_.BeginUpload(job.key, {.meta = job.meta, .size = *size, .part_size = ps}));
     }
-    // Parts are read (and hashed for the whole-object MD5) in order, then sent up to
-    // `parallel_parts` at once, each with its own MD5.
+    // A pipeline: parts are read (and hashed for the whole-object MD5) in order while up to
+    // `parallel_parts` earlier ones are sent on the pool, each with its own MD5. Memory: one
+    // buffer per part in flight, plus the one being read.
     const size_t window =
-        options_.pool != nullptr ? std::max<size_t>(options_.parallel_parts, 1) : 1;
-    std::vector<std::vector<uint8_t>> bufs(window);
+        options_.pool != nullptr ? std::max<size_t>(options_.parallel_parts, 1) : 0;
+    std::vector<std::vector<uint8_t>> bufs(window + 1);
+    Mutex mu;
+    CondVar cv;
+    std::vector<size_t> free_slots;  // guarded by mu
+    for (size_t i = 0; i < bufs.size(); ++i) free_slots.push_back(i);
+    size_t in_flight = 0;  // guarded by mu
+    Status send_error;     // guarded by mu: the first failed send
+    auto send = [&](uint32_t number, std::span<const uint8_t> data) {
+      Status st = options_.before_send ? options_.before_send(data.size()) : Status::Ok();
+      if (st.ok()) st = cloud_.PutPart(*job.upload, number, data, Md5Of(data));
+      return st;
+    };
     std::vector<uint32_t> numbers;
-    uint32_t n = 1;
-    for (bool done = false; !done;) {
-      std::vector<std::pair<uint32_t, std::span<const uint8_t>>> send;
-      for (size_t w = 0; w < window && !done; ++w, ++n) {
-        if (n > cloud::kMaxParts) {
-          return InvalidArgumentError("file needs more than 10000 parts of " + std::to_string(ps) +
-                                      " bytes");
+    Status read_error;  // a local read failed (or the file changed): stop, then report it
+    for (uint32_t n = 1;; ++n) {
+      if (n > cloud::kMaxParts) {
+        read_error = InvalidArgumentError("file needs more than 10000 parts of " +
+                                          std::to_string(ps) + " bytes");
+        break;
+      }
+      size_t slot;
+      {
+        MutexLock l(mu);
+        cv.wait(mu, [&] { return !free_slots.empty() || !send_error.ok(); });
+        if (!send_error.ok()) break;
+        slot = free_slots.back();
+        free_slots.pop_back();
+      }
+      auto release = [&, slot] {
+        MutexLock l(mu);
+        free_slots.push_back(slot);
+      };
+      bufs[slot].resize(ps);
+      auto got = handle->ReadCommitted(job.data_gen, uint64_t{n - 1} * ps, bufs[slot]);
+      if (!got.ok()) {
+        read_error = got.status();
+        release();
+        break;
+      }
+      if (*got == 0 && n > 1) {  // the size is a multiple of the part size
+        release();
+        break;
+      }
+      std::span<const uint8_t> data(bufs[slot].data(), *got);
+      whole.Update(data);
+      report.bytes += data.size();
+      numbers.push_back(n);
+      auto it = stored.find(n);
+      if (it != stored.end() && it->second == data.size()) {
+        ++report.parts_reused;  // same upload, same pinned version: same bytes
+        release();
+      } else if (options_.pool != nullptr) {
+        ++report.parts_sent;
+        {
+          MutexLock l(mu);
+          ++in_flight;
         }
-        bufs[w].resize(ps);
-        uint64_t offset = uint64_t{n - 1} * ps;
-        auto got = handle->ReadCommitted(job.data_gen, offset, bufs[w]);
-        if (!got.ok()) {
-          if (Changed(got.status())) return Abandon(job, UploadOutcome::kFileChanged);
-          return got.status().WithContext(kLocalReadContext);
-        }
-        if (*got == 0 && n > 1) {
-          done = true;  // the size is a multiple of the part size
+        options_.pool->Submit([&, slot, n, data] {
+          Status st = send(n, data);
+          MutexLock l(mu);
+          if (!st.ok() && send_error.ok()) send_error = st;
+          free_slots.push_back(slot);
+          --in_flight;
+          cv.notify_all();
+        });
+      } else {
+        ++report.parts_sent;
+        Status st = send(n, data);
+        release();
+        if (!st.ok()) {
+          MutexLock l(mu);
+          send_error = st;
           break;
         }
-        std::span<const uint8_t> data(bufs[w].data(), *got);
-        whole.Update(data);
-        report.bytes += data.size();
-        numbers.push_back(n);
-        auto it = stored.find(n);
-        if (it != stored.end() && it->second == data.size()) {
-          ++report.parts_reused;  // same upload, same pinned version: same bytes
-        } else {
-          send.emplace_back(n, data);
-        }
-        if (data.size() < ps) done = true;
       }
-      std::vector<Status> sent(send.size());
-      auto put = [&](size_t i) {
-        if (options_.before_send) {
-          sent[i] = options_.before_send(send[i].second.size());
-          if (!sent[i].ok()) return;
-        }
-        sent[i] = cloud_.PutPart(*job.upload, send[i].first, send[i].second, Md5Of(send[i].second));
-      };
-      if (send.size() > 1) {
-        options_.pool->ParallelFor(send.size(), put);
-      } else if (send.size() == 1) {
-        put(0);
-      }
-      for (const Status& st : sent) FS_RETURN_IF_ERROR(st);
-      report.parts_sent += static_cast<uint32_t>(send.size());
+      if (data.size() < ps) break;
+    }
+    {
+      MutexLock l(mu);
+      cv.wait(mu, [&] { return in_flight == 0; });  // the tasks use bufs, mu and cv
+      if (!send_error.ok()) return send_error;
+    }
+    if (!read_error.ok()) {
+      if (Changed(read_error)) return Abandon(job, UploadOutcome::kFileChanged);
+      if (read_error.code() == StatusCode::kInvalidArgument) return read_error;
+      return read_error.WithContext(kLocalReadContext);
     }
     report.md5 = whole.Final();
     auto info = cloud_.CommitUpload(*job.upload, numbers, {job.meta, job.precondition, report.md5});

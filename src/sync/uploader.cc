@@ -27,6 +27,7 @@ Uploader::Uploader(store::Store& store, Targets targets, Clock& clock, Options o
       rng_(options.seed),
       log_(log),
       pool_(static_cast<int>(std::max<size_t>(options.transfers, 1)) - 1),
+      part_pool_(static_cast<int>(std::max<size_t>(options.transfers, 1))),
       budget_(options.budget, store, clock),
       bucket_(clock, std::nullopt, std::max<uint64_t>(options.part_size_bytes, 1 << 20)) {
   if (!options_.sleep) {
@@ -263,7 +264,7 @@ Result<Uploader::Outcome> Uploader::UploadOne(store::UploadItem& item,
                         {.part_size_bytes = options_.part_size_bytes,
                          .before_send = [this](uint64_t bytes) { return Pace(bytes); },
                          .parallel_parts = options_.transfers,
-                         .pool = &pool_});
+                         .pool = &part_pool_});
   int64_t started = clock_.MonotonicNanos();
   auto r = uploader.Upload(job);
   CopyRecord rec;

@@ -106,7 +106,8 @@ class Uploader {
   Mutex rng_mu_;
   std::mt19937_64 rng_ GUARDED_BY(rng_mu_);
   CopyLog* log_;
-  ThreadPool pool_;
+  ThreadPool pool_;       // files in parallel (with the calling thread)
+  ThreadPool part_pool_;  // parts of large files; never waits on pool_'s work
   DataBudget budget_;
   Mutex budget_mu_;
   int64_t budget_resume_ns_ GUARDED_BY(budget_mu_) = 0;  // budget spent until then
