@@ -252,6 +252,10 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
           if (tc.endpoint.empty() || tc.bucket.empty() || tc.credentials_file.empty()) {
             return p.Error(tp, "needs endpoint, bucket and credentials_file for an s3 target");
           }
+          if (c.upload_part_size_mib < 5) {
+            return p.Error("upload.part_size_mib",
+                           "must be at least 5 with an s3 target (S3's smallest part)");
+          }
           if (tc.addressing != "path" && tc.addressing != "virtual") {
             return p.Error(tp + ".addressing", "must be \"path\" or \"virtual\"");
           }

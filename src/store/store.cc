@@ -91,6 +91,9 @@ CREATE TABLE IF NOT EXISTS released_objects(
   etag TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, not_before_ns INTEGER NOT NULL DEFAULT 0,
   last_error TEXT);
 CREATE INDEX IF NOT EXISTS released_by_key ON released_objects(share_id, key);
+CREATE TABLE IF NOT EXISTS abandoned_uploads(
+  id INTEGER PRIMARY KEY AUTOINCREMENT, share_id INTEGER NOT NULL, key TEXT NOT NULL,
+  upload_id TEXT NOT NULL);
 )sql";
 
 constexpr const char* kNodeCols =
@@ -207,6 +210,29 @@ Status PutMeta(Db& db, const char* key, std::string_view value) {
   return s.Run();
 }
 
+// Moves the multi-part upload in progress of `node`'s queue row, if any, to
+// abandoned_uploads; with `only_if_stale`, only when the file has a newer committed version
+// than the one being uploaded (its parts must never be reused for the new one).
+Status AbandonUpload(Db& db, NodeId node, bool only_if_stale) {
+  static constexpr const char* kAny =
+      "INSERT INTO abandoned_uploads(share_id, key, upload_id) SELECT q.share_id, q.upload_key, "
+      "q.upload_id FROM upload_queue q WHERE q.node_id=? AND q.upload_key IS NOT NULL AND "
+      "q.upload_key<>'' AND q.upload_id IS NOT NULL AND q.upload_id<>''";
+  static constexpr const char* kStale =
+      "INSERT INTO abandoned_uploads(share_id, key, upload_id) SELECT q.share_id, q.upload_key, "
+      "q.upload_id FROM upload_queue q JOIN nodes n ON n.id = q.node_id WHERE q.node_id=? AND "
+      "q.upload_key IS NOT NULL AND q.upload_key<>'' AND q.upload_id IS NOT NULL AND "
+      "q.upload_id<>'' AND n.data_gen > q.data_gen";
+  FS_ASSIGN_OR_RETURN(Stmt a, db.Prepare(only_if_stale ? kStale : kAny));
+  a.Bind(1, static_cast<int64_t>(node));
+  FS_RETURN_IF_ERROR(a.Run());
+  if (db.Changes() == 0) return Status::Ok();
+  FS_ASSIGN_OR_RETURN(Stmt c, db.Prepare("UPDATE upload_queue SET upload_key=NULL, "
+                                         "upload_id=NULL WHERE node_id=?"));
+  c.Bind(1, static_cast<int64_t>(node));
+  return c.Run();
+}
+
 // Deletes a node's row and xattrs; a file's data is queued in `orphans` for deletion after the
 // commit (Store::ForgetData) and its bytes leave the share's usage.
 Status RemoveNode(Db& db, const Attr& a) {
@@ -217,6 +243,11 @@ Status RemoveNode(Db& db, const Attr& a) {
                                          "cloud_etag IS NOT NULL"));
   r.Bind(1, static_cast<int64_t>(a.id));
   FS_RETURN_IF_ERROR(r.Run());
+  // A multi-part upload in progress for it is abandoned (aborted by the uploader).
+  FS_RETURN_IF_ERROR(AbandonUpload(db, a.id, /*only_if_stale=*/false));
+  FS_ASSIGN_OR_RETURN(Stmt q, db.Prepare("DELETE FROM upload_queue WHERE node_id=?"));
+  q.Bind(1, static_cast<int64_t>(a.id));
+  FS_RETURN_IF_ERROR(q.Run());
   FS_ASSIGN_OR_RETURN(Stmt d, db.Prepare("DELETE FROM nodes WHERE id=?"));
   d.Bind(1, static_cast<int64_t>(a.id));
   FS_RETURN_IF_ERROR(d.Run());
@@ -1417,6 +1448,7 @@ Result<size_t> Store::EnqueueUploads(std::string_view consumer, size_t max_event
       }
     }
     for (auto& [seq, node] : writes) {
+      FS_RETURN_IF_ERROR(AbandonUpload(db, node, /*only_if_stale=*/true));
       FS_ASSIGN_OR_RETURN(
           Stmt q, db.Prepare("INSERT INTO upload_queue(node_id, share_id, data_gen) "
                              "SELECT id, share_id, data_gen FROM nodes WHERE id=? AND type=1 "
@@ -1520,6 +1552,21 @@ Status Store::FinishUpload(const UploadItem& item, FileState state, std::string_
                         db.Prepare("DELETE FROM upload_queue WHERE node_id=? AND data_gen=?"));
     d.Bind(1, static_cast<int64_t>(item.node)).Bind(2, static_cast<int64_t>(item.data_gen));
     FS_RETURN_IF_ERROR(d.Run());
+    FS_ASSIGN_OR_RETURN(Stmt e, db.Prepare("SELECT 1 FROM nodes WHERE id=?"));
+    e.Bind(1, static_cast<int64_t>(item.node));
+    FS_ASSIGN_OR_RETURN(bool exists, e.Step());
+    if (!cloud_key.empty() && !exists) {
+      // The file was deleted while it went up: the object just written is no file's. It
+      // replaced whatever was released under its key.
+      FS_ASSIGN_OR_RETURN(Stmt f,
+                          db.Prepare("DELETE FROM released_objects WHERE share_id=? AND key=?"));
+      f.Bind(1, int64_t{item.share_id}).Bind(2, cloud_key);
+      FS_RETURN_IF_ERROR(f.Run());
+      FS_ASSIGN_OR_RETURN(Stmt r, db.Prepare("INSERT INTO released_objects(share_id, key, etag) "
+                                             "VALUES(?,?,?)"));
+      r.Bind(1, int64_t{item.share_id}).Bind(2, cloud_key).Bind(3, cloud_etag);
+      return r.Run();
+    }
     if (!cloud_key.empty()) {
       // Uploaded under a new key (a rename): the object under the old key is released. An
       // object released earlier under the new key has just been replaced.
@@ -1596,6 +1643,29 @@ Result<std::vector<ReleasedObject>> Store::DueReleased(const std::vector<uint32_
     }
   }
   return out;
+}
+
+Result<std::vector<AbandonedUpload>> Store::AbandonedUploads(size_t limit) {
+  FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
+  FS_ASSIGN_OR_RETURN(Stmt s, rd->Prepare("SELECT id, share_id, key, upload_id FROM "
+                                          "abandoned_uploads ORDER BY id LIMIT ?"));
+  s.Bind(1, static_cast<int64_t>(limit));
+  std::vector<AbandonedUpload> out;
+  for (;;) {
+    FS_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(
+        {static_cast<uint64_t>(s.Int(0)), static_cast<uint32_t>(s.Int(1)), s.Text(2), s.Text(3)});
+  }
+  return out;
+}
+
+Status Store::ForgetAbandonedUpload(uint64_t id) {
+  return committer_->Run([&](Db& db) -> Status {
+    FS_ASSIGN_OR_RETURN(Stmt d, db.Prepare("DELETE FROM abandoned_uploads WHERE id=?"));
+    d.Bind(1, static_cast<int64_t>(id));
+    return d.Run();
+  });
 }
 
 Result<std::string> Store::ReleasedEtag(uint32_t share_id, std::string_view key) {

@@ -190,6 +190,10 @@ class Store {
   // the same key may replace them (ReleasedEtag gives the etag to require).
   Result<std::vector<ReleasedObject>> DueReleased(const std::vector<uint32_t>& shares,
                                                   int64_t now_ns, size_t limit);
+  // Multi-part uploads that were started for a file version no longer wanted (the file was
+  // committed again, or deleted): the uploader aborts them, then forgets them.
+  Result<std::vector<AbandonedUpload>> AbandonedUploads(size_t limit);
+  Status ForgetAbandonedUpload(uint64_t id);
   // The etag of the latest released object of `key` in the share, or empty.
   Result<std::string> ReleasedEtag(uint32_t share_id, std::string_view key);
   Status UpdateReleased(const ReleasedObject& r);

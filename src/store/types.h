@@ -111,6 +111,14 @@ struct UploadItem {
   std::string cloud_etag;  // (empty: none)
 };
 
+// A multi-part upload to abort (Store::AbandonedUploads).
+struct AbandonedUpload {
+  uint64_t id = 0;
+  uint32_t share_id = 0;
+  std::string key;
+  std::string upload_id;
+};
+
 // An object in the cloud that no file owns any more (Store::DueReleased).
 struct ReleasedObject {
   uint64_t id = 0;

@@ -1,5 +1,7 @@
 #include "sync/budget.h"
 
+#include <spdlog/spdlog.h>
+
 #include <ctime>
 #include <sstream>
 
@@ -82,7 +84,9 @@ Status DataBudget::Charge(uint64_t bytes, int64_t* resume_at_ns) {
   }
   usage_.day_bytes += bytes;
   usage_.month_bytes += bytes;
-  return Save();
+  Status saved = Save();  // the count in memory still holds; a restart may forget this charge
+  if (!saved.ok()) spdlog::warn("upload budget: cannot save the usage: {}", saved.ToString());
+  return Status::Ok();
 }
 
 DataBudget::Usage DataBudget::Current() {

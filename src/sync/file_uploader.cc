@@ -32,6 +32,12 @@ Result<cloud::ObjectInfo> FileUploader::AlreadyThere(const UploadJob& job, const
   if (head.ok() && owner != job.meta.end()) {
     auto theirs = head->meta.find(kOwnerMetaKey);
     if (theirs != head->meta.end() && theirs->second == owner->second) *new_etag = head->etag;
+    if (theirs != head->meta.end() && theirs->second != owner->second) {
+      // Another file of this box still owns the key (it is being renamed or deleted away, in
+      // this pass or a parallel one): once it lets go, the key is released to us. Later.
+      return UnavailableError("'" + job.key + "' still holds the object of another file (" +
+                              theirs->second + ") of this box");
+    }
   }
   return FailedPreconditionError("'" + job.key + "' changed in the cloud");
 }
@@ -128,11 +134,6 @@ Result<UploadReport> FileUploader::Upload(UploadJob& job) {
     std::vector<uint32_t> numbers;
     Status read_error;  // a local read failed (or the file changed): stop, then report it
     for (uint32_t n = 1;; ++n) {
-      if (n > cloud::kMaxParts) {
-        read_error = InvalidArgumentError("file needs more than 10000 parts of " +
-                                          std::to_string(ps) + " bytes");
-        break;
-      }
       size_t slot;
       {
         MutexLock l(mu);
@@ -153,6 +154,12 @@ Result<UploadReport> FileUploader::Upload(UploadJob& job) {
         break;
       }
       if (*got == 0 && n > 1) {  // the size is a multiple of the part size
+        release();
+        break;
+      }
+      if (n > cloud::kMaxParts) {
+        read_error = InvalidArgumentError("file needs more than 10000 parts of " +
+                                          std::to_string(ps) + " bytes");
         release();
         break;
       }
@@ -193,10 +200,10 @@ Result<UploadReport> FileUploader::Upload(UploadJob& job) {
     {
       MutexLock l(mu);
       cv.wait(mu, [&] { return in_flight == 0; });  // the tasks use bufs, mu and cv
-      if (!send_error.ok()) return send_error;
     }
+    if (Changed(read_error)) return Abandon(job, UploadOutcome::kFileChanged);
+    if (!send_error.ok()) return send_error;
     if (!read_error.ok()) {
-      if (Changed(read_error)) return Abandon(job, UploadOutcome::kFileChanged);
       if (read_error.code() == StatusCode::kInvalidArgument) return read_error;
       return read_error.WithContext(kLocalReadContext);
     }

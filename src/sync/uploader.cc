@@ -16,6 +16,18 @@ bool Retryable(const Status& s) {
   return s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kCorruption;
 }
 
+// Which part size a saved multi-part upload was begun with travels with its id in the queue
+// ("<part size>:<id>"): a restart with another part size must not reuse its parts.
+std::string DecodeUploadId(const std::string& saved, std::string* part_size) {
+  size_t colon = saved.find(':');
+  if (colon == std::string::npos || saved.find_first_not_of("0123456789") != colon) {
+    part_size->clear();
+    return saved;
+  }
+  *part_size = saved.substr(0, colon);
+  return saved.substr(colon + 1);
+}
+
 }  // namespace
 
 Uploader::Uploader(store::Store& store, Targets targets, Clock& clock, Options options,
@@ -60,6 +72,10 @@ Uploader::Uploader(store::Store& store, Targets targets, Clock& clock, Options o
                   .Help("Files waiting in the upload queue")
                   .Register(reg)
                   .Add({});
+}
+
+std::string Uploader::EncodeUploadId(const std::string& id) const {
+  return std::to_string(options_.part_size_bytes) + ":" + id;
 }
 
 std::optional<uint64_t> Uploader::CurrentRate() const {
@@ -127,13 +143,19 @@ Result<Uploader::Pass> Uploader::RunOnce() {
   FS_ASSIGN_OR_RETURN(auto shares, store_.ListShares());
   std::map<uint32_t, std::string> share_names;
   for (auto& sh : shares) share_names[sh.id] = sh.name;
+  FS_RETURN_IF_ERROR(AbortAbandoned());
   FS_RETURN_IF_ERROR(DeleteReleased(share_names, now, pass));
   FS_ASSIGN_OR_RETURN(auto items, store_.DueUploads(now, options_.batch));
   std::vector<Outcome> outcomes(items.size(), Outcome::kSkipped);
+  std::vector<std::string> names;  // resolved here: the workers only read
+  for (const auto& item : items) {
+    auto it = share_names.find(item.share_id);
+    names.push_back(it == share_names.end() ? "" : it->second);
+  }
   Mutex mu;
   Status first_error;
   pool_.ParallelFor(items.size(), [&](size_t i) {
-    auto r = UploadOne(items[i], share_names[items[i].share_id], now);
+    auto r = UploadOne(items[i], names[i], now);
     MutexLock l(mu);
     if (r.ok()) {
       outcomes[i] = *r;
@@ -183,6 +205,14 @@ Status Uploader::DeleteReleased(const std::map<uint32_t, std::string>& share_nam
   FS_ASSIGN_OR_RETURN(auto due, store_.DueReleased(mirrored, now, options_.batch));
   for (store::ReleasedObject& r : due) {
     cloud::ObjectStore* target = targets_(r.share_id);
+    // A file lives at that key again (written or renamed there): its upload replaces the
+    // object (If-Match on this etag); deleting first would leave the cloud without it.
+    auto live = store_.Resolve(share_names.at(r.share_id), r.key);
+    if (live.ok() && live->type == store::NodeType::kFile) {
+      r.not_before_ns = now + std::chrono::nanoseconds(options_.backoff_base).count() * 60;
+      FS_RETURN_IF_ERROR(store_.UpdateReleased(r));
+      continue;
+    }
     cloud::Precondition unchanged;
     unchanged.if_match = r.etag;
     int64_t started = clock_.MonotonicNanos();
@@ -225,6 +255,21 @@ Status Uploader::DeleteReleased(const std::map<uint32_t, std::string>& share_nam
   return Status::Ok();
 }
 
+Status Uploader::AbortAbandoned() {
+  FS_ASSIGN_OR_RETURN(auto abandoned, store_.AbandonedUploads(options_.batch));
+  for (const store::AbandonedUpload& a : abandoned) {
+    cloud::ObjectStore* target = targets_(a.share_id);
+    if (target != nullptr) {
+      std::string part_size;
+      Status s = target->AbortUpload({a.key, DecodeUploadId(a.upload_id, &part_size)});
+      if (Retryable(s)) continue;  // offline: try again next pass
+      if (!s.ok()) spdlog::warn("uploader: aborting the upload of '{}': {}", a.key, s.ToString());
+    }
+    FS_RETURN_IF_ERROR(store_.ForgetAbandonedUpload(a.id));
+  }
+  return Status::Ok();
+}
+
 Result<Uploader::Outcome> Uploader::UploadOne(store::UploadItem& item,
                                               const std::string& share_name, int64_t now) {
   cloud::ObjectStore* target = targets_(item.share_id);
@@ -258,7 +303,13 @@ Result<Uploader::Outcome> Uploader::UploadOne(store::UploadItem& item,
     }
   }
   if (!item.upload_id.empty() && item.upload_key == job.key) {
-    job.upload = cloud::Upload{item.upload_key, item.upload_id};
+    std::string part_size;
+    cloud::Upload saved{item.upload_key, DecodeUploadId(item.upload_id, &part_size)};
+    if (part_size == std::to_string(options_.part_size_bytes)) {
+      job.upload = saved;
+    } else {
+      (void)target->AbortUpload(saved);  // begun with another part size: its parts don't fit
+    }
   }
   FileUploader uploader(store_, *target,
                         {.part_size_bytes = options_.part_size_bytes,
@@ -310,7 +361,7 @@ Result<Uploader::Outcome> Uploader::UploadOne(store::UploadItem& item,
     }
     item.last_error = r.status().ToString();
     item.upload_key = job.upload ? job.upload->key : "";
-    item.upload_id = job.upload ? job.upload->id : "";
+    item.upload_id = job.upload ? EncodeUploadId(job.upload->id) : "";
     FS_RETURN_IF_ERROR(store_.UpdateUpload(item));
     outcome = Outcome::kPaused;
     rec.result = "paused";
@@ -321,7 +372,7 @@ Result<Uploader::Outcome> Uploader::UploadOne(store::UploadItem& item,
     item.not_before_ns = now + Backoff(item.attempts).count();
     item.last_error = r.status().ToString();
     item.upload_key = job.upload ? job.upload->key : "";
-    item.upload_id = job.upload ? job.upload->id : "";
+    item.upload_id = job.upload ? EncodeUploadId(job.upload->id) : "";
     FS_RETURN_IF_ERROR(store_.UpdateUpload(item));
     outcome = Outcome::kRetried;
     rec.result = "retry";

@@ -90,6 +90,9 @@ class Uploader {
   // Deletes due released objects of `mirror` shares.
   Status DeleteReleased(const std::map<uint32_t, std::string>& share_names, int64_t now,
                         Pass& pass);
+  // Aborts multi-part uploads of versions no longer wanted (Store::AbandonedUploads).
+  Status AbortAbandoned();
+  std::string EncodeUploadId(const std::string& id) const;
   std::chrono::nanoseconds Backoff(uint32_t attempts);
   // Takes `bytes` from the data budget (ResourceExhausted when spent), then blocks until they
   // fit the current upload rate (waiting out a paused window).

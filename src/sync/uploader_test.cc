@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -43,7 +44,7 @@ class UploaderTest : public ::testing::Test {
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     store_ = std::move(*s);
     Uploader::Options opts;
-    opts.part_size_bytes = 64 * 1024;
+    opts.part_size_bytes = part_size_;
     opts.batch = 16;
     opts.max_attempts = 4;
     opts.backoff_base = std::chrono::seconds(1);
@@ -99,6 +100,7 @@ class UploaderTest : public ::testing::Test {
   CopyLog log_{dir_.path() + "/logs", clock_};
   Metrics metrics_;
   bool mirror_ = false;
+  uint64_t part_size_ = 64 * 1024;
   BudgetLimits budget_;
   cloud::memory::MemoryStore mem_{clock_};
   testing::FaultObjectStore faulty_{mem_};
@@ -190,6 +192,79 @@ TEST_F(UploaderTest, QueueAndMultipartProgressSurviveARestart) {
   EXPECT_EQ(pass.uploaded, 1u);  // small went up in the first pass
   EXPECT_EQ(Cloud("big"), Str(big));
   EXPECT_EQ(faulty_.parts, 5) << "the two stored parts were not sent again";
+}
+
+TEST_F(UploaderTest, AnInterruptedUploadIsNeverResumedForANewerVersion) {
+  auto v1 = Pattern(64 * 1024 * 5, 40), v2 = Pattern(64 * 1024 * 5, 41);  // same size
+  Write(root_, "image", v1);
+  faulty_.fail_parts_after = 3;  // three parts of v1 stored, then the link drops
+  ASSERT_TRUE(uploader_->RunOnce().ok());
+  Write(root_, "image", v2);  // rewritten in place at the same size
+  faulty_.fail_parts_after = -1;
+  Drain();
+  EXPECT_EQ(Cloud("image"), Str(v2)) << "parts of v1 were reused for v2";
+  EXPECT_TRUE(store_->AbandonedUploads(10)->empty()) << "the v1 upload was aborted";
+}
+
+TEST_F(UploaderTest, AnUploadBegunWithAnotherPartSizeStartsAgain) {
+  auto data = Pattern(64 * 1024 * 5 + 100, 42);
+  Write(root_, "big", data);
+  faulty_.fail_parts_after = 2;
+  ASSERT_TRUE(uploader_->RunOnce().ok());
+  part_size_ = 96 * 1024;  // the admin changes part_size_mib and restarts
+  Reopen();
+  faulty_.fail_parts_after = -1;
+  Drain();
+  EXPECT_EQ(Cloud("big"), Str(data));
+}
+
+TEST_F(UploaderTest, AFileDeletedWhileItGoesUpLeavesNoOrphanUnderMirror) {
+  mirror_ = true;
+  Write(root_, "doomed", Pattern(64 * 1024 * 3, 43));
+  std::atomic<bool> deleted = false;
+  std::once_flag once;
+  faulty_.on_part = [&] {  // parts go up in parallel: delete once
+    std::call_once(once, [&] { deleted = store_->Unlink(root_, "doomed").ok(); });
+  };
+  Drain();
+  faulty_.on_part = nullptr;
+  ASSERT_TRUE(deleted);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(uploader_->RunOnce().ok());
+  EXPECT_EQ(mem_.Head("doomed").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(UploaderTest, RotatedNamesAreUploadedWithoutConflicts) {
+  Write(root_, "log", Pattern(100, 44));
+  Write(root_, "log.1", Pattern(100, 45));
+  Drain();
+  // logrotate: log.1 -> log.2, log -> log.1, a new log.
+  ASSERT_TRUE(store_->Rename(root_, "log.1", root_, "log.2").ok());
+  ASSERT_TRUE(store_->Rename(root_, "log", root_, "log.1").ok());
+  Write(root_, "log", Pattern(50, 46));
+  auto pass = Drain();
+  EXPECT_EQ(pass.conflicts, 0u);
+  EXPECT_EQ(pass.failed, 0u);
+  EXPECT_EQ(Cloud("log.2"), Str(Pattern(100, 45)));
+  EXPECT_EQ(Cloud("log.1"), Str(Pattern(100, 44)));
+  EXPECT_EQ(Cloud("log"), Str(Pattern(50, 46)));
+}
+
+TEST_F(UploaderTest, MirrorNeverLeavesAKeyEmptyWhileItsReplacementWaits) {
+  mirror_ = true;
+  Write(root_, "doc", Pattern(100, 47));
+  Drain();
+  // An editor saves: write doc.tmp, rename it over doc. The link is down meanwhile.
+  Write(root_, "doc.tmp", Pattern(120, 48));
+  ASSERT_TRUE(store_->Rename(root_, "doc.tmp", root_, "doc").ok());
+  faulty_.fail_puts = 1000;
+  ASSERT_TRUE(uploader_->RunOnce().ok());
+  EXPECT_EQ(Cloud("doc"), Str(Pattern(100, 47))) << "the old doc must stay until replaced";
+  faulty_.fail_puts = 0;
+  auto pass = Drain();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(uploader_->RunOnce().ok());
+  EXPECT_EQ(Cloud("doc"), Str(Pattern(120, 48)));
+  EXPECT_EQ(pass.conflicts, 0u);
+  EXPECT_EQ(mem_.Head("doc.tmp").status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(UploaderTest, LongBacklogIsWorkedInBoundedBatches) {
@@ -292,7 +367,8 @@ TEST_F(UploaderTest, SpentDataBudgetPausesUploadsUntilTheNextDayAndRaisesTheAler
   ASSERT_TRUE(pass.ok()) << pass.status().ToString();
   EXPECT_GE(pass->paused, 1u);
   uint64_t sent = 0;
-  for (const auto& o : mem_.List("", "", 100)->objects) sent += o.size;
+  auto listed = mem_.List("", "", 100);
+  for (const auto& o : listed->objects) sent += o.size;
   EXPECT_LE(sent, 3u * 64 * 1024);
   EXPECT_NE(metrics_.Serialize().find("fieldstack_upload_budget_spent 1"), std::string::npos);
   auto errors = ReadJsonLines(dir_.path() + "/logs/ingest/errors.log");

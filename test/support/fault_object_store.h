@@ -4,6 +4,7 @@
 // `fail_puts` Puts and every part after `fail_parts_after` with Unavailable, and runs `on_part`
 // before each part (to change a file mid-upload).
 
+#include <atomic>
 #include <functional>
 
 #include "cloud/object_store.h"
@@ -13,10 +14,10 @@ namespace fieldstack::testing {
 class FaultObjectStore final : public cloud::ObjectStore {
  public:
   explicit FaultObjectStore(cloud::ObjectStore& inner) : in_(inner) {}
-  int puts = 0;
-  int parts = 0;
-  int fail_puts = 0;
-  int fail_parts_after = -1;
+  std::atomic<int> puts = 0;
+  std::atomic<int> parts = 0;
+  std::atomic<int> fail_puts = 0;
+  std::atomic<int> fail_parts_after = -1;
   std::function<void()> on_part;
 
   Result<cloud::ObjectInfo> Put(std::string_view k, std::span<const uint8_t> d,

@@ -89,7 +89,12 @@ ObjectInfo InfoFrom(std::string_view key, const HttpResponse& r) {
   ObjectInfo info;
   info.key = key;
   info.etag = r.Header("etag");
-  info.content_md5 = Md5OfEtag(info.etag);
+  // With KMS or customer keys the ETag is not the MD5 of the bytes.
+  std::string sse = r.Header("x-amz-server-side-encryption");
+  if (!sse.starts_with("aws:kms") &&
+      r.Header("x-amz-server-side-encryption-customer-algorithm").empty()) {
+    info.content_md5 = Md5OfEtag(info.etag);
+  }
   info.mtime_ns = ParseHttpDate(r.Header("last-modified"));
   std::string len = r.Header("content-length");
   info.size = len.empty() ? 0 : std::stoull(len);
@@ -173,7 +178,7 @@ Result<HttpResponse> S3Store::Call(HttpRequest req, std::string_view what) {
     return CorruptionError(msg);
   }
   if (code == "RequestTimeout" || code == "SlowDown" || code == "InternalError" ||
-      code == "ServiceUnavailable") {
+      code == "ServiceUnavailable" || code == "ConditionalRequestConflict") {
     return UnavailableError(msg);
   }
   if (code == "BucketAlreadyOwnedByYou" || code == "BucketAlreadyExists") {
@@ -307,12 +312,10 @@ Result<ObjectInfo> S3Store::CommitUpload(const Upload& upload, const std::vector
     auto head = Head(upload.key);
     if (!head.ok() && head.status().code() != StatusCode::kNotFound) return head.status();
     if (pre.if_none_match_any && head.ok()) {
-      return FailedPreconditionError("s3 complete multipart upload: '" + upload.key +
-                                     "' exists");
+      return FailedPreconditionError("s3 complete multipart upload: '" + upload.key + "' exists");
     }
     if (pre.if_match && (!head.ok() || Unquote(head->etag) != Unquote(*pre.if_match))) {
-      return FailedPreconditionError("s3 complete multipart upload: '" + upload.key +
-                                     "' changed");
+      return FailedPreconditionError("s3 complete multipart upload: '" + upload.key + "' changed");
     }
   }
   HttpRequest req{"POST",
