@@ -15,6 +15,7 @@
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <cstdio>
+#include <ctime>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -210,6 +211,7 @@ class UploadService {
   }
 
   bool HasTarget(uint32_t share) const { return targets_.count(share) > 0; }
+  int64_t BudgetSpentUntil() { return uploader_ ? uploader_->BudgetSpentUntil() : 0; }
   Result<sync::Uploader::Pass> RunOnce() {
     if (uploader_) return uploader_->RunOnce();
     // No targets at all: still queue what waits, so it is counted.
@@ -388,6 +390,15 @@ int Serve(const std::string& config_path) {
 }
 
 // Uploads everything pending, reporting progress, and returns when the queue is empty.
+std::string FormatUtc(int64_t unix_ns) {
+  time_t t = static_cast<time_t>(unix_ns / 1'000'000'000);
+  tm g;
+  gmtime_r(&t, &g);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &g);
+  return buf;
+}
+
 int Drain(const std::string& config_path) {
   auto config = ConfigFrom(config_path);
   if (!config.ok()) return Fail(2, config.status().message());
@@ -419,7 +430,19 @@ int Drain(const std::string& config_path) {
     std::printf("uploaded %llu, pending %llu\n", static_cast<unsigned long long>(uploaded),
                 static_cast<unsigned long long>(total));
     std::fflush(stdout);
-    if (total == 0) return 0;
+    if (total == 0) {
+      // The last uploads may have released objects that a `mirror` share deletes.
+      for (int i = 0; i < 100; ++i) {
+        auto more = (*svc)->RunOnce();
+        if (!more.ok()) return Fail(1, "upload pass failed: " + more.status().ToString());
+        if (more->deleted == 0) break;
+      }
+      return 0;
+    }
+    if (int64_t until = (*svc)->BudgetSpentUntil(); until != 0) {
+      return Fail(1, std::to_string(total) + " files wait: the upload data budget is spent until " +
+                         FormatUtc(until) + " ([upload] daily_budget / monthly_budget)");
+    }
     if (stuck == total) {
       return Fail(1, std::to_string(stuck) +
                          " files wait for shares without an upload target ([shares.target])");

@@ -1645,6 +1645,19 @@ Result<std::vector<ReleasedObject>> Store::DueReleased(const std::vector<uint32_
   return out;
 }
 
+Result<size_t> Store::WakeUploads(std::string_view error_prefix) {
+  size_t n = 0;
+  FS_RETURN_IF_ERROR(committer_->Run([&](Db& db) -> Status {
+    FS_ASSIGN_OR_RETURN(Stmt u, db.Prepare("UPDATE upload_queue SET not_before_ns=0 WHERE "
+                                           "substr(last_error, 1, ?)=?"));
+    u.Bind(1, static_cast<int64_t>(error_prefix.size())).Bind(2, error_prefix);
+    FS_RETURN_IF_ERROR(u.Run());
+    n = static_cast<size_t>(db.Changes());
+    return Status::Ok();
+  }));
+  return n;
+}
+
 Result<std::vector<AbandonedUpload>> Store::AbandonedUploads(size_t limit) {
   FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
   FS_ASSIGN_OR_RETURN(Stmt s, rd->Prepare("SELECT id, share_id, key, upload_id FROM "

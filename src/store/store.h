@@ -178,6 +178,9 @@ class Store {
   // Saves attempts, next attempt time, resume state and error of `item` (if its version is
   // still the queued one).
   Status UpdateUpload(const UploadItem& item);
+  // Makes every queued item whose last error starts with `error_prefix` due now (uploads paused
+  // for a data budget, when the uploader starts again with other limits). Returns how many.
+  Result<size_t> WakeUploads(std::string_view error_prefix);
   // Removes `item` from the queue (if its version is still the queued one) and records the
   // result on the file if its committed version is still item.data_gen: state (kClean or
   // kFailed), the object's key and etag (kept when empty), and the error (empty for none).

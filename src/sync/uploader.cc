@@ -45,6 +45,10 @@ Uploader::Uploader(store::Store& store, Targets targets, Clock& clock, Options o
   if (!options_.sleep) {
     options_.sleep = [](std::chrono::nanoseconds d) { std::this_thread::sleep_for(d); };
   }
+  // Files paused for a data budget by an earlier run may go now: if the budget (perhaps
+  // changed since) is still spent, their first part pauses them again.
+  auto woken = store_.WakeUploads(StatusCodeName(StatusCode::kResourceExhausted));
+  if (!woken.ok()) spdlog::warn("uploader: {}", woken.status().ToString());
   if (metrics == nullptr) return;
   auto& reg = metrics->registry();
   files_uploaded_ = &prometheus::BuildCounter()

@@ -81,6 +81,11 @@ class Uploader {
            CopyLog* log = nullptr, Metrics* metrics = nullptr);
 
   Result<Pass> RunOnce();
+  // The Unix time (ns) until which the data budget is spent, or 0.
+  int64_t BudgetSpentUntil() {
+    MutexLock l(budget_mu_);
+    return budget_resume_ns_ > clock_.NowUnixNanos() ? budget_resume_ns_ : 0;
+  }
 
   static constexpr char kConsumer[] = "uploader";
 
