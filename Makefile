@@ -6,7 +6,7 @@ RUN_PRESET ?= release
 CONFIG ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test run bench bench-upload asan crash-long format clean
+.PHONY: all deps build test run bench bench-upload asan faults-long crash-long format clean
 
 all: build
 
@@ -45,6 +45,9 @@ asan:
 	@$(MAKE) test PRESET=asan
 
 # The crash test with many more kills than CI's 200 (KILLS=N to choose).
+faults-long: build
+	@FS_FAULT_FILES=2000 build/$(PRESET)/src/sync/sync_test --gtest_filter='UploaderFault*'
+
 crash-long: build
 	@FS_CRASH_KILLS=$(or $(KILLS),5000) build/$(PRESET)/test/crash/store_crash_test
 

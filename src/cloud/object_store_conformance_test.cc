@@ -52,6 +52,63 @@ std::unique_ptr<ObjectStore> MakeAzure(const std::string&) {
   return std::move(*s);
 }
 
+// A fresh container on the shared Azurite, reached with a container SAS that the Azure SDK for
+// Python (Debian's python3-azure, an independent implementation) signs.
+std::string ContainerSas(const std::string& container) {
+  std::string cmd =
+      "/usr/bin/python3 -c \"import datetime, sys\n"
+      "from azure.storage.blob import generate_container_sas, ContainerSasPermissions as P\n"
+      "print(generate_container_sas(sys.argv[1], sys.argv[2], account_key=sys.argv[3], "
+      "permission=P(read=True, add=True, create=True, write=True, delete=True, list=True), "
+      "expiry=datetime.datetime.utcnow() + datetime.timedelta(hours=2)))\" " +
+      std::string(testing::Azurite::kAccount) + " " + container + " " + testing::Azurite::kKey;
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string sas;
+  char buf[1024];
+  while (p && fgets(buf, sizeof buf, p)) sas += buf;
+  if (p) pclose(p);
+  while (!sas.empty() && (sas.back() == '\n' || sas.back() == '\r')) sas.pop_back();
+  EXPECT_NE(sas.find("sig="), std::string::npos) << "python3-azure made no SAS: " << sas;
+  return sas;
+}
+
+std::unique_ptr<ObjectStore> MakeAzureSas(const std::string&) {
+  auto& azurite = testing::Azurite::Shared();
+  if (azurite.endpoint().empty()) return nullptr;
+  static std::atomic<int> n{0};
+  std::string container = "sas-" + std::to_string(++n);
+  auto admin = azure_blob::AzureBlobStore::Open(
+      {azurite.endpoint(), testing::Azurite::kAccount, testing::Azurite::kKey, "", container},
+      RealClock::Get());
+  EXPECT_TRUE(admin.ok() && (*admin)->CreateContainer().ok());
+  auto s = azure_blob::AzureBlobStore::Open(
+      {azurite.endpoint(), "", "", ContainerSas(container), container}, RealClock::Get());
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  return s.ok() ? std::move(*s) : nullptr;
+}
+
+TEST(AzureSasTest, ATamperedOrForeignSasIsRefused) {
+  auto& azurite = testing::Azurite::Shared();
+  ASSERT_FALSE(azurite.endpoint().empty()) << azurite.error();
+  for (std::string c : {"sas-a", "sas-b"}) {
+    auto admin = azure_blob::AzureBlobStore::Open(
+        {azurite.endpoint(), testing::Azurite::kAccount, testing::Azurite::kKey, "", c},
+        RealClock::Get());
+    ASSERT_TRUE((*admin)->CreateContainer().ok());
+  }
+  std::string sas = ContainerSas("sas-a");
+  size_t sig = sas.find("sig=") + 4;
+  std::string tampered = sas;
+  tampered[sig] = tampered[sig] == 'A' ? 'B' : 'A';
+  for (auto [container, token] : {std::pair{"sas-a", tampered}, {"sas-b", sas}}) {
+    auto s = azure_blob::AzureBlobStore::Open({azurite.endpoint(), "", "", token, container},
+                                              RealClock::Get());
+    ASSERT_TRUE(s.ok());
+    EXPECT_EQ((*s)->Put("k", B("x"), {}).status().code(), StatusCode::kUnauthenticated)
+        << container;
+  }
+}
+
 // A fresh bucket on the shared radosgw for each test, path-style or virtual-hosted
 // (bucket.localhost: curl resolves *.localhost to the loopback address).
 std::unique_ptr<ObjectStore> MakeS3(bool virtual_hosted) {
@@ -277,6 +334,7 @@ INSTANTIATE_TEST_SUITE_P(
                                 return s.ok() ? std::move(*s) : nullptr;
                               }},
                       Adapter{"azure_blob", &MakeAzure, /*server_tracks_uploads=*/false},
+                      Adapter{"azure_blob_sas", &MakeAzureSas, /*server_tracks_uploads=*/false},
                       Adapter{"s3_path_style", [](const std::string&) { return MakeS3(false); }},
                       Adapter{"s3_virtual_hosted",
                               [](const std::string&) { return MakeS3(true); }}),

@@ -66,6 +66,11 @@ Uploader::Uploader(store::Store& store, Targets targets, Clock& clock, Options o
                    .Help("Upload attempts that failed (retried or given up)")
                    .Register(reg)
                    .Add({});
+  rate_ = &prometheus::BuildGauge()
+               .Name("fieldstack_upload_rate_bytes_per_second")
+               .Help("Upload rate over the last pass (bytes handed to the network per second)")
+               .Register(reg)
+               .Add({});
   budget_spent_ = &prometheus::BuildGauge()
                        .Name("fieldstack_upload_budget_spent")
                        .Help("1 while uploads wait for the next period of a spent data budget")
@@ -114,6 +119,7 @@ Status Uploader::Pace(uint64_t bytes) {
       continue;
     }
     if (wait.count() > 0) options_.sleep(wait);
+    sent_bytes_ += bytes;
     return Status::Ok();
   }
 }
@@ -136,12 +142,20 @@ std::chrono::nanoseconds Uploader::Backoff(uint32_t attempts) {
 
 Result<Uploader::Pass> Uploader::RunOnce() {
   Pass pass;
+  const int64_t started = clock_.MonotonicNanos();
+  const uint64_t sent_before = sent_bytes_;
   FS_ASSIGN_OR_RETURN(pass.queued, store_.EnqueueUploads(kConsumer, options_.events_per_pass));
-  if (CurrentRate() == std::optional<uint64_t>(0)) return pass;  // uploads paused now
+  if (CurrentRate() == std::optional<uint64_t>(0)) {  // uploads paused now
+    if (rate_) rate_->Set(0);
+    return pass;
+  }
   int64_t now = clock_.NowUnixNanos();
   {
     MutexLock l(budget_mu_);
-    if (now < budget_resume_ns_) return pass;  // the data budget is spent until then
+    if (now < budget_resume_ns_) {  // the data budget is spent until then
+      if (rate_) rate_->Set(0);
+      return pass;
+    }
     if (budget_resume_ns_ != 0 && budget_spent_) budget_spent_->Set(0);
   }
   FS_ASSIGN_OR_RETURN(auto shares, store_.ListShares());
@@ -194,6 +208,11 @@ Result<Uploader::Pass> Uploader::RunOnce() {
   }
   if (pending_) {
     if (auto n = store_.PendingUploads(); n.ok()) pending_->Set(static_cast<double>(*n));
+  }
+  if (rate_) {
+    double seconds = static_cast<double>(clock_.MonotonicNanos() - started) / 1e9;
+    double sent = static_cast<double>(sent_bytes_ - sent_before);
+    rate_->Set(seconds > 0 ? sent / seconds : 0);
   }
   return pass;
 }

@@ -25,6 +25,7 @@
 //
 // Thread safety: RunOnce from one thread at a time. Time comes from the injected Clock.
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -120,6 +121,8 @@ class Uploader {
   Mutex budget_mu_;
   int64_t budget_resume_ns_ GUARDED_BY(budget_mu_) = 0;  // budget spent until then
   prometheus::Gauge* budget_spent_ = nullptr;
+  prometheus::Gauge* rate_ = nullptr;
+  std::atomic<uint64_t> sent_bytes_{0};  // handed to the network (Pace)
   Mutex bucket_mu_;
   TokenBucket bucket_ GUARDED_BY(bucket_mu_);
   prometheus::Counter* files_uploaded_ = nullptr;

@@ -148,6 +148,13 @@ void FaultProxy::Serve(int client) {
       ::setsockopt(client, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
       break;
     }
+    if (fault == Fault::kBlackhole) {
+      // Swallow the request and say nothing; the client's stall timeout must notice.
+      for (int waited = 0; waited < options_.blackhole_ms && !stopping_; waited += 20) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      break;
+    }
     if (fault == Fault::kDelay) {
       std::this_thread::sleep_for(std::chrono::milliseconds(options_.delay_ms));
     }

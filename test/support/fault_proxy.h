@@ -20,14 +20,17 @@ namespace fieldstack::testing {
 
 class FaultProxy {
  public:
-  enum class Fault { kNone, k500, k503, k429, kReset, kFlipByte, kTruncate, kDelay };
+  // kBlackhole: the request vanishes; the connection stays open and silent for blackhole_ms.
+  enum class Fault { kNone, k500, k503, k429, kReset, kFlipByte, kTruncate, kDelay, kBlackhole };
 
   struct Options {
     uint64_t seed = 1;
     double fault_rate = 0.3;  // share of requests that get a fault
-    std::vector<Fault> faults = {Fault::k500,      Fault::k503,      Fault::k429,  Fault::kReset,
-                                 Fault::kFlipByte, Fault::kTruncate, Fault::kDelay};
+    std::vector<Fault> faults = {Fault::k500,   Fault::k503,      Fault::k429,
+                                 Fault::kReset, Fault::kFlipByte, Fault::kTruncate,
+                                 Fault::kDelay, Fault::kBlackhole};
     int delay_ms = 200;
+    int blackhole_ms = 3000;
   };
 
   // Listens on a free loopback port and forwards to upstream_host:upstream_port.

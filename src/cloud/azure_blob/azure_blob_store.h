@@ -42,6 +42,7 @@ struct AzureConfig {
   std::string sas;         // SAS query string without '?' (empty with a Shared Key)
   std::string container;
   std::vector<std::string> page_blob_suffixes;  // e.g. {".vhd", ".vhdx"}; case-insensitive
+  HttpClient::Options http;                     // timeouts
 };
 
 class AzureBlobStore final : public ObjectStore {
@@ -71,7 +72,7 @@ class AzureBlobStore final : public ObjectStore {
 
  private:
   AzureBlobStore(AzureConfig config, Clock& clock, std::string key)
-      : config_(std::move(config)), clock_(clock), key_(std::move(key)) {}
+      : config_(std::move(config)), clock_(clock), key_(std::move(key)), http_(config_.http) {}
 
   // Signs (or adds the SAS to) and sends; maps failures to Status (see above).
   Result<HttpResponse> Call(HttpRequest req, std::string_view what);

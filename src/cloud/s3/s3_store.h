@@ -44,6 +44,7 @@ struct S3Config {
   std::string bucket;
   Credentials credentials;
   bool virtual_hosted = false;
+  HttpClient::Options http;  // timeouts
 };
 
 class S3Store final : public ObjectStore {
@@ -74,7 +75,8 @@ class S3Store final : public ObjectStore {
   std::string Presign(std::string_view method, std::string_view key, int64_t expires_s) const;
 
  private:
-  S3Store(S3Config config, Clock& clock) : config_(std::move(config)), clock_(clock) {}
+  S3Store(S3Config config, Clock& clock)
+      : config_(std::move(config)), clock_(clock), http_(config_.http) {}
 
   struct Part {
     uint32_t number = 0;
