@@ -105,8 +105,10 @@ std::unique_ptr<store::Store> FillStore(const std::string& dir, const Dataset& d
   return std::move(*s);
 }
 
-Measure Ours(store::Store& st, cloud::ObjectStore& target, const Dataset& d) {
+Measure Ours(store::Store& st, cloud::ObjectStore& target, const Dataset& d,
+             const std::string& timetable = "") {
   sync::Uploader::Options o;  // the daemon's defaults: 8 MiB parts, 4 transfers
+  if (!timetable.empty()) o.schedule = *sync::BandwidthSchedule::ParseTimetable(timetable);
   sync::Uploader up(
       st, [&](uint32_t) { return &target; }, RealClock::Get(), o);
   rusage before, after;
@@ -261,6 +263,24 @@ int main(int argc, char** argv) {
       }
       Row("Azurite 3.35", d, ours, rc);
     }
+  }
+  if (only.empty() || only == "rate") {
+    // The bandwidth limit against a real server: 16 MiB/s for about 30 s.
+    auto& azurite = testing::Azurite::Shared();
+    Dataset d = MakeDataset(work.path(), "rate", 1, uint64_t{480} << 20);
+    auto t = cloud::azure_blob::AzureBlobStore::Open(
+        {azurite.endpoint(), testing::Azurite::kAccount, testing::Azurite::kKey, "", "rate"},
+        RealClock::Get());
+    (void)(*t)->CreateContainer();
+    auto st = FillStore(work.path() + "/store-rate", d);
+    Measure m = Ours(*st, **t, d, "16M");
+    double want = 16.0 * 1024 * 1024, got = static_cast<double>(m.bytes) / m.seconds;
+    std::printf(
+        "\nbandwidth limit 16M (16 MiB/s) to Azurite: 480 MiB in %.1f s = %.2f MiB/s, "
+        "%+.1f %% off%s\n",
+        m.seconds, got / 1024 / 1024, (got / want - 1) * 100,
+        m.error.empty() ? "" : (" error: " + m.error).c_str());
+    if (only == "rate") return 0;
   }
   if (only.empty() || only == "s3") {
     auto& rgw = testing::Rgw::Shared();
