@@ -161,6 +161,14 @@ TEST_P(ConformanceTest, PutHeadGetRoundTripWithMetadata) {
   EXPECT_TRUE(store_->Head("dir/sub/a.txt")->meta.empty());
 }
 
+TEST_P(ConformanceTest, AnObjectThatLooksLikeAnErrorDocumentIsJustData) {
+  std::string doc = "<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code></Error>";
+  ASSERT_TRUE(store_->Put("error.xml", B(doc), {}).ok());
+  auto got = store_->Get("error.xml", 0, 1000);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got, doc);
+}
+
 TEST_P(ConformanceTest, EmptyObjectsAndMissingKeys) {
   ASSERT_TRUE(store_->Put("empty", B(""), {}).ok());
   EXPECT_EQ(store_->Head("empty")->size, 0u);

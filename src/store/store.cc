@@ -236,7 +236,12 @@ Status AbandonUpload(Db& db, NodeId node, bool only_if_stale) {
 // Deletes a node's row and xattrs; a file's data is queued in `orphans` for deletion after the
 // commit (Store::ForgetData) and its bytes leave the share's usage.
 Status RemoveNode(Db& db, const Attr& a) {
-  // The object last uploaded for this file is no longer any file's (released_objects).
+  // The object last uploaded for this file is no longer any file's (released_objects); it
+  // replaced whatever was released under its key before (one row per key).
+  FS_ASSIGN_OR_RETURN(Stmt old, db.Prepare("DELETE FROM released_objects WHERE (share_id, key) IN "
+                                           "(SELECT share_id, cloud_key FROM nodes WHERE id=?)"));
+  old.Bind(1, static_cast<int64_t>(a.id));
+  FS_RETURN_IF_ERROR(old.Run());
   FS_ASSIGN_OR_RETURN(Stmt r, db.Prepare("INSERT INTO released_objects(share_id, key, etag) "
                                          "SELECT share_id, cloud_key, cloud_etag FROM nodes "
                                          "WHERE id=? AND cloud_key IS NOT NULL AND "
@@ -1568,8 +1573,15 @@ Status Store::FinishUpload(const UploadItem& item, FileState state, std::string_
       return r.Run();
     }
     if (!cloud_key.empty()) {
-      // Uploaded under a new key (a rename): the object under the old key is released. An
-      // object released earlier under the new key has just been replaced.
+      // Uploaded under a new key (a rename): the object under the old key is released (and
+      // replaces older rows of that key). An object released earlier under the new key has
+      // just been replaced.
+      FS_ASSIGN_OR_RETURN(Stmt old, db.Prepare("DELETE FROM released_objects WHERE (share_id, key) "
+                                               "IN (SELECT share_id, cloud_key FROM nodes WHERE "
+                                               "id=? AND data_gen=? AND cloud_key<>?)"));
+      old.Bind(1, static_cast<int64_t>(item.node)).Bind(2, static_cast<int64_t>(item.data_gen));
+      old.Bind(3, cloud_key);
+      FS_RETURN_IF_ERROR(old.Run());
       FS_ASSIGN_OR_RETURN(
           Stmt r, db.Prepare("INSERT INTO released_objects(share_id, key, etag) SELECT share_id, "
                              "cloud_key, cloud_etag FROM nodes WHERE id=? AND data_gen=? AND "

@@ -165,8 +165,11 @@ Result<HttpResponse> S3Store::Call(HttpRequest req, std::string_view what) {
   }
   SignRequest(req, config_.credentials, config_.region, clock_.NowUnixNanos(), hash);
   FS_ASSIGN_OR_RETURN(HttpResponse r, http_.Send(req));
+  // Only CompleteMultipartUpload can fail after "200 OK", with an error document; any other
+  // 2xx body is data (an object may well be an XML <Error> document).
+  bool completing = req.method == "POST" && req.url.find("uploadId=") != std::string::npos;
+  if (r.status >= 200 && r.status < 300 && !completing) return r;
   auto [code, detail] = ErrorOf(r.body);
-  // CompleteMultipartUpload can fail after "200 OK" with an error document.
   if (r.status >= 200 && r.status < 300 && code.empty()) return r;
   if (r.status == 304) return FailedPreconditionError("s3 " + std::string(what) + ": not modified");
   std::string msg = "s3 " + std::string(what) + ": HTTP " + std::to_string(r.status) +
