@@ -15,6 +15,7 @@
 #include "test/support/azurite.h"
 #include "test/support/fault_object_store.h"
 #include "test/support/fault_proxy.h"
+#include "test/support/packet_loss.h"
 #include "test/support/pattern.h"
 #include "test/support/rgw.h"
 #include "test/support/temp_dir.h"
@@ -815,6 +816,71 @@ TEST(UploaderFaultTest, EveryObjectArrivesIntactThroughInjectedFaults) {
 
 namespace fieldstack::sync {
 namespace {
+
+// A real lossy link: iptables drops 30 % of the packets to and from a private Azurite, and
+// for 3 s in the middle all of them (a blackhole). TCP and the uploader's retries get every
+// object there intact, with a bounded number of attempts.
+TEST(UploaderLossTest, UploadsArriveIntactThrough30PercentPacketLossAndABlackhole) {
+  testing::Azurite azurite;  // its own port: the loss hits no other test
+  ASSERT_FALSE(azurite.endpoint().empty()) << azurite.error();
+  auto direct = AzureContainer(azurite.endpoint(), "lossy");
+  ASSERT_NE(direct, nullptr);
+  cloud::azure_blob::AzureConfig config{azurite.endpoint(), testing::Azurite::kAccount,
+                                        testing::Azurite::kKey, "", "lossy"};
+  config.http.stall_timeout = std::chrono::seconds(3);
+  config.http.connect_timeout = std::chrono::seconds(3);
+  auto lossy = cloud::azure_blob::AzureBlobStore::Open(config, RealClock::Get());
+  ASSERT_TRUE(lossy.ok());
+  testing::TempDir dir;
+  auto s = OpenStore(dir);
+  ASSERT_NE(s, nullptr);
+  store::NodeId root = s->CreateShare("field", store::ShareKind::kCloud)->root;
+  std::map<std::string, std::vector<uint8_t>> want;
+  for (int i = 0; i < 8; ++i) {
+    std::string name = "f" + std::to_string(i);
+    want[name] = Pattern(i % 4 == 0 ? 300 * 1024 + i : 40 * 1024 + i, static_cast<uint8_t>(i));
+    auto h = s->Create(root, name, {});
+    ASSERT_TRUE((*h)->Write(0, want[name]).ok());
+    ASSERT_TRUE((*h)->Close().ok());
+  }
+  Uploader::Options opts;
+  opts.part_size_bytes = 64 * 1024;
+  opts.backoff_base = std::chrono::milliseconds(100);
+  opts.backoff_max = std::chrono::seconds(1);
+  opts.max_attempts = 50;
+  Uploader up(
+      *s, [&](uint32_t) -> cloud::ObjectStore* { return lossy->get(); }, RealClock::Get(), opts);
+  int port = std::atoi(azurite.endpoint().substr(azurite.endpoint().rfind(':') + 1).c_str());
+  size_t retried = 0, failed = 0;
+  {
+    testing::PacketLoss loss(port, 0.3);
+    ASSERT_TRUE(loss.ok()) << loss.error();
+    std::thread blackhole([&] {
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      loss.Blackhole(std::chrono::seconds(3));
+    });
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    for (int pass = 0;
+         (pass == 0 || *s->PendingUploads() > 0) && std::chrono::steady_clock::now() < deadline;
+         ++pass) {
+      auto p = up.RunOnce();
+      ASSERT_TRUE(p.ok()) << p.status().ToString();
+      retried += p->retried;
+      failed += p->failed;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    blackhole.join();
+    EXPECT_GT(loss.Dropped(), 10) << "the link was not lossy";
+  }
+  EXPECT_EQ(*s->PendingUploads(), 0u);
+  EXPECT_EQ(failed, 0u);
+  EXPECT_LE(retried, 8u * 10) << "bounded retries";
+  for (auto& [name, data] : want) {
+    auto got = direct->Get(name, 0, 1 << 30);
+    ASSERT_TRUE(got.ok()) << name << ": " << got.status().ToString();
+    EXPECT_TRUE(*got == std::string(data.begin(), data.end())) << name;
+  }
+}
 
 // A crash after the cloud committed a version but before its etag was recorded, then a new
 // version: the object carries our owner mark, so the new version replaces it (no false
