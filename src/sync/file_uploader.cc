@@ -81,7 +81,8 @@ Result<UploadReport> FileUploader::Upload(UploadJob& job) {
     if (!info.ok() && !ours.empty()) {
       put.precondition = cloud::Precondition();
       put.precondition.if_match = ours;
-      info = cloud_.Put(job.key, data, put);
+      Status paced = options_.before_send ? options_.before_send(data.size()) : Status::Ok();
+      info = paced.ok() ? cloud_.Put(job.key, data, put) : Result<cloud::ObjectInfo>(paced);
     }
     if (!info.ok()) {
       if (Changed(info.status())) return Abandon(job, UploadOutcome::kConflict);
@@ -92,6 +93,7 @@ Result<UploadReport> FileUploader::Upload(UploadJob& job) {
     report.bytes = data.size();
     report.parts_sent = 1;
   } else {
+    std::vector<uint8_t>().swap(buf);  // the parts have buffers of their own
     // Multi-part: resume the persisted upload when the service still has it.
     std::map<uint32_t, uint64_t> stored;
     if (job.upload) {
