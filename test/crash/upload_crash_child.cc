@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   opts.batch = 4;
   opts.backoff_base = std::chrono::milliseconds(10);
   opts.backoff_max = std::chrono::milliseconds(50);
+  opts.mirror = [](uint32_t) { return true; };  // renames and deletes reach the cloud too
   sync::Uploader up(
       **store, [&](uint32_t) -> cloud::ObjectStore* { return azure->get(); }, RealClock::Get(),
       opts);
@@ -46,7 +47,7 @@ int main(int argc, char** argv) {
       return 4;
     }
     auto pending = (*store)->PendingUploads();
-    if (pending.ok() && *pending == 0 && pass->uploaded == 0) {
+    if (pending.ok() && *pending == 0 && pass->uploaded == 0 && pass->deleted == 0) {
       std::printf("DONE\n");
       std::fflush(stdout);
       ::pause();

@@ -1,8 +1,10 @@
 // Upload crash test: a child process uploads a mixed workload (small files, multi-part files,
-// and one file rewritten between kills) from the Store to Azurite; this test SIGKILLs it again
-// and again. After every kill the container is listed: no object may be partial or torn (each
-// must equal a committed version of its file). At the end every object equals its file's last
-// committed version. Azurite keeps running throughout (it is not crash-safe).
+// one file rewritten between kills, files renamed and deleted between kills under the `mirror`
+// policy) from the Store to Azurite; this test SIGKILLs it again and again. After every kill
+// the container is listed: no object may be partial or torn (each must equal a committed
+// version of a file of that name). At the end every file's object equals its last committed
+// version, and the objects of renamed and deleted files are gone. Azurite keeps running
+// throughout (it is not crash-safe).
 //
 // FS_UPLOAD_KILLS sets the number of kills (default 25); FS_SEED fixes the seed.
 
@@ -126,7 +128,10 @@ TEST(UploadCrashTest, NoTornObjectEverAndEveryFileArrivesAtItsLastVersion) {
       write(**s, root, "f" + std::to_string(i), Content(seed + i, size));
     }
     write(**s, root, "moving", Content(seed + 100, 300 * 1024));
+    ASSERT_TRUE((*s)->Mkdir(root, "renamed", {}).ok());
   }
+  std::set<std::string> gone;  // renamed away or deleted: mirror removes their objects
+  int renamed = 0, deleted = 0;
   int version = 0;
   for (int round = 0; round < kills; ++round) {
     Child child = Spawn(data, azurite.endpoint());
@@ -144,6 +149,24 @@ TEST(UploadCrashTest, NoTornObjectEverAndEveryFileArrivesAtItsLastVersion) {
           << "round " << round << ": '" << o.key << "' (" << got->size()
           << " bytes) is not a committed version of its file";
     }
+    // A rename and a delete while the uploader is down.
+    if (round % 5 == 2 && renamed < 6) {
+      auto s = store::Store::Open({.data_dir = data});
+      ASSERT_TRUE(s.ok()) << s.status().ToString();
+      store::NodeId root = (*s)->GetShare("field")->root;
+      std::string from = "f" + std::to_string(1 + renamed * 2);
+      std::string to = "r" + std::to_string(renamed);
+      ASSERT_TRUE((*s)->Rename(root, from, (*s)->Lookup(root, "renamed")->id, to).ok());
+      versions["renamed/" + to] = {versions[from].back()};
+      gone.insert(from);
+      ++renamed;
+      std::string victim = "f" + std::to_string(2 + deleted * 2);
+      if (victim != "f6" && victim != "f12") {  // keep the multi-part ones
+        ASSERT_TRUE((*s)->Unlink(root, victim).ok());
+        gone.insert(victim);
+      }
+      ++deleted;
+    }
     // A new version of one file while the uploader is down.
     if (round % 5 == 4) {
       auto s = store::Store::Open({.data_dir = data});
@@ -159,12 +182,19 @@ TEST(UploadCrashTest, NoTornObjectEverAndEveryFileArrivesAtItsLastVersion) {
   Kill(last);
   ASSERT_TRUE(done) << "the uploader did not drain the queue";
   for (const auto& [name, vs] : versions) {
+    if (gone.count(name)) {
+      EXPECT_EQ((*azure)->Head(name).status().code(), StatusCode::kNotFound)
+          << name << " was renamed or deleted; mirror must remove its object";
+      continue;
+    }
     auto got = (*azure)->Get(name, 0, 1 << 30);
     ASSERT_TRUE(got.ok()) << name << ": " << got.status().ToString();
     EXPECT_TRUE(*got == vs.back()) << name << " is not at its last committed version";
   }
-  std::printf("upload crash test: %d kills, %zu files, %d versions of the moving file\n", kills,
-              versions.size(), version + 1);
+  std::printf(
+      "upload crash test: %d kills, %zu names, %d versions of the moving file, %d renames, "
+      "%zu gone\n",
+      kills, versions.size(), version + 1, renamed, gone.size());
 }
 
 }  // namespace
