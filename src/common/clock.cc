@@ -19,4 +19,19 @@ RealClock& RealClock::Get() {
   return clock;
 }
 
+std::string FormatUtc(int64_t unix_ns, const char* format) {
+  time_t t = static_cast<time_t>(unix_ns / 1'000'000'000);
+  tm g;
+  gmtime_r(&t, &g);
+  char buf[64];
+  size_t n = std::strftime(buf, sizeof buf, format, &g);
+  return std::string(buf, n);
+}
+
+int64_t ParseUtc(const std::string& text, const char* format) {
+  tm t{};
+  if (strptime(text.c_str(), format, &t) == nullptr) return 0;
+  return int64_t{timegm(&t)} * 1'000'000'000;
+}
+
 }  // namespace fieldstack

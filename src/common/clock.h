@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <string>
 
 namespace fieldstack {
 
@@ -40,5 +41,10 @@ class FakeClock final : public Clock {
  private:
   std::atomic<int64_t> offset_ns_{0};
 };
+
+// `unix_ns` in UTC, formatted with strftime's `format` ("%Y%m%dT%H%M%SZ", RFC 1123, ...).
+std::string FormatUtc(int64_t unix_ns, const char* format);
+// `text` read as UTC with strptime's `format` (whole seconds); 0 when it does not match.
+int64_t ParseUtc(const std::string& text, const char* format);
 
 }  // namespace fieldstack

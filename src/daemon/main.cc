@@ -390,14 +390,6 @@ int Serve(const std::string& config_path) {
 }
 
 // Uploads everything pending, reporting progress, and returns when the queue is empty.
-std::string FormatUtc(int64_t unix_ns) {
-  time_t t = static_cast<time_t>(unix_ns / 1'000'000'000);
-  tm g;
-  gmtime_r(&t, &g);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &g);
-  return buf;
-}
 
 int Drain(const std::string& config_path) {
   auto config = ConfigFrom(config_path);
@@ -441,7 +433,8 @@ int Drain(const std::string& config_path) {
     }
     if (int64_t until = (*svc)->BudgetSpentUntil(); until != 0) {
       return Fail(1, std::to_string(total) + " files wait: the upload data budget is spent until " +
-                         FormatUtc(until) + " ([upload] daily_budget / monthly_budget)");
+                         FormatUtc(until, "%Y-%m-%d %H:%M UTC") +
+                         " ([upload] daily_budget / monthly_budget)");
     }
     if (stuck == total) {
       return Fail(1, std::to_string(stuck) +

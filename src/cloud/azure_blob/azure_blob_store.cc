@@ -16,20 +16,7 @@ constexpr char kApiVersion[] = "2021-08-06";
 using crypto::Base64Decode;
 using crypto::HmacSha256;
 
-std::string Rfc1123(int64_t unix_ns) {
-  time_t t = static_cast<time_t>(unix_ns / 1'000'000'000);
-  tm g;
-  gmtime_r(&t, &g);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &g);
-  return buf;
-}
-
-int64_t ParseRfc1123(const std::string& s) {
-  tm t{};
-  if (strptime(s.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &t) == nullptr) return 0;
-  return int64_t{timegm(&t)} * 1'000'000'000;
-}
+constexpr char kRfc1123[] = "%a, %d %b %Y %H:%M:%S GMT";
 
 constexpr uint64_t kPageBytes = 512;
 constexpr uint64_t kMaxPutPageBytes = 4 << 20;
@@ -90,7 +77,7 @@ ObjectInfo InfoFrom(std::string_view key, const HttpResponse& r) {
   info.key = key;
   info.etag = r.Header("etag");
   info.content_md5 = Base64Decode(r.Header("content-md5"));
-  info.mtime_ns = ParseRfc1123(r.Header("last-modified"));
+  info.mtime_ns = ParseUtc(r.Header("last-modified"), kRfc1123);
   std::string len = r.Header("content-length");
   info.size = len.empty() ? 0 : std::stoull(len);
   for (const auto& [name, value] : r.headers) {
@@ -174,7 +161,7 @@ std::string AzureBlobStore::BlobUrl(std::string_view key, std::string_view query
 }
 
 Result<HttpResponse> AzureBlobStore::Call(HttpRequest req, std::string_view what) {
-  req.headers.emplace_back("x-ms-date", Rfc1123(clock_.NowUnixNanos()));
+  req.headers.emplace_back("x-ms-date", FormatUtc(clock_.NowUnixNanos(), kRfc1123));
   req.headers.emplace_back("x-ms-version", kApiVersion);
   if (!config_.sas.empty()) {
     req.url += (req.url.find('?') == std::string::npos ? "?" : "&") + config_.sas;
@@ -487,7 +474,7 @@ Result<ListPage> AzureBlobStore::List(std::string_view prefix, std::string_view 
     info.size = std::stoull(p.child_value("Content-Length"));
     info.etag = p.child_value("Etag");
     info.content_md5 = Base64Decode(p.child_value("Content-MD5"));
-    info.mtime_ns = ParseRfc1123(p.child_value("Last-Modified"));
+    info.mtime_ns = ParseUtc(p.child_value("Last-Modified"), kRfc1123);
     for (auto m : b.child("Metadata").children()) info.meta[m.name()] = m.child_value();
     page.objects.push_back(std::move(info));
   }

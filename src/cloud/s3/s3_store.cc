@@ -39,18 +39,6 @@ std::string Md5OfEtag(const std::string& etag) {
   return raw;
 }
 
-int64_t ParseHttpDate(const std::string& s) {
-  tm t{};
-  if (strptime(s.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &t) == nullptr) return 0;
-  return int64_t{timegm(&t)} * 1'000'000'000;
-}
-
-int64_t ParseIso8601(const std::string& s) {
-  tm t{};
-  if (strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &t) == nullptr) return 0;
-  return int64_t{timegm(&t)} * 1'000'000'000;
-}
-
 bool ValidBucket(std::string_view b) {
   if (b.size() < 3 || b.size() > 63) return false;
   for (char c : b) {
@@ -95,7 +83,7 @@ ObjectInfo InfoFrom(std::string_view key, const HttpResponse& r) {
       r.Header("x-amz-server-side-encryption-customer-algorithm").empty()) {
     info.content_md5 = Md5OfEtag(info.etag);
   }
-  info.mtime_ns = ParseHttpDate(r.Header("last-modified"));
+  info.mtime_ns = ParseUtc(r.Header("last-modified"), "%a, %d %b %Y %H:%M:%S GMT");
   std::string len = r.Header("content-length");
   info.size = len.empty() ? 0 : std::stoull(len);
   for (const auto& [name, value] : r.headers) {
@@ -393,7 +381,7 @@ Result<ListPage> S3Store::List(std::string_view prefix, std::string_view token, 
     info.size = std::stoull(c.child_value("Size"));
     info.etag = c.child_value("ETag");
     info.content_md5 = Md5OfEtag(info.etag);
-    info.mtime_ns = ParseIso8601(c.child_value("LastModified"));
+    info.mtime_ns = ParseUtc(c.child_value("LastModified"), "%Y-%m-%dT%H:%M:%S");
     page.objects.push_back(std::move(info));
   }
   if (std::string(root.child_value("IsTruncated")) == "true") {

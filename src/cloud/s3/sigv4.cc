@@ -1,10 +1,10 @@
 #include "cloud/s3/sigv4.h"
 
 #include <algorithm>
-#include <ctime>
 #include <utility>
 #include <vector>
 
+#include "common/clock.h"
 #include "crypto/hash.h"
 #include "crypto/key_store.h"
 
@@ -126,14 +126,7 @@ std::pair<std::string, std::string> CanonicalHeaders(const HttpRequest& req) {
 
 }  // namespace
 
-std::string AmzDate(int64_t unix_ns) {
-  time_t t = static_cast<time_t>(unix_ns / 1'000'000'000);
-  tm g;
-  gmtime_r(&t, &g);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &g);
-  return buf;
-}
+std::string AmzDate(int64_t unix_ns) { return FormatUtc(unix_ns, "%Y%m%dT%H%M%SZ"); }
 
 std::string HostOf(std::string_view url) { return Split(url).host; }
 
