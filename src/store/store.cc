@@ -1619,6 +1619,13 @@ Status Store::FinishUpload(const UploadItem& item, FileState state, std::string_
   });
 }
 
+Result<uint64_t> Store::LastEventSeq() {
+  FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
+  FS_ASSIGN_OR_RETURN(Stmt s, rd->Prepare("SELECT coalesce(max(seq), 0) FROM events"));
+  FS_ASSIGN_OR_RETURN(bool row, s.Step());
+  return row ? static_cast<uint64_t>(s.Int(0)) : 0;
+}
+
 Result<std::string> Store::GetValue(std::string_view key) {
   FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
   return GetMeta(rd.db(), ("app." + std::string(key)).c_str());

@@ -161,6 +161,8 @@ class Store {
   // --- Events ---
   // Up to `limit` events with seq > after_seq, in order.
   Result<std::vector<Event>> ReadEvents(uint64_t after_seq, size_t limit);
+  // The seq of the newest event (0 when there is none).
+  Result<uint64_t> LastEventSeq();
   // A consumer's durable cursor (0 when never set).
   Result<uint64_t> GetCursor(std::string_view consumer);
   Status SetCursor(std::string_view consumer, uint64_t seq);
