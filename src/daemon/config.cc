@@ -92,8 +92,10 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
   }
   Parser p(source);
   Config c;
-  FS_RETURN_IF_ERROR(
-      p.Known(root, "", {"data_dir", "http", "log", "encryption", "store", "shares", "upload"}));
+  FS_RETURN_IF_ERROR(p.Known(
+      root, "",
+      {"data_dir", "http", "log", "encryption", "store", "shares", "upload", "smb", "mountpoint"}));
+  FS_RETURN_IF_ERROR(p.String(root, "", "mountpoint", c.mountpoint));
   FS_RETURN_IF_ERROR(p.String(root, "", "data_dir", c.data_dir));
   if (c.data_dir.empty()) return p.Error("data_dir", "must not be empty");
   Status st;
@@ -175,6 +177,37 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
     }
   }
   FS_RETURN_IF_ERROR(st);
+  if (const toml::table* t = p.Table(root, "smb", st)) {
+    FS_RETURN_IF_ERROR(p.Known(*t, "smb", {"enabled", "address", "port", "users"}));
+    FS_RETURN_IF_ERROR(p.Bool(*t, "smb.", "enabled", c.smb_enabled));
+    FS_RETURN_IF_ERROR(p.String(*t, "smb.", "address", c.smb_address));
+    int64_t port = c.smb_port;
+    FS_RETURN_IF_ERROR(p.Int(*t, "smb.", "port", 0, 65535, port));
+    c.smb_port = static_cast<uint16_t>(port);
+    if (const toml::node* un = t->get("users")) {
+      const toml::array* users = un->as_array();
+      if (users == nullptr)
+        return p.Error("smb.users", "must be an array of tables ([[smb.users]])");
+      for (size_t i = 0; i < users->size(); ++i) {
+        std::string prefix = "smb.users[" + std::to_string(i) + "]";
+        const toml::table* ut = users->get(i)->as_table();
+        if (ut == nullptr) return p.Error(prefix, "must be a table");
+        FS_RETURN_IF_ERROR(p.Known(*ut, prefix, {"name", "password_file", "read_only"}));
+        SmbUserConfig u;
+        FS_RETURN_IF_ERROR(p.String(*ut, prefix + ".", "name", u.name));
+        FS_RETURN_IF_ERROR(p.String(*ut, prefix + ".", "password_file", u.password_file));
+        FS_RETURN_IF_ERROR(p.Bool(*ut, prefix + ".", "read_only", u.read_only));
+        if (u.name.empty() || u.password_file.empty()) {
+          return p.Error(prefix, "needs name and password_file");
+        }
+        c.smb_users.push_back(u);
+      }
+    }
+    if (c.smb_enabled && c.smb_users.empty()) {
+      return p.Error("smb.users", "needs at least one user when smb is enabled");
+    }
+  }
+  FS_RETURN_IF_ERROR(st);
   if (const toml::node* n = root.get("shares")) {
     const toml::array* arr = n->as_array();
     if (arr == nullptr) return p.Error("shares", "must be an array of tables ([[shares]])");
@@ -184,13 +217,19 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
       std::string prefix = "shares[" + std::to_string(i) + "]";
       const toml::table* t = arr->get(i)->as_table();
       if (t == nullptr) return p.Error(prefix, "must be a table");
-      FS_RETURN_IF_ERROR(p.Known(*t, prefix, {"name", "kind", "target"}));
+      FS_RETURN_IF_ERROR(p.Known(*t, prefix, {"name", "kind", "target", "smb", "smb_encrypt"}));
       ShareConfig share;
       FS_RETURN_IF_ERROR(p.String(*t, prefix + ".", "name", share.name));
       Status valid = store::ValidateName(share.name);
       if (!valid.ok()) return p.Error(prefix + ".name", "is not a valid name: " + valid.message());
       if (!seen.insert(share.name).second) {
         return p.Error(prefix + ".name", "repeats share '" + share.name + "'");
+      }
+      FS_RETURN_IF_ERROR(p.Bool(*t, prefix + ".", "smb", share.smb));
+      FS_RETURN_IF_ERROR(p.String(*t, prefix + ".", "smb_encrypt", share.smb_encrypt));
+      if (share.smb_encrypt != "off" && share.smb_encrypt != "desired" &&
+          share.smb_encrypt != "required") {
+        return p.Error(prefix + ".smb_encrypt", "must be \"off\", \"desired\" or \"required\"");
       }
       std::string kind = "local";
       FS_RETURN_IF_ERROR(p.String(*t, prefix + ".", "kind", kind));

@@ -40,6 +40,14 @@ struct ShareConfig {
   std::string name;
   store::ShareKind kind = store::ShareKind::kLocal;
   TargetConfig target;
+  bool smb = true;                      // served over SMB when [smb] is enabled
+  std::string smb_encrypt = "desired";  // "off", "desired" or "required"
+};
+
+struct SmbUserConfig {
+  std::string name;
+  std::string password_file;  // the password on its first line
+  bool read_only = false;
 };
 
 struct Config {
@@ -60,6 +68,12 @@ struct Config {
   // Data caps for metered links, in bytes; nullopt: none.
   std::optional<uint64_t> upload_daily_budget;
   std::optional<uint64_t> upload_monthly_budget;
+  // File shares: the FUSE mount of every share (empty: <data_dir>/mnt) and Samba on it.
+  std::string mountpoint;
+  bool smb_enabled = false;
+  std::string smb_address = "127.0.0.1";
+  uint16_t smb_port = 445;  // 0: a free port
+  std::vector<SmbUserConfig> smb_users;
 };
 
 // Parses TOML text. `source` names the file in error messages. Relative paths stay relative to

@@ -120,6 +120,17 @@ TEST(ConfigTest, BadInputNamesTheKey) {
   auto pb = ParseConfig(azure + "page_blob_suffixes = [\".vhd\", \".vhdx\"]\n", "t");
   ASSERT_TRUE(pb.ok()) << pb.status().ToString();
   EXPECT_EQ(pb->shares[0].target.page_blob_suffixes, (std::vector<std::string>{".vhd", ".vhdx"}));
+  ExpectError("[smb]\nenabled = true\n", "'smb.users' needs at least one user");
+  ExpectError("[smb]\n[[smb.users]]\nname = \"u\"\n",
+              "'smb.users[0]' needs name and password_file");
+  ExpectError("[[shares]]\nname = \"a\"\nsmb_encrypt = \"yes\"\n", "'shares[0].smb_encrypt'");
+  auto smb = ParseConfig(
+      "[smb]\nenabled = true\nport = 1445\n[[smb.users]]\nname = \"u\"\n"
+      "password_file = \"/p\"\nread_only = true\n",
+      "t");
+  ASSERT_TRUE(smb.ok()) << smb.status().ToString();
+  EXPECT_EQ(smb->smb_port, 1445);
+  EXPECT_TRUE(smb->smb_users[0].read_only);
 }
 
 }  // namespace

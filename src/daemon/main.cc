@@ -3,6 +3,7 @@
 //   fieldstack serve [--config PATH]        run the box (embedded defaults without a config)
 //   fieldstack keys rotate [--config PATH]  replace the master key (the daemon must be stopped)
 //   fieldstack drain [--config PATH]        upload everything pending (the daemon stopped)
+//   fieldstack remove-smb-users             delete the system users made for SMB users
 //   fieldstack version
 //
 // Exit codes: 0 success, 1 runtime failure (store, network), 2 bad configuration or usage.
@@ -16,6 +17,7 @@
 #include <atomic>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -30,7 +32,9 @@
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "daemon/config.h"
+#include "frontends/fuse/fuse_fs.h"
 #include "frontends/http/server.h"
+#include "frontends/smb/smb_server.h"
 #include "platform/file.h"
 #include "store/store.h"
 #include "sync/copy_log.h"
@@ -299,6 +303,39 @@ class StoreMetrics {
   uint64_t last_batches_ GUARDED_BY(mu_) = 0;
 };
 
+// The FUSE mount of every share and smbd serving it (docs/semantics.md, file shares).
+Status ServeFileShares(store::Store& st, const Config& c,
+                       std::unique_ptr<frontends::fuse::FuseFs>* mount,
+                       std::unique_ptr<frontends::smb::SmbServer>* smb) {
+  std::string mnt = c.mountpoint.empty() ? c.data_dir + "/mnt" : c.mountpoint;
+  FS_RETURN_IF_ERROR(platform::MakeDirs(mnt, 0755));
+  mnt = std::filesystem::absolute(mnt).lexically_normal().string();  // smbd needs full paths
+  auto fs = frontends::fuse::FuseFs::Mount(st, {.mountpoint = mnt});
+  if (!fs.ok()) return fs.status().WithContext("key 'mountpoint'");
+  *mount = std::move(*fs);
+  std::vector<frontends::smb::SmbUser> users;
+  std::vector<std::string> rw, ro;
+  for (const SmbUserConfig& u : c.smb_users) {
+    FS_ASSIGN_OR_RETURN(std::string pw, ReadSecret(u.password_file, "smb.users " + u.name));
+    users.push_back({u.name, pw.substr(0, pw.find('\n'))});
+    (u.read_only ? ro : rw).push_back(u.name);
+  }
+  std::vector<frontends::smb::SmbShare> shares;
+  for (const ShareConfig& sh : c.shares) {
+    if (sh.smb) shares.push_back({sh.name, mnt + "/" + sh.name, rw, ro, sh.smb_encrypt});
+  }
+  auto server = frontends::smb::SmbServer::Start(
+      {.state_dir = c.data_dir + "/smb", .address = c.smb_address, .port = c.smb_port}, shares,
+      users);
+  if (!server.ok()) return server.status().WithContext("smb");
+  *smb = std::move(*server);
+  for (const auto& s : shares) {
+    spdlog::info("SMB share '{}': smbclient //{}/{} -p {} -U {}", s.name, c.smb_address, s.name,
+                 (*smb)->port(), users.empty() ? "USER" : users.front().name);
+  }
+  return Status::Ok();
+}
+
 int Serve(const std::string& config_path) {
   auto config = ConfigFrom(config_path);
   if (!config.ok()) return Fail(2, config.status().message());
@@ -330,6 +367,14 @@ int Serve(const std::string& config_path) {
   StoreMetrics store_metrics(metrics, *st);
   auto uploads = UploadService::Start(*st, c, metrics);
   if (!uploads.ok()) return Fail(2, uploads.status().ToString());
+  std::unique_ptr<frontends::fuse::FuseFs> mount;
+  std::unique_ptr<frontends::smb::SmbServer> smb;
+  if (c.smb_enabled) {
+    auto served = ServeFileShares(*st, c, &mount, &smb);
+    if (!served.ok()) {
+      return Fail(served.code() == StatusCode::kInvalidArgument ? 2 : 1, served.ToString());
+    }
+  }
 
   http::Router router;
   router.Add(bh::verb::get, "/healthz", [&](const http::Request& req) {
@@ -383,6 +428,8 @@ int Serve(const std::string& config_path) {
   sigwait(&stop_signals, &sig);
   spdlog::info("received {}, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   server.Stop();
+  smb.reset();       // no new file-share requests
+  mount.reset();     // unmounts; open files are committed
   uploads->reset();  // finishes the upload in progress, if any
   st.reset();        // commits open files, drains the committer
   spdlog::info("stopped cleanly");
@@ -484,6 +531,9 @@ int main(int argc, char** argv) {
   auto* drain = app.add_subcommand(
       "drain", "upload everything pending and return when done (daemon stopped)");
   drain->add_option("--config,-c", config, "path to fieldstack.toml");
+  auto* remove_users = app.add_subcommand(
+      "remove-smb-users",
+      "delete the system users made for SMB (comment \"fieldstack SMB user\"), daemon stopped");
   app.add_subcommand("version", "print the version");
   try {
     app.parse(argc, argv);
@@ -494,6 +544,14 @@ int main(int argc, char** argv) {
   if (serve->parsed()) return fieldstack::daemon::Serve(config);
   if (rotate->parsed()) return fieldstack::daemon::RotateKeys(config);
   if (drain->parsed()) return fieldstack::daemon::Drain(config);
+  if (remove_users->parsed()) {
+    fieldstack::Status s = fieldstack::frontends::smb::SmbServer::RemoveSystemUsers();
+    if (!s.ok()) {
+      std::fprintf(stderr, "fieldstack: %s\n", s.ToString().c_str());
+      return 1;
+    }
+    return 0;
+  }
   std::printf("fieldstack %s\n", fieldstack::daemon::kVersion);
   return 0;
 }

@@ -390,6 +390,38 @@ TEST_F(DaemonTest, DrainToS3StopsWithAClearErrorWhenTheDataBudgetIsSpent) {
   EXPECT_TRUE(*got == big);
 }
 
+// serve with [smb]: the shares are mounted with FUSE and served by smbd; a file put over SMB
+// is in the Store with the same bytes after a clean stop.
+TEST_F(DaemonTest, ServesSharesOverSmb) {
+  std::string pw = dir_.path() + "/field.smbpass";
+  ASSERT_TRUE(platform::WriteFileAtomic(pw, "field-secret\n", 0600).ok());
+  auto p = Start({"serve", "--config",
+                  WriteConfig("[smb]\nenabled = true\nport = 0\n[[smb.users]]\nname = "
+                              "\"fstest-field\"\npassword_file = \"" +
+                              pw + "\"\n")},
+                 dir_.path());
+  std::string line = p->WaitFor("smbclient //127.0.0.1/default -p ", 20000);
+  ASSERT_FALSE(line.empty()) << p->output;
+  int port = std::atoi(line.c_str());
+  ASSERT_GT(port, 0);
+  std::string local = dir_.path() + "/hello.txt";
+  ASSERT_TRUE(platform::WriteFileAtomic(local, "hello over smb").ok());
+  std::string cmd = "smbclient //127.0.0.1/default -p " + std::to_string(port) +
+                    " -m SMB3 -U fstest-field%field-secret -c 'put " + local + " hello.txt' 2>&1";
+  EXPECT_EQ(::system(cmd.c_str()), 0);
+  ::kill(p->pid, SIGTERM);
+  EXPECT_EQ(p->Wait(), 0) << p->output;
+  auto s = store::Store::Open({.data_dir = dir_.path() + "/data"});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  auto a = (*s)->Resolve("default", "hello.txt");
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  auto h = (*s)->OpenFile(a->id, false);
+  std::vector<uint8_t> got(100);
+  EXPECT_EQ(std::string(got.begin(), got.begin() + static_cast<long>(*(*h)->Read(0, got))),
+            "hello over smb");
+  (void)::system("userdel fstest-field >/dev/null 2>&1");
+}
+
 TEST_F(DaemonTest, BadTargetConfigNamesTheKey) {
   auto p = Start({"serve", "--config",
                   WriteConfig("[[shares]]\nname = \"s\"\nkind = \"cloud\"\n"
