@@ -1,4 +1,5 @@
 #include "daemon/config.h"
+#include "platform/file.h"
 
 #include <gtest/gtest.h>
 
@@ -131,6 +132,10 @@ TEST(ConfigTest, BadInputNamesTheKey) {
   ASSERT_TRUE(smb.ok()) << smb.status().ToString();
   EXPECT_EQ(smb->smb_port, 1445);
   EXPECT_TRUE(smb->smb_users[0].read_only);
+  auto example = platform::ReadFileToString(FS_SOURCE_DIR "/docs/fieldstack.example.toml");
+  ASSERT_TRUE(example.ok());
+  auto parsed = ParseConfig(*example, "docs/fieldstack.example.toml");
+  EXPECT_TRUE(parsed.ok()) << parsed.status().ToString();
 }
 
 }  // namespace
