@@ -419,7 +419,7 @@ TEST_F(DaemonTest, ServesSharesOverSmb) {
   std::vector<uint8_t> got(100);
   EXPECT_EQ(std::string(got.begin(), got.begin() + static_cast<long>(*(*h)->Read(0, got))),
             "hello over smb");
-  (void)::system("userdel fstest-field >/dev/null 2>&1");
+  (void)::system("userdel fstest-field >/dev/null 2>&1");  // the one SMB user this test made
 }
 
 TEST_F(DaemonTest, BadTargetConfigNamesTheKey) {

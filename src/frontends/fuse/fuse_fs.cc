@@ -483,6 +483,7 @@ Result<std::unique_ptr<FuseFs>> FuseFs::Mount(store::Store& store, Options optio
   for (auto& a : argv) cargv.push_back(a.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(cargv.size()), cargv.data());
   fs->session_ = fuse_session_new(&args, &kOps, sizeof kOps, fs.get());
+  fuse_opt_free_args(&args);  // parsing copied them
   if (fs->session_ == nullptr) return InternalError("fuse: cannot create a session");
   if (fuse_session_mount(fs->session_, fs->options_.mountpoint.c_str()) != 0) {
     fuse_session_destroy(fs->session_);

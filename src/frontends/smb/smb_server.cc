@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -122,22 +123,37 @@ Result<std::string> SmbServer::RenderConfig(const SmbOptions& o, uint16_t port,
 
 Status SmbServer::EnsureSystemUser(const std::string& name) {
   if (!ValidName(name)) return InvalidArgumentError("smb user name '" + name + "' is not usable");
-  if (::getpwnam(name.c_str()) != nullptr) return Status::Ok();
-  return RunWithInput("useradd --system --no-create-home --shell /usr/sbin/nologin --comment '" +
-                          std::string(kUserComment) + "' " + name,
-                      "");
+  Status s;
+  // useradd fails while another process holds the passwd lock: try a few times.
+  for (int i = 0; i < 20; ++i) {
+    if (::getpwnam(name.c_str()) != nullptr) return Status::Ok();
+    s = RunWithInput("useradd --system --no-create-home --shell /usr/sbin/nologin --comment '" +
+                         std::string(kUserComment) + "' " + name,
+                     "");
+    if (s.ok()) return s;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return s;
 }
 
-Status SmbServer::RemoveSystemUsers() {
+Status SmbServer::RemoveSystemUsers(const std::vector<std::string>& only) {
   std::vector<std::string> ours;
   setpwent();
   while (passwd* p = getpwent()) {
-    if (p->pw_gecos != nullptr && std::string(p->pw_gecos) == kUserComment) {
-      ours.push_back(p->pw_name);
-    }
+    if (p->pw_gecos == nullptr || std::string(p->pw_gecos) != kUserComment) continue;
+    if (!only.empty() && std::find(only.begin(), only.end(), p->pw_name) == only.end()) continue;
+    ours.push_back(p->pw_name);
   }
   endpwent();
-  for (const auto& u : ours) FS_RETURN_IF_ERROR(RunWithInput("userdel " + u, ""));
+  for (const auto& u : ours) {
+    Status s;
+    for (int i = 0; i < 20; ++i) {
+      s = RunWithInput("userdel " + u, "");
+      if (s.ok() || ::getpwnam(u.c_str()) == nullptr) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (::getpwnam(u.c_str()) != nullptr) return s;
+  }
   return Status::Ok();
 }
 

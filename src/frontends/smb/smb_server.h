@@ -72,7 +72,9 @@ class SmbServer {
   static Result<std::string> RenderConfig(const SmbOptions& options, uint16_t port,
                                           const std::vector<SmbShare>& shares);
   static Status EnsureSystemUser(const std::string& name);
-  static Status RemoveSystemUsers();
+  // Deletes the system users made for SMB (those with kUserComment); with `only`, just those
+  // of these names.
+  static Status RemoveSystemUsers(const std::vector<std::string>& only = {});
 
  private:
   SmbServer() = default;

@@ -5,6 +5,7 @@
 #include "frontends/smb/smb_server.h"
 
 #include <gtest/gtest.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -46,7 +47,9 @@ class SmbTest : public ::testing::Test {
     smb_.reset();
     fs_.reset();
     store_.reset();
-    EXPECT_TRUE(SmbServer::RemoveSystemUsers().ok());
+    // Only ours: other tests (test/integration) may have users of their own right now.
+    EXPECT_TRUE(SmbServer::RemoveSystemUsers({"fstest-rw", "fstest-ro"}).ok());
+    EXPECT_EQ(::getpwnam("fstest-rw"), nullptr);
   }
 
   ClientRun Client(const std::string& user, const std::string& commands) {
