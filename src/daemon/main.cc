@@ -308,6 +308,7 @@ Status ServeFileShares(store::Store& st, const Config& c,
                        std::unique_ptr<frontends::fuse::FuseFs>* mount,
                        std::unique_ptr<frontends::smb::SmbServer>* smb) {
   std::string mnt = c.mountpoint.empty() ? c.data_dir + "/mnt" : c.mountpoint;
+  frontends::fuse::FuseFs::DetachDeadMount(mnt);
   FS_RETURN_IF_ERROR(platform::MakeDirs(mnt, 0755));
   mnt = std::filesystem::absolute(mnt).lexically_normal().string();  // smbd needs full paths
   auto fs = frontends::fuse::FuseFs::Mount(st, {.mountpoint = mnt});

@@ -3,6 +3,7 @@
 
 #include <fuse_lowlevel.h>
 #include <spdlog/spdlog.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
@@ -474,8 +475,17 @@ const fuse_lowlevel_ops kOps = [] {
 
 }  // namespace
 
+void FuseFs::DetachDeadMount(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0 && errno == ENOTCONN) {
+    spdlog::warn("fuse: detaching the dead mount left on {}", path);
+    ::umount2(path.c_str(), MNT_DETACH);
+  }
+}
+
 Result<std::unique_ptr<FuseFs>> FuseFs::Mount(store::Store& store, Options options) {
   auto fs = std::unique_ptr<FuseFs>(new FuseFs(store, std::move(options)));
+  DetachDeadMount(fs->options_.mountpoint);
   std::string opts = "default_permissions,fsname=fieldstack,subtype=fieldstack";
   if (fs->options_.allow_other) opts += ",allow_other";
   std::vector<std::string> argv = {"fieldstack", "-o", opts};

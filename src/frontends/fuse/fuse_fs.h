@@ -45,6 +45,10 @@ class FuseFs {
   static Result<std::unique_ptr<FuseFs>> Mount(store::Store& store, Options options);
   ~FuseFs();  // unmounts
 
+  // A daemon that was killed leaves its mount behind, dead ("transport endpoint is not
+  // connected"): detach it so the mount point can be used again. Mount does this too.
+  static void DetachDeadMount(const std::string& path);
+
   // Files open through the mount.
   bool IsOpen(store::NodeId node) const;
   size_t OpenFiles() const;

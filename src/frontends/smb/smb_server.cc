@@ -177,6 +177,7 @@ Result<std::unique_ptr<SmbServer>> SmbServer::Start(SmbOptions options,
     FS_RETURN_IF_ERROR(RunWithInput("smbpasswd -c " + s->config_ + " -a -s " + u.name,
                                     u.password + "\n" + u.password + "\n"));
   }
+  s->StopLeftover();
   {
     MutexLock l(s->mu_);
     s->pid_ = s->Spawn();
@@ -191,6 +192,25 @@ Result<std::unique_ptr<SmbServer>> SmbServer::Start(SmbOptions options,
   s->supervisor_ = std::thread([p = s.get()] { p->Supervise(); });
   spdlog::info("smb: serving {} share(s) on {}:{}", shares.size(), s->options_.address, s->port_);
   return s;
+}
+
+// An smbd of an earlier daemon that was killed outlives it (it holds the port and the passdb):
+// stop it when its pid file names a process started with our config.
+void SmbServer::StopLeftover() {
+  auto text = platform::ReadFileToString(options_.state_dir + "/run/smbd.pid");
+  if (!text.ok()) return;
+  pid_t old = static_cast<pid_t>(std::atol(text->c_str()));
+  if (old <= 1) return;
+  std::ifstream proc("/proc/" + std::to_string(old) + "/cmdline");  // size 0 to stat()
+  std::string cmdline((std::istreambuf_iterator<char>(proc)), std::istreambuf_iterator<char>());
+  if (cmdline.find(config_) == std::string::npos) return;
+  spdlog::warn("smb: stopping smbd {} left by an earlier run", old);
+  ::kill(-old, SIGTERM);
+  ::kill(old, SIGTERM);
+  for (int i = 0; i < 50 && ::kill(old, 0) == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (::kill(old, 0) == 0) ::kill(old, SIGKILL);
 }
 
 pid_t SmbServer::Spawn() {

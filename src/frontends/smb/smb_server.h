@@ -79,6 +79,7 @@ class SmbServer {
  private:
   SmbServer() = default;
   pid_t Spawn();
+  void StopLeftover();
   void Supervise();
 
   SmbOptions options_;
