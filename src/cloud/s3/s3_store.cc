@@ -73,6 +73,21 @@ void AddMeta(std::vector<std::pair<std::string, std::string>>& h, const ObjectMe
   }
 }
 
+// Whether the object `head` (nullptr: none) meets `pre`; for requests on which a service may
+// ignore the conditional headers.
+Status Satisfies(const ObjectInfo* head, const Precondition& pre, std::string_view key,
+                 std::string_view what) {
+  if (pre.if_none_match_any && head != nullptr) {
+    return FailedPreconditionError("s3 " + std::string(what) + ": '" + std::string(key) +
+                                   "' exists");
+  }
+  if (pre.if_match && (head == nullptr || Unquote(head->etag) != Unquote(*pre.if_match))) {
+    return FailedPreconditionError("s3 " + std::string(what) + ": '" + std::string(key) +
+                                   "' changed");
+  }
+  return Status::Ok();
+}
+
 ObjectInfo InfoFrom(std::string_view key, const HttpResponse& r) {
   ObjectInfo info;
   info.key = key;
@@ -298,16 +313,11 @@ Result<ObjectInfo> S3Store::CommitUpload(const Upload& upload, const std::vector
   // Not every service honours conditions on completion (Ceph RGW 16 ignores them): check
   // first, and send them too for those that do (AWS). Between the check and the completion,
   // a write by someone else could still be replaced; see docs/s3-test-server.md.
-  const Precondition& pre = options.precondition;
-  if (pre.if_none_match_any || pre.if_match) {
+  if (options.precondition.if_none_match_any || options.precondition.if_match) {
     auto head = Head(upload.key);
     if (!head.ok() && head.status().code() != StatusCode::kNotFound) return head.status();
-    if (pre.if_none_match_any && head.ok()) {
-      return FailedPreconditionError("s3 complete multipart upload: '" + upload.key + "' exists");
-    }
-    if (pre.if_match && (!head.ok() || Unquote(head->etag) != Unquote(*pre.if_match))) {
-      return FailedPreconditionError("s3 complete multipart upload: '" + upload.key + "' changed");
-    }
+    FS_RETURN_IF_ERROR(Satisfies(head.ok() ? &*head : nullptr, options.precondition, upload.key,
+                                 "complete multipart upload"));
   }
   HttpRequest req{"POST",
                   Url(upload.key, "uploadId=" + UrlEncode(upload.id)),
@@ -355,12 +365,7 @@ Status S3Store::Delete(std::string_view key, const Precondition& precondition) {
   // DeleteObject answers 204 for a missing key, and not every service honours If-Match on
   // it: look first.
   FS_ASSIGN_OR_RETURN(ObjectInfo head, Head(key));
-  if (precondition.if_match && Unquote(*precondition.if_match) != Unquote(head.etag)) {
-    return FailedPreconditionError("s3 delete object: '" + std::string(key) + "' changed");
-  }
-  if (precondition.if_none_match_any) {
-    return FailedPreconditionError("s3 delete object: '" + std::string(key) + "' exists");
-  }
+  FS_RETURN_IF_ERROR(Satisfies(&head, precondition, key, "delete object"));
   HttpRequest req{"DELETE", Url(key), {}, {}};
   AddConditions(req.headers, precondition);
   return Call(std::move(req), "delete object").status();

@@ -8,6 +8,7 @@
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -307,6 +308,24 @@ void ReleaseDir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   fuse_reply_err(req, 0);
 }
 
+// Up to `limit` entries of directory `ino` named after `after`, in byte order: the shares for
+// the mount's root, else the Store's paged listing.
+Result<std::vector<store::Attr>> Entries(store::Store& st, fuse_ino_t ino, const std::string& after,
+                                         size_t limit) {
+  if (ino != FUSE_ROOT_ID) return st.ReadDir(Node(ino), after, limit);
+  FS_ASSIGN_OR_RETURN(auto shares, st.ListShares());
+  std::sort(shares.begin(), shares.end(),
+            [](const store::ShareInfo& x, const store::ShareInfo& y) { return x.name < y.name; });
+  std::vector<store::Attr> out;
+  for (const auto& sh : shares) {
+    if (sh.name <= after || out.size() == limit) continue;
+    FS_ASSIGN_OR_RETURN(store::Attr a, st.GetAttr(sh.root));
+    a.name = sh.name;
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
 // Offsets: 1 is ".", 2 is "..", entry i (from 0) is 3 + i.
 void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
   auto* cur = reinterpret_cast<DirCursor*>(fi->fh);
@@ -337,46 +356,20 @@ void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
     cur->last.clear();
     off_t skip = off - 2;
     while (skip > 0) {
-      std::vector<store::Attr> page;
-      if (ino == FUSE_ROOT_ID) {
-        auto shares = St(req).ListShares();
-        if (!shares.ok()) return Fail(req, shares.status());
-        for (const auto& s : *shares) {
-          if (s.name > cur->last) page.push_back({.name = s.name});
-        }
-      } else {
-        auto got =
-            St(req).ReadDir(Node(ino), cur->last, static_cast<size_t>(std::min<off_t>(skip, 1024)));
-        if (!got.ok()) return Fail(req, got.status());
-        page = std::move(*got);
-      }
-      if (page.empty()) break;
-      size_t n = std::min<size_t>(page.size(), static_cast<size_t>(skip));
-      cur->last = page[n - 1].name;
+      auto page =
+          Entries(St(req), ino, cur->last, static_cast<size_t>(std::min<off_t>(skip, 1024)));
+      if (!page.ok()) return Fail(req, page.status());
+      if (page->empty()) break;
+      size_t n = std::min<size_t>(page->size(), static_cast<size_t>(skip));
+      cur->last = (*page)[n - 1].name;
       skip -= static_cast<off_t>(n);
     }
   }
   for (;;) {
-    std::vector<store::Attr> page;
-    if (ino == FUSE_ROOT_ID) {
-      auto shares = St(req).ListShares();
-      if (!shares.ok()) return Fail(req, shares.status());
-      for (const auto& s : *shares) {
-        if (s.name <= cur->last) continue;
-        auto a = St(req).GetAttr(s.root);
-        if (!a.ok()) return Fail(req, a.status());
-        a->name = s.name;
-        page.push_back(*a);
-      }
-      std::sort(page.begin(), page.end(),
-                [](const store::Attr& x, const store::Attr& y) { return x.name < y.name; });
-    } else {
-      auto got = St(req).ReadDir(Node(ino), cur->last, 256);
-      if (!got.ok()) return Fail(req, got.status());
-      page = std::move(*got);
-    }
-    if (page.empty()) break;
-    for (const auto& a : page) {
+    auto page = Entries(St(req), ino, cur->last, 256);
+    if (!page.ok()) return Fail(req, page.status());
+    if (page->empty()) break;
+    for (const auto& a : *page) {
       if (!add(a.name, StatOf(a), off + 1)) {
         cur->next_off = off;
         return (void)fuse_reply_buf(req, buf.data(), used);
@@ -384,7 +377,6 @@ void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
       ++off;
       cur->last = a.name;
     }
-    if (ino == FUSE_ROOT_ID) break;
   }
   cur->next_off = off;
   fuse_reply_buf(req, buf.data(), used);
