@@ -20,6 +20,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -186,6 +187,28 @@ void Row(const std::string& target, const Dataset& d, const Measure& ours, const
   std::fflush(stdout);
 }
 
+// For each dataset: rclone into one container of `make`, then ours into another; verify both;
+// print the row. Containers are numbered with `n` so that runs never share one.
+void Compare(const std::string& label, const std::vector<Dataset>& sets, const std::string& work,
+             int& n,
+             const std::function<std::unique_ptr<cloud::ObjectStore>(const std::string&)>& make,
+             const std::vector<std::string>& rclone_env, const std::string& remote) {
+  for (const Dataset& d : sets) {
+    ++n;
+    std::string ours_c = "ours-" + std::to_string(n), rc_c = "rclone-" + std::to_string(n);
+    auto ours_t = make(ours_c);
+    auto rc_t = make(rc_c);
+    auto st = FillStore(work + "/store-" + std::to_string(n), d);
+    Measure rc = Rclone(rclone_env, d.dir, remote + ":" + rc_c, d);
+    Measure ours = Ours(*st, *ours_t, d);
+    for (auto [m, t] : {std::pair{&ours, ours_t.get()}, {&rc, rc_t.get()}}) {
+      std::string bad = Verify(*t, d);
+      if (!bad.empty()) m->error += " verify: " + bad;
+    }
+    Row(label, d, ours, rc);
+  }
+}
+
 }  // namespace
 }  // namespace fieldstack
 
@@ -237,32 +260,21 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "azurite: %s\n", azurite.error().c_str());
       return 1;
     }
-    for (const Dataset& d : sets) {
-      ++n;
-      auto make = [&](const std::string& container) {
-        auto s = cloud::azure_blob::AzureBlobStore::Open(
-            {azurite.endpoint(), testing::Azurite::kAccount, testing::Azurite::kKey, "", container},
-            RealClock::Get());
-        (void)(*s)->CreateContainer();
-        return std::move(*s);
-      };
-      std::string ours_c = "ours-" + std::to_string(n), rc_c = "rclone-" + std::to_string(n);
-      auto ours_t = make(ours_c);
-      auto rc_t = make(rc_c);
-      auto st = FillStore(work.path() + "/store-az-" + std::to_string(n), d);
-      std::vector<std::string> env = {
-          "RCLONE_CONFIG_AZ_TYPE=azureblob",
-          std::string("RCLONE_CONFIG_AZ_ACCOUNT=") + testing::Azurite::kAccount,
-          std::string("RCLONE_CONFIG_AZ_KEY=") + testing::Azurite::kKey,
-          "RCLONE_CONFIG_AZ_ENDPOINT=" + azurite.endpoint(), "RCLONE_CONFIG_AZ_USE_EMULATOR=true"};
-      Measure rc = Rclone(env, d.dir, "az:" + rc_c, d);
-      Measure ours = Ours(*st, *ours_t, d);
-      for (auto [m, t] : {std::pair{&ours, ours_t.get()}, {&rc, rc_t.get()}}) {
-        std::string bad = Verify(*t, d);
-        if (!bad.empty()) m->error += " verify: " + bad;
-      }
-      Row("Azurite 3.35", d, ours, rc);
-    }
+    Compare(
+        "Azurite 3.35", sets, work.path(), n,
+        [&](const std::string& container) -> std::unique_ptr<cloud::ObjectStore> {
+          auto s = cloud::azure_blob::AzureBlobStore::Open(
+              {azurite.endpoint(), testing::Azurite::kAccount, testing::Azurite::kKey, "",
+               container},
+              RealClock::Get());
+          (void)(*s)->CreateContainer();
+          return std::move(*s);
+        },
+        {"RCLONE_CONFIG_AZ_TYPE=azureblob",
+         std::string("RCLONE_CONFIG_AZ_ACCOUNT=") + testing::Azurite::kAccount,
+         std::string("RCLONE_CONFIG_AZ_KEY=") + testing::Azurite::kKey,
+         "RCLONE_CONFIG_AZ_ENDPOINT=" + azurite.endpoint(), "RCLONE_CONFIG_AZ_USE_EMULATOR=true"},
+        "az");
   }
   if (only.empty() || only == "rate") {
     // The bandwidth limit against a real server: 16 MiB/s for about 30 s.
@@ -288,35 +300,22 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "radosgw: %s\n", rgw.error().c_str());
       return 1;
     }
-    for (const Dataset& d : sets) {
-      ++n;
-      auto make = [&](const std::string& bucket) {
-        cloud::s3::S3Config c;
-        c.endpoint = rgw.endpoint();
-        c.bucket = bucket;
-        c.credentials = {rgw.access_key(), rgw.secret_key(), ""};
-        auto s = cloud::s3::S3Store::Open(c, RealClock::Get());
-        (void)(*s)->CreateBucket();
-        return std::move(*s);
-      };
-      std::string ours_b = "ours-" + std::to_string(n), rc_b = "rclone-" + std::to_string(n);
-      auto ours_t = make(ours_b);
-      auto rc_t = make(rc_b);
-      auto st = FillStore(work.path() + "/store-s3-" + std::to_string(n), d);
-      std::vector<std::string> env = {"RCLONE_CONFIG_S3_TYPE=s3",
-                                      "RCLONE_CONFIG_S3_PROVIDER=Ceph",
-                                      "RCLONE_CONFIG_S3_ACCESS_KEY_ID=" + rgw.access_key(),
-                                      "RCLONE_CONFIG_S3_SECRET_ACCESS_KEY=" + rgw.secret_key(),
-                                      "RCLONE_CONFIG_S3_ENDPOINT=" + rgw.endpoint(),
-                                      "RCLONE_CONFIG_S3_REGION=us-east-1"};
-      Measure rc = Rclone(env, d.dir, "s3:" + rc_b, d);
-      Measure ours = Ours(*st, *ours_t, d);
-      for (auto [m, t] : {std::pair{&ours, ours_t.get()}, {&rc, rc_t.get()}}) {
-        std::string bad = Verify(*t, d);
-        if (!bad.empty()) m->error += " verify: " + bad;
-      }
-      Row("Ceph radosgw 16.2", d, ours, rc);
-    }
+    Compare(
+        "Ceph radosgw 16.2", sets, work.path(), n,
+        [&](const std::string& bucket) -> std::unique_ptr<cloud::ObjectStore> {
+          cloud::s3::S3Config c;
+          c.endpoint = rgw.endpoint();
+          c.bucket = bucket;
+          c.credentials = {rgw.access_key(), rgw.secret_key(), ""};
+          auto s = cloud::s3::S3Store::Open(c, RealClock::Get());
+          (void)(*s)->CreateBucket();
+          return std::move(*s);
+        },
+        {"RCLONE_CONFIG_S3_TYPE=s3", "RCLONE_CONFIG_S3_PROVIDER=Ceph",
+         "RCLONE_CONFIG_S3_ACCESS_KEY_ID=" + rgw.access_key(),
+         "RCLONE_CONFIG_S3_SECRET_ACCESS_KEY=" + rgw.secret_key(),
+         "RCLONE_CONFIG_S3_ENDPOINT=" + rgw.endpoint(), "RCLONE_CONFIG_S3_REGION=us-east-1"},
+        "s3");
   }
   return 0;
 }
