@@ -497,6 +497,35 @@ std::unique_ptr<store::Store> OpenStore(const testing::TempDir& dir) {
   return s.ok() ? std::move(*s) : nullptr;
 }
 
+using Files = std::map<std::string, std::vector<uint8_t>>;
+
+// Files f0..f<count-1> in `root`, committed; every fourth is `big` bytes, the others `small`
+// (each a few bytes more, so no two are alike).
+Files WriteFiles(store::Store& s, store::NodeId root, int count, size_t big, size_t small) {
+  Files want;
+  for (int i = 0; i < count; ++i) {
+    std::string name = "f" + std::to_string(i);
+    want[name] = Pattern((i % 4 == 0 ? big : small) + i, static_cast<uint8_t>(i));
+    auto h = s.Create(root, name, {});
+    if (!h.ok() || !(*h)->Write(0, want[name]).ok() || !(*h)->Close().ok()) {
+      ADD_FAILURE() << "cannot write " << name;
+    }
+  }
+  return want;
+}
+
+// Every file of `want` is in `cloud`, byte for byte; `context` is shown on a miss.
+void ExpectArrived(cloud::ObjectStore& cloud, const Files& want, const std::string& context = "") {
+  for (const auto& [name, data] : want) {
+    auto got = cloud.Get(name, 0, 1 << 30);
+    if (!got.ok()) {
+      ADD_FAILURE() << name << ": " << got.status().ToString() << context;
+      continue;
+    }
+    EXPECT_TRUE(*got == std::string(data.begin(), data.end())) << name;
+  }
+}
+
 // The whole path on a real S3 service: Store -> Uploader -> S3Store -> radosgw; new versions,
 // renames and deletes with the mirror policy.
 TEST(UploaderS3Test, FilesArriveByteIdenticalAndMirrorFollowsRenamesAndDeletes) {
@@ -764,14 +793,7 @@ TEST(UploaderFaultTest, EveryObjectArrivesIntactThroughInjectedFaults) {
   auto s = OpenStore(dir);
   ASSERT_NE(s, nullptr);
   store::NodeId root = s->CreateShare("field", store::ShareKind::kCloud)->root;
-  std::map<std::string, std::vector<uint8_t>> want;
-  for (int i = 0; i < files; ++i) {
-    std::string name = "f" + std::to_string(i);
-    want[name] = Pattern(i % 4 == 0 ? 200 * 1024 + i : 3000 + i, static_cast<uint8_t>(i));
-    auto h = s->Create(root, name, {});
-    ASSERT_TRUE((*h)->Write(0, want[name]).ok());
-    ASSERT_TRUE((*h)->Close().ok());
-  }
+  Files want = WriteFiles(*s, root, files, 200 * 1024, 3000);
   Uploader::Options opts;
   opts.part_size_bytes = 64 * 1024;
   opts.backoff_base = std::chrono::milliseconds(10);
@@ -794,13 +816,10 @@ TEST(UploaderFaultTest, EveryObjectArrivesIntactThroughInjectedFaults) {
   EXPECT_EQ(*s->PendingUploads(), 0u);
   EXPECT_EQ(failed, 0u);
   EXPECT_EQ(conflicts, 0u);
-  for (auto& [name, data] : want) {
-    auto got = check->Get(name, 0, 1 << 30);
-    ASSERT_TRUE(got.ok())
-        << name << ": " << got.status().ToString() << "\ncopy log:\n"
-        << platform::ReadFileToString(dir.path() + "/logs/field/upload.log").value_or("(none)");
-    EXPECT_TRUE(*got == std::string(data.begin(), data.end())) << name;
-  }
+  ExpectArrived(
+      *check, want,
+      "\ncopy log:\n" +
+          platform::ReadFileToString(dir.path() + "/logs/field/upload.log").value_or("(none)"));
   // Per 20 files: 15 single Puts + 5 files x (4 blocks + 1 block list + 1 HEAD) = 45 requests
   // without faults.
   auto counts = proxy.counts();
@@ -835,14 +854,7 @@ TEST(UploaderLossTest, UploadsArriveIntactThrough30PercentPacketLossAndABlackhol
   auto s = OpenStore(dir);
   ASSERT_NE(s, nullptr);
   store::NodeId root = s->CreateShare("field", store::ShareKind::kCloud)->root;
-  std::map<std::string, std::vector<uint8_t>> want;
-  for (int i = 0; i < 8; ++i) {
-    std::string name = "f" + std::to_string(i);
-    want[name] = Pattern(i % 4 == 0 ? 300 * 1024 + i : 40 * 1024 + i, static_cast<uint8_t>(i));
-    auto h = s->Create(root, name, {});
-    ASSERT_TRUE((*h)->Write(0, want[name]).ok());
-    ASSERT_TRUE((*h)->Close().ok());
-  }
+  Files want = WriteFiles(*s, root, 8, 300 * 1024, 40 * 1024);
   Uploader::Options opts;
   opts.part_size_bytes = 64 * 1024;
   opts.backoff_base = std::chrono::milliseconds(100);
@@ -875,11 +887,7 @@ TEST(UploaderLossTest, UploadsArriveIntactThrough30PercentPacketLossAndABlackhol
   EXPECT_EQ(*s->PendingUploads(), 0u);
   EXPECT_EQ(failed, 0u);
   EXPECT_LE(retried, 8u * 10) << "bounded retries";
-  for (auto& [name, data] : want) {
-    auto got = direct->Get(name, 0, 1 << 30);
-    ASSERT_TRUE(got.ok()) << name << ": " << got.status().ToString();
-    EXPECT_TRUE(*got == std::string(data.begin(), data.end())) << name;
-  }
+  ExpectArrived(*direct, want);
 }
 
 // A crash after the cloud committed a version but before its etag was recorded, then a new
