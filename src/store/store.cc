@@ -636,7 +636,7 @@ Result<ShareInfo> Store::CreateShare(std::string_view name, ShareKind kind) {
     FS_ASSIGN_OR_RETURN(Stmt root,
                         db.Prepare("INSERT INTO nodes(share_id, parent_id, name, type, mode, uid, "
                                    "gid, atime_ns, mtime_ns, ctime_ns, version) "
-                                   "VALUES(?,0,?,2,493,0,0,?,?,?,1)"));
+                                   "VALUES(?,0,?,2,511,0,0,?,?,?,1)"));  // 0777
     root.Bind(1, int64_t{info.id}).Bind(2, name).Bind(3, now).Bind(4, now).Bind(5, now);
     FS_RETURN_IF_ERROR(root.Run());
     info.root = db.LastInsertId();

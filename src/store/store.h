@@ -120,6 +120,8 @@ class Store {
   ~Store();
 
   // --- Shares ---
+  // A share's root is a directory of mode 0777 owned by root: any client a front end admits
+  // (SMB users, NFS allow-lists, squashed NFS root) may create in it.
   Result<ShareInfo> CreateShare(std::string_view name, ShareKind kind);
   Result<ShareInfo> GetShare(std::string_view name);
   Result<std::vector<ShareInfo>> ListShares();

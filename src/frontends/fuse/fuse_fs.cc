@@ -102,9 +102,32 @@ void Init(void*, fuse_conn_info* conn) {
   conn->max_write = kMaxIo;
   conn->max_readahead = kMaxIo;
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;  // close is the commit point; mtime is ours
+  // File handles outlive the kernel's inode cache (nfs-ganesha's FSAL VFS exports the mount):
+  // the kernel then looks up "." and ".." by node id.
+  if (conn->capable & FUSE_CAP_EXPORT_SUPPORT) conn->want |= FUSE_CAP_EXPORT_SUPPORT;
+}
+
+void ReplyRootEntry(fuse_req_t req) {
+  fuse_entry_param e{};
+  e.ino = FUSE_ROOT_ID;
+  e.attr = RootStat();
+  e.attr_timeout = kTimeout;
+  e.entry_timeout = kTimeout;
+  fuse_reply_entry(req, &e);
 }
 
 void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  std::string_view n = name;
+  if (n == "." || n == "..") {  // export support: the node itself, or its parent
+    if (parent == FUSE_ROOT_ID) return ReplyRootEntry(req);
+    auto a = St(req).GetAttr(Node(parent));
+    if (!a.ok()) return Fail(req, a.status());
+    if (n == ".") return ReplyEntry(req, *a);
+    if (a->parent == store::kNoNode) return ReplyRootEntry(req);  // a share's root
+    auto p = St(req).GetAttr(a->parent);
+    if (!p.ok()) return Fail(req, p.status());
+    return ReplyEntry(req, *p);
+  }
   auto a = parent == FUSE_ROOT_ID ? ShareRoot(St(req), name) : St(req).Lookup(Node(parent), name);
   if (!a.ok()) return Fail(req, a.status());
   ReplyEntry(req, *a);

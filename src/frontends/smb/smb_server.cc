@@ -1,20 +1,13 @@
 #include "frontends/smb/smb_server.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
-#include <fstream>
 #include <set>
+#include <thread>
 
 #include "platform/file.h"
 
@@ -35,42 +28,6 @@ std::string Join(const std::vector<std::string>& v) {
   std::string out;
   for (const auto& s : v) out += (out.empty() ? "" : " ") + s;
   return out;
-}
-
-// Runs a command with `input` on its stdin; its output for errors.
-Status RunWithInput(const std::string& cmd, const std::string& input) {
-  FILE* p = popen((cmd + " >/dev/null 2>&1").c_str(), "w");
-  if (p == nullptr) return InternalError("cannot run " + cmd);
-  fwrite(input.data(), 1, input.size(), p);
-  int rc = pclose(p);
-  if (rc != 0) return InternalError(cmd + " failed (exit " + std::to_string(rc) + ")");
-  return Status::Ok();
-}
-
-uint16_t FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  uint16_t port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
-
-bool Accepts(const std::string& address, uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  ::inet_pton(AF_INET, address.c_str(), &a.sin_addr);
-  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(fd);
-  return ok;
 }
 
 }  // namespace
@@ -127,9 +84,10 @@ Status SmbServer::EnsureSystemUser(const std::string& name) {
   // useradd fails while another process holds the passwd lock: try a few times.
   for (int i = 0; i < 20; ++i) {
     if (::getpwnam(name.c_str()) != nullptr) return Status::Ok();
-    s = RunWithInput("useradd --system --no-create-home --shell /usr/sbin/nologin --comment '" +
-                         std::string(kUserComment) + "' " + name,
-                     "");
+    s = platform::RunCommand(
+        "useradd --system --no-create-home --shell /usr/sbin/nologin --comment '" +
+            std::string(kUserComment) + "' " + name,
+        "");
     if (s.ok()) return s;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
@@ -148,7 +106,7 @@ Status SmbServer::RemoveSystemUsers(const std::vector<std::string>& only) {
   for (const auto& u : ours) {
     Status s;
     for (int i = 0; i < 20; ++i) {
-      s = RunWithInput("userdel " + u, "");
+      s = platform::RunCommand("userdel " + u, "");
       if (s.ok() || ::getpwnam(u.c_str()) == nullptr) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
@@ -162,106 +120,55 @@ Result<std::unique_ptr<SmbServer>> SmbServer::Start(SmbOptions options,
                                                     std::vector<SmbUser> users) {
   auto s = std::unique_ptr<SmbServer>(new SmbServer);
   s->options_ = std::move(options);
-  s->port_ = s->options_.port != 0 ? s->options_.port : FreePort();
-  FS_ASSIGN_OR_RETURN(std::string conf, RenderConfig(s->options_, s->port_, shares));
+  s->port_ = s->options_.port != 0 ? s->options_.port : platform::FreeTcpPort();
   for (const char* sub : {"private", "lock", "state", "cache", "run", "ncalrpc", "log"}) {
     FS_RETURN_IF_ERROR(platform::MakeDirs(s->options_.state_dir + "/" + sub));
   }
   s->config_ = s->options_.state_dir + "/smb.conf";
-  FS_RETURN_IF_ERROR(platform::WriteFileAtomic(s->config_, conf, 0600));
-  for (const SmbUser& u : users) {
-    FS_RETURN_IF_ERROR(EnsureSystemUser(u.name));
-    if (u.password.find('\n') != std::string::npos) {
-      return InvalidArgumentError("smb user '" + u.name + "': the password has a line break");
-    }
-    FS_RETURN_IF_ERROR(RunWithInput("smbpasswd -c " + s->config_ + " -a -s " + u.name,
-                                    u.password + "\n" + u.password + "\n"));
-  }
-  s->StopLeftover();
-  {
-    MutexLock l(s->mu_);
-    s->pid_ = s->Spawn();
-  }
-  for (int i = 0; i < 100 && !Accepts(s->options_.address, s->port_); ++i) {
+  FS_RETURN_IF_ERROR(s->WriteSettings(shares, users));
+  platform::StopLeftover(s->options_.state_dir + "/run/smbd.pid", s->config_);
+  FS_ASSIGN_OR_RETURN(
+      s->smbd_,
+      platform::Supervised::Start(
+          "smbd", {s->options_.smbd, "--foreground", "--no-process-group", "-s", s->config_},
+          s->options_.state_dir + "/log/smbd.out"));
+  for (int i = 0; i < 100 && !platform::AcceptsTcp(s->options_.address, s->port_); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  if (!Accepts(s->options_.address, s->port_)) {
+  if (!platform::AcceptsTcp(s->options_.address, s->port_)) {
     return UnavailableError("smbd did not start on port " + std::to_string(s->port_) + " (see " +
                             s->options_.state_dir + "/log/smbd.log)");
   }
-  s->supervisor_ = std::thread([p = s.get()] { p->Supervise(); });
   spdlog::info("smb: serving {} share(s) on {}:{}", shares.size(), s->options_.address, s->port_);
   return s;
 }
 
-// An smbd of an earlier daemon that was killed outlives it (it holds the port and the passdb):
-// stop it when its pid file names a process started with our config.
-void SmbServer::StopLeftover() {
-  auto text = platform::ReadFileToString(options_.state_dir + "/run/smbd.pid");
-  if (!text.ok()) return;
-  pid_t old = static_cast<pid_t>(std::atol(text->c_str()));
-  if (old <= 1) return;
-  std::ifstream proc("/proc/" + std::to_string(old) + "/cmdline");  // size 0 to stat()
-  std::string cmdline((std::istreambuf_iterator<char>(proc)), std::istreambuf_iterator<char>());
-  if (cmdline.find(config_) == std::string::npos) return;
-  spdlog::warn("smb: stopping smbd {} left by an earlier run", old);
-  ::kill(-old, SIGTERM);
-  ::kill(old, SIGTERM);
-  for (int i = 0; i < 50 && ::kill(old, 0) == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  if (::kill(old, 0) == 0) ::kill(old, SIGKILL);
-}
-
-pid_t SmbServer::Spawn() {
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    std::string out = options_.state_dir + "/log/smbd.out";
-    int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (fd >= 0) {
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
+Status SmbServer::WriteSettings(const std::vector<SmbShare>& shares,
+                                const std::vector<SmbUser>& users) {
+  FS_ASSIGN_OR_RETURN(std::string conf, RenderConfig(options_, port_, shares));
+  for (const SmbUser& u : users) {
+    if (!ValidName(u.name))
+      return InvalidArgumentError("smb user name '" + u.name + "' is not usable");
+    if (u.password.find('\n') != std::string::npos) {
+      return InvalidArgumentError("smb user '" + u.name + "': the password has a line break");
     }
-    ::setpgid(0, 0);
-    ::execl(options_.smbd.c_str(), options_.smbd.c_str(), "--foreground", "--no-process-group",
-            "-s", config_.c_str(), nullptr);
-    ::_exit(127);
   }
-  return pid;
+  FS_RETURN_IF_ERROR(platform::WriteFileAtomic(config_, conf, 0600));
+  for (const SmbUser& u : users) {
+    FS_RETURN_IF_ERROR(EnsureSystemUser(u.name));
+    FS_RETURN_IF_ERROR(platform::RunCommand("smbpasswd -c " + config_ + " -a -s " + u.name,
+                                            u.password + "\n" + u.password + "\n"));
+  }
+  return Status::Ok();
 }
 
-// Restarts smbd whenever it exits, a second apart at most once a second.
-void SmbServer::Supervise() {
-  while (!stopping_) {
-    pid_t pid;
-    {
-      MutexLock l(mu_);
-      pid = pid_;
-    }
-    int status = 0;
-    if (::waitpid(pid, &status, 0) < 0 || stopping_) return;
-    spdlog::warn("smb: smbd exited (status {}); restarting", status);
-    std::this_thread::sleep_for(std::chrono::seconds(1));
-    if (stopping_) return;
-    MutexLock l(mu_);
-    pid_ = Spawn();
-    ++restarts_;
-  }
+Status SmbServer::Reload(const std::vector<SmbShare>& shares, const std::vector<SmbUser>& users) {
+  FS_RETURN_IF_ERROR(WriteSettings(shares, users));
+  FS_RETURN_IF_ERROR(smbd_->Signal(SIGHUP));  // smbd rereads smb.conf, and tells its children
+  spdlog::info("smb: reloaded ({} share(s))", shares.size());
+  return Status::Ok();
 }
 
-SmbServer::~SmbServer() {
-  stopping_ = true;
-  pid_t pid;
-  {
-    MutexLock l(mu_);
-    pid = pid_;
-  }
-  if (pid > 0) ::kill(-pid, SIGTERM);  // smbd and its per-client children
-  if (supervisor_.joinable()) {
-    supervisor_.join();
-  } else if (pid > 0) {
-    ::waitpid(pid, nullptr, 0);
-  }
-}
+SmbServer::~SmbServer() = default;
 
 }  // namespace fieldstack::frontends::smb

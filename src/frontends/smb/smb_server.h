@@ -14,18 +14,16 @@
 // RemoveSystemUsers deletes exactly the users carrying that comment. Passwords live only in
 // Samba's passdb in the state directory.
 //
-// Thread safety: Start and the destructor from one thread.
+// Thread safety: Start, Reload and the destructor from one thread.
 
 #include <sys/types.h>
 
-#include <atomic>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "common/mutex.h"
 #include "common/status.h"
+#include "platform/process.h"
 
 namespace fieldstack::frontends::smb {
 
@@ -59,14 +57,14 @@ class SmbServer {
                                                   std::vector<SmbUser> users);
   ~SmbServer();  // stops smbd
 
+  // New settings: rewrites smb.conf, adds users (and sets their passwords) and has smbd reload
+  // it; connected clients keep their sessions. On InvalidArgument nothing changes.
+  Status Reload(const std::vector<SmbShare>& shares, const std::vector<SmbUser>& users);
+
   uint16_t port() const { return port_; }
   const std::string& config_path() const { return config_; }
-  int restarts() const { return restarts_; }
-  // The running smbd's pid.
-  pid_t pid() {
-    MutexLock l(mu_);
-    return pid_;
-  }
+  int restarts() const { return smbd_->restarts(); }
+  pid_t pid() { return smbd_->pid(); }  // the running smbd
 
   // The smb.conf text for these settings (exposed for tests).
   static Result<std::string> RenderConfig(const SmbOptions& options, uint16_t port,
@@ -78,18 +76,13 @@ class SmbServer {
 
  private:
   SmbServer() = default;
-  pid_t Spawn();
-  void StopLeftover();
-  void Supervise();
+  // Writes smb.conf and the users' passwords.
+  Status WriteSettings(const std::vector<SmbShare>& shares, const std::vector<SmbUser>& users);
 
   SmbOptions options_;
   std::string config_;
   uint16_t port_ = 0;
-  std::atomic<bool> stopping_{false};
-  std::atomic<int> restarts_{0};
-  Mutex mu_;
-  pid_t pid_ GUARDED_BY(mu_) = -1;
-  std::thread supervisor_;
+  std::unique_ptr<platform::Supervised> smbd_;
 };
 
 }  // namespace fieldstack::frontends::smb
