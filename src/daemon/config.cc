@@ -65,6 +65,22 @@ class Parser {
     return Status::Ok();
   }
 
+  // An array of non-empty strings; `example` shows one in the error.
+  Status Strings(const toml::table& t, const std::string& prefix, const char* key,
+                 const char* example, std::vector<std::string>& out) const {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return Status::Ok();
+    const toml::array* a = n->as_array();
+    std::string msg = std::string("must be an array of non-empty strings like ") + example;
+    if (a == nullptr) return Error(prefix + key, msg);
+    out.clear();
+    for (const toml::node& e : *a) {
+      if (!e.is_string() || e.as_string()->get().empty()) return Error(prefix + key, msg);
+      out.push_back(e.as_string()->get());
+    }
+    return Status::Ok();
+  }
+
   const toml::table* Table(const toml::table& t, const char* key, Status& st) const {
     const toml::node* n = t.get(key);
     if (n == nullptr) return nullptr;
@@ -92,9 +108,9 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
   }
   Parser p(source);
   Config c;
-  FS_RETURN_IF_ERROR(p.Known(
-      root, "",
-      {"data_dir", "http", "log", "encryption", "store", "shares", "upload", "smb", "mountpoint"}));
+  FS_RETURN_IF_ERROR(p.Known(root, "",
+                             {"data_dir", "http", "log", "encryption", "store", "shares", "upload",
+                              "smb", "nfs", "mountpoint"}));
   FS_RETURN_IF_ERROR(p.String(root, "", "mountpoint", c.mountpoint));
   FS_RETURN_IF_ERROR(p.String(root, "", "data_dir", c.data_dir));
   if (c.data_dir.empty()) return p.Error("data_dir", "must not be empty");
@@ -208,6 +224,15 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
     }
   }
   FS_RETURN_IF_ERROR(st);
+  if (const toml::table* t = p.Table(root, "nfs", st)) {
+    FS_RETURN_IF_ERROR(p.Known(*t, "nfs", {"enabled", "address", "port"}));
+    FS_RETURN_IF_ERROR(p.Bool(*t, "nfs.", "enabled", c.nfs_enabled));
+    FS_RETURN_IF_ERROR(p.String(*t, "nfs.", "address", c.nfs_address));
+    int64_t port = c.nfs_port;
+    FS_RETURN_IF_ERROR(p.Int(*t, "nfs.", "port", 0, 65535, port));
+    c.nfs_port = static_cast<uint16_t>(port);
+  }
+  FS_RETURN_IF_ERROR(st);
   if (const toml::node* n = root.get("shares")) {
     const toml::array* arr = n->as_array();
     if (arr == nullptr) return p.Error("shares", "must be an array of tables ([[shares]])");
@@ -217,7 +242,9 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
       std::string prefix = "shares[" + std::to_string(i) + "]";
       const toml::table* t = arr->get(i)->as_table();
       if (t == nullptr) return p.Error(prefix, "must be a table");
-      FS_RETURN_IF_ERROR(p.Known(*t, prefix, {"name", "kind", "target", "smb", "smb_encrypt"}));
+      FS_RETURN_IF_ERROR(p.Known(*t, prefix,
+                                 {"name", "kind", "target", "smb", "smb_encrypt", "nfs",
+                                  "nfs_clients", "nfs_read_only", "nfs_squash"}));
       ShareConfig share;
       FS_RETURN_IF_ERROR(p.String(*t, prefix + ".", "name", share.name));
       Status valid = store::ValidateName(share.name);
@@ -230,6 +257,14 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
       if (share.smb_encrypt != "off" && share.smb_encrypt != "desired" &&
           share.smb_encrypt != "required") {
         return p.Error(prefix + ".smb_encrypt", "must be \"off\", \"desired\" or \"required\"");
+      }
+      FS_RETURN_IF_ERROR(p.Bool(*t, prefix + ".", "nfs", share.nfs));
+      FS_RETURN_IF_ERROR(
+          p.Strings(*t, prefix + ".", "nfs_clients", "[\"10.0.0.0/24\"]", share.nfs_clients));
+      FS_RETURN_IF_ERROR(p.Bool(*t, prefix + ".", "nfs_read_only", share.nfs_read_only));
+      FS_RETURN_IF_ERROR(p.String(*t, prefix + ".", "nfs_squash", share.nfs_squash));
+      if (share.nfs_squash != "root" && share.nfs_squash != "all" && share.nfs_squash != "none") {
+        return p.Error(prefix + ".nfs_squash", "must be \"root\", \"all\" or \"none\"");
       }
       std::string kind = "local";
       FS_RETURN_IF_ERROR(p.String(*t, prefix + ".", "kind", kind));
@@ -264,19 +299,10 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
         if (share.kind != store::ShareKind::kCloud) {
           return p.Error(tp, "is only for kind = \"cloud\" shares");
         }
-        if (const toml::node* sn = tt->get("page_blob_suffixes")) {
-          const toml::array* sa = sn->as_array();
-          std::string key = tp + ".page_blob_suffixes";
-          if (sa == nullptr) return p.Error(key, "must be an array of strings like [\".vhd\"]");
-          for (const toml::node& e : *sa) {
-            if (!e.is_string() || e.as_string()->get().empty()) {
-              return p.Error(key, "must be an array of non-empty strings like [\".vhd\"]");
-            }
-            tc.page_blob_suffixes.push_back(e.as_string()->get());
-          }
-          if (tc.type != "azure" && !tc.page_blob_suffixes.empty()) {
-            return p.Error(key, "is only for azure targets");
-          }
+        FS_RETURN_IF_ERROR(
+            p.Strings(*tt, tp + ".", "page_blob_suffixes", "[\".vhd\"]", tc.page_blob_suffixes));
+        if (tc.type != "azure" && !tc.page_blob_suffixes.empty()) {
+          return p.Error(tp + ".page_blob_suffixes", "is only for azure targets");
         }
         if (tc.type == "localfs") {
           if (tc.path.empty()) return p.Error(tp + ".path", "is required for a localfs target");
@@ -315,6 +341,14 @@ Result<Config> LoadConfig(const std::string& path) {
   auto text = platform::ReadFileToString(path);
   if (!text.ok()) return InvalidArgumentError("config " + path + ": " + text.status().message());
   return ParseConfig(*text, path);
+}
+
+Result<std::string> ReadSecret(const std::string& path, const std::string& key) {
+  auto text = platform::ReadFileToString(path);
+  if (!text.ok()) return InvalidArgumentError("key '" + key + "': " + text.status().message());
+  std::string s = *text;
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  return s;
 }
 
 }  // namespace fieldstack::daemon

@@ -40,8 +40,12 @@ struct ShareConfig {
   std::string name;
   store::ShareKind kind = store::ShareKind::kLocal;
   TargetConfig target;
-  bool smb = true;                      // served over SMB when [smb] is enabled
-  std::string smb_encrypt = "desired";  // "off", "desired" or "required"
+  bool smb = true;                       // served over SMB when [smb] is enabled
+  std::string smb_encrypt = "desired";   // "off", "desired" or "required"
+  bool nfs = true;                       // exported over NFS when [nfs] is enabled
+  std::vector<std::string> nfs_clients;  // addresses or CIDR prefixes allowed, or "*"
+  bool nfs_read_only = false;
+  std::string nfs_squash = "root";  // "root", "all" or "none"
 };
 
 struct SmbUserConfig {
@@ -74,11 +78,19 @@ struct Config {
   std::string smb_address = "127.0.0.1";
   uint16_t smb_port = 445;  // 0: a free port
   std::vector<SmbUserConfig> smb_users;
+  // nfs-ganesha on the same mount; NFSv3 also needs rpcbind on port 111 (started if missing).
+  bool nfs_enabled = false;
+  std::string nfs_address = "127.0.0.1";
+  uint16_t nfs_port = 2049;  // 0: a free port (clients find it through the portmapper)
 };
 
 // Parses TOML text. `source` names the file in error messages. Relative paths stay relative to
 // the working directory. InvalidArgument with one line naming the key on any problem.
 Result<Config> ParseConfig(std::string_view text, const std::string& source);
 Result<Config> LoadConfig(const std::string& path);
+
+// Reads a secret (key, password) kept in a file named by the config: the file's text without
+// trailing line breaks and spaces. InvalidArgument naming `key` when it cannot be read.
+Result<std::string> ReadSecret(const std::string& path, const std::string& key);
 
 }  // namespace fieldstack::daemon

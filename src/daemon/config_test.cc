@@ -1,7 +1,8 @@
 #include "daemon/config.h"
-#include "platform/file.h"
 
 #include <gtest/gtest.h>
+
+#include "platform/file.h"
 
 namespace fieldstack::daemon {
 namespace {
@@ -132,6 +133,20 @@ TEST(ConfigTest, BadInputNamesTheKey) {
   ASSERT_TRUE(smb.ok()) << smb.status().ToString();
   EXPECT_EQ(smb->smb_port, 1445);
   EXPECT_TRUE(smb->smb_users[0].read_only);
+  ExpectError("[nfs]\nport = 70000\n", "'nfs.port' must be between 0 and 65535");
+  ExpectError("[[shares]]\nname = \"a\"\nnfs_squash = \"yes\"\n", "'shares[0].nfs_squash'");
+  ExpectError("[[shares]]\nname = \"a\"\nnfs_clients = \"10.0.0.1\"\n",
+              "'shares[0].nfs_clients' must be an array");
+  auto nfs = ParseConfig(
+      "[nfs]\nenabled = true\nport = 0\n[[shares]]\nname = \"a\"\n"
+      "nfs_clients = [\"10.0.0.0/24\", \"*\"]\nnfs_read_only = true\nnfs_squash = \"all\"\n",
+      "t");
+  ASSERT_TRUE(nfs.ok()) << nfs.status().ToString();
+  EXPECT_TRUE(nfs->nfs_enabled);
+  EXPECT_EQ(nfs->nfs_port, 0);
+  EXPECT_EQ(nfs->shares[0].nfs_clients, (std::vector<std::string>{"10.0.0.0/24", "*"}));
+  EXPECT_TRUE(nfs->shares[0].nfs_read_only);
+  EXPECT_EQ(nfs->shares[0].nfs_squash, "all");
   auto example = platform::ReadFileToString(FS_SOURCE_DIR "/docs/fieldstack.example.toml");
   ASSERT_TRUE(example.ok());
   auto parsed = ParseConfig(*example, "docs/fieldstack.example.toml");

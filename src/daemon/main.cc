@@ -32,7 +32,7 @@
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "daemon/config.h"
-#include "frontends/fuse/fuse_fs.h"
+#include "daemon/file_shares.h"
 #include "frontends/http/server.h"
 #include "frontends/smb/smb_server.h"
 #include "platform/file.h"
@@ -101,14 +101,6 @@ Status EnsureShares(store::Store& s, const Config& c) {
     spdlog::info("created {} share '{}'", store::ShareKindName(want.kind), want.name);
   }
   return Status::Ok();
-}
-
-Result<std::string> ReadSecret(const std::string& path, const std::string& key) {
-  auto text = platform::ReadFileToString(path);
-  if (!text.ok()) return InvalidArgumentError("key '" + key + "': " + text.status().message());
-  std::string s = *text;
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  return s;
 }
 
 Result<std::unique_ptr<cloud::ObjectStore>> MakeTarget(const ShareConfig& share) {
@@ -303,38 +295,17 @@ class StoreMetrics {
   uint64_t last_batches_ GUARDED_BY(mu_) = 0;
 };
 
-// The FUSE mount of every share and smbd serving it (docs/semantics.md, file shares).
-Status ServeFileShares(store::Store& st, const Config& c,
-                       std::unique_ptr<frontends::fuse::FuseFs>* mount,
-                       std::unique_ptr<frontends::smb::SmbServer>* smb) {
-  std::string mnt = c.mountpoint.empty() ? c.data_dir + "/mnt" : c.mountpoint;
-  frontends::fuse::FuseFs::DetachDeadMount(mnt);
-  FS_RETURN_IF_ERROR(platform::MakeDirs(mnt, 0755));
-  mnt = std::filesystem::absolute(mnt).lexically_normal().string();  // smbd needs full paths
-  auto fs = frontends::fuse::FuseFs::Mount(st, {.mountpoint = mnt});
-  if (!fs.ok()) return fs.status().WithContext("key 'mountpoint'");
-  *mount = std::move(*fs);
-  std::vector<frontends::smb::SmbUser> users;
-  std::vector<std::string> rw, ro;
-  for (const SmbUserConfig& u : c.smb_users) {
-    FS_ASSIGN_OR_RETURN(std::string pw, ReadSecret(u.password_file, "smb.users " + u.name));
-    users.push_back({u.name, pw.substr(0, pw.find('\n'))});
-    (u.read_only ? ro : rw).push_back(u.name);
+// SIGHUP: rereads the config and applies what can change while running (file-share settings
+// and new shares). A bad config is logged and changes nothing.
+void Reload(const std::string& config_path, store::Store& st, FileShares* file_shares) {
+  auto c = ConfigFrom(config_path);
+  Status s = c.ok() ? EnsureShares(st, *c) : c.status();
+  if (s.ok() && file_shares != nullptr) s = file_shares->Reload(*c);
+  if (!s.ok()) {
+    spdlog::error("reload: {}; the running settings stay", s.ToString());
+    return;
   }
-  std::vector<frontends::smb::SmbShare> shares;
-  for (const ShareConfig& sh : c.shares) {
-    if (sh.smb) shares.push_back({sh.name, mnt + "/" + sh.name, rw, ro, sh.smb_encrypt});
-  }
-  auto server = frontends::smb::SmbServer::Start(
-      {.state_dir = c.data_dir + "/smb", .address = c.smb_address, .port = c.smb_port}, shares,
-      users);
-  if (!server.ok()) return server.status().WithContext("smb");
-  *smb = std::move(*server);
-  for (const auto& s : shares) {
-    spdlog::info("SMB share '{}': smbclient //{}/{} -p {} -U {}", s.name, c.smb_address, s.name,
-                 (*smb)->port(), users.empty() ? "USER" : users.front().name);
-  }
-  return Status::Ok();
+  spdlog::info("reload: file-share settings applied (other settings take a restart)");
 }
 
 int Serve(const std::string& config_path) {
@@ -354,6 +325,7 @@ int Serve(const std::string& config_path) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);  // reload
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -368,13 +340,14 @@ int Serve(const std::string& config_path) {
   StoreMetrics store_metrics(metrics, *st);
   auto uploads = UploadService::Start(*st, c, metrics);
   if (!uploads.ok()) return Fail(2, uploads.status().ToString());
-  std::unique_ptr<frontends::fuse::FuseFs> mount;
-  std::unique_ptr<frontends::smb::SmbServer> smb;
-  if (c.smb_enabled) {
-    auto served = ServeFileShares(*st, c, &mount, &smb);
+  std::unique_ptr<FileShares> file_shares;
+  if (c.smb_enabled || c.nfs_enabled) {
+    auto served = FileShares::Start(*st, c);
     if (!served.ok()) {
-      return Fail(served.code() == StatusCode::kInvalidArgument ? 2 : 1, served.ToString());
+      return Fail(served.status().code() == StatusCode::kInvalidArgument ? 2 : 1,
+                  served.status().ToString());
     }
+    file_shares = std::move(*served);
   }
 
   http::Router router;
@@ -426,13 +399,13 @@ int Serve(const std::string& config_path) {
   spdlog::info("data in {}; encryption {}; shares: {}", c.data_dir, keys, shares);
 
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP)
+    Reload(config_path, *st, file_shares.get());
   spdlog::info("received {}, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   server.Stop();
-  smb.reset();       // no new file-share requests
-  mount.reset();     // unmounts; open files are committed
-  uploads->reset();  // finishes the upload in progress, if any
-  st.reset();        // commits open files, drains the committer
+  file_shares.reset();  // no new file-share requests; unmounts, open files are committed
+  uploads->reset();     // finishes the upload in progress, if any
+  st.reset();           // commits open files, drains the committer
   spdlog::info("stopped cleanly");
   return 0;
 }

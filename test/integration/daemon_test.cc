@@ -22,6 +22,7 @@
 #include "cloud/s3/s3_store.h"
 #include "platform/file.h"
 #include "store/store.h"
+#include "test/support/private_net.h"
 #include "test/support/rgw.h"
 #include "test/support/temp_dir.h"
 
@@ -436,6 +437,68 @@ TEST_F(DaemonTest, ServesSharesOverSmb) {
   (void)::system("userdel fstest-field >/dev/null 2>&1");  // the one SMB user this test made
 }
 
+// serve with [nfs] and [smb]: shares are exported over NFS to their allowed clients; SIGHUP
+// applies new shares, exports and SMB users without a restart, and a bad config changes nothing.
+TEST_F(DaemonTest, ServesSharesOverNfsAndReloadsOnSighup) {
+  std::string pw = dir_.path() + "/field.smbpass";
+  ASSERT_TRUE(platform::WriteFileAtomic(pw, "field-secret\n", 0600).ok());
+  std::string smb =
+      "[smb]\nenabled = true\nport = 0\n[[smb.users]]\nname = \"fstest-nfs1\"\npassword_file = "
+      "\"" +
+      pw + "\"\n[nfs]\nenabled = true\nport = 0\n";
+  std::string share = "[[shares]]\nname = \"default\"\nnfs_clients = [\"127.0.0.1\"]\n";
+  std::string config = WriteConfig(smb + share);
+  auto p = Start({"serve", "--config", config}, dir_.path());
+  ASSERT_FALSE(p->WaitFor("NFS export 'default'", 20000).empty()) << p->output;
+  std::string smb_port = p->WaitFor("smbclient //127.0.0.1/default -p ", 1000);
+  smb_port = smb_port.substr(0, smb_port.find(' '));
+  std::string local = dir_.path() + "/n.txt";
+  ASSERT_TRUE(platform::WriteFileAtomic(local, "hello over nfs").ok());
+  EXPECT_EQ(::system(("nfs-cp " + local + " nfs://127.0.0.1/default/n.txt").c_str()), 0);
+  EXPECT_NE(::system("nfs-ls nfs://127.0.0.1/later >/dev/null 2>&1"), 0);
+
+  // A new share, exported to everyone, and a second SMB user.
+  ASSERT_TRUE(platform::WriteFileAtomic(config, "data_dir = \"" + dir_.path() +
+                                                    "/data\"\n[http]\nport = 0\n" + smb +
+                                                    "[[smb.users]]\nname = \"fstest-nfs2\"\n"
+                                                    "password_file = \"" +
+                                                    pw + "\"\n" + share +
+                                                    "[[shares]]\nname = \"later\"\n"
+                                                    "nfs_clients = [\"*\"]\n")
+                  .ok());
+  ::kill(p->pid, SIGHUP);
+  ASSERT_FALSE(p->WaitFor("reload: file-share settings applied", 20000).empty()) << p->output;
+  int rc = 1;
+  for (int i = 0; i < 50 && rc != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    rc = ::system(("nfs-cp " + local + " nfs://127.0.0.1/later/l.txt >/dev/null 2>&1").c_str());
+  }
+  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(
+      ::system(("smbclient //127.0.0.1/later -p " + smb_port +
+                " -m SMB3 -U fstest-nfs2%field-secret -c 'get l.txt /dev/null' >/dev/null 2>&1")
+                   .c_str()),
+      0);
+  // A bad config is refused; the running settings stay.
+  ASSERT_TRUE(platform::WriteFileAtomic(config, "data_dir = \"" + dir_.path() +
+                                                    "/data\"\n[[shares]]\nname = \"x\"\n"
+                                                    "nfs_squash = \"maybe\"\n")
+                  .ok());
+  ::kill(p->pid, SIGHUP);
+  ASSERT_FALSE(p->WaitFor("; the running settings", 20000).empty()) << p->output;
+  EXPECT_NE(p->output.find("'shares[0].nfs_squash'"), std::string::npos) << p->output;
+  EXPECT_EQ(::system("nfs-ls nfs://127.0.0.1/later >/dev/null 2>&1"), 0);
+  ::kill(p->pid, SIGTERM);
+  EXPECT_EQ(p->Wait(), 0) << p->output;
+  (void)::system("userdel fstest-nfs1 >/dev/null 2>&1; userdel fstest-nfs2 >/dev/null 2>&1");
+  auto s = store::Store::Open({.data_dir = dir_.path() + "/data"});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  auto a = (*s)->Resolve("default", "n.txt");
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(a->size, 14u);
+  EXPECT_TRUE((*s)->Resolve("later", "l.txt").ok());
+}
+
 TEST_F(DaemonTest, BadTargetConfigNamesTheKey) {
   auto p = Start({"serve", "--config",
                   WriteConfig("[[shares]]\nname = \"s\"\nkind = \"cloud\"\n"
@@ -454,3 +517,9 @@ TEST_F(DaemonTest, BadTargetConfigNamesTheKey) {
 
 }  // namespace
 }  // namespace fieldstack
+
+int main(int argc, char** argv) {
+  fieldstack::testing::EnterPrivateNetwork();  // rpcbind and ganesha need port 111 to themselves
+  ::testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}

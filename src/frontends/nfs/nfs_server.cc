@@ -171,15 +171,27 @@ Result<std::unique_ptr<NfsServer>> NfsServer::Start(NfsOptions options,
 // Ready when the NFS port accepts and the MOUNT service answers a NULL call.
 Status NfsServer::WaitReady() {
   const std::string addr = ReachableAddress(options_.address);
-  for (int i = 0; i < 200; ++i) {
+  const std::string log = options_.state_dir + "/log/ganesha.log";
+  for (int i = 0; i < 200 && ganesha_->restarts() == 0; ++i) {
     if (platform::AcceptsTcp(addr, port_) &&
         platform::RunCommand("rpcinfo -t " + addr + " 100005 3").ok()) {
       return Status::Ok();
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  return UnavailableError("ganesha.nfsd did not start on port " + std::to_string(port_) + " (see " +
-                          options_.state_dir + "/log/ganesha.log)");
+  // ganesha says why in its log: the first critical line.
+  std::string why;
+  if (auto text = platform::ReadFileToString(log); text.ok()) {
+    for (std::string needle : {":CONFIG :CRIT :", ":CRIT :", ":FATAL :"}) {
+      size_t at = text->find(needle);
+      if (at == std::string::npos) continue;
+      size_t from = at + needle.size();
+      why = ": " + text->substr(from, text->find('\n', from) - from);
+      break;
+    }
+  }
+  return UnavailableError("ganesha.nfsd did not start on port " + std::to_string(port_) + why +
+                          " (see " + log + ")");
 }
 
 Status NfsServer::Reload(const std::vector<NfsExport>& exports) {
