@@ -1,5 +1,6 @@
 #include "common/clock.h"
 
+#include <cstdio>
 #include <ctime>
 
 namespace fieldstack {
@@ -17,6 +18,17 @@ int64_t RealClock::MonotonicNanos() const { return Read(CLOCK_MONOTONIC); }
 RealClock& RealClock::Get() {
   static RealClock clock;
   return clock;
+}
+
+std::string FormatRfc3339(int64_t unix_ns) {
+  time_t secs = static_cast<time_t>(unix_ns / 1'000'000'000);
+  tm t;
+  gmtime_r(&secs, &t);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", t.tm_year + 1900,
+                t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec,
+                static_cast<int>(unix_ns / 1'000'000 % 1000));
+  return buf;
 }
 
 std::string FormatUtc(int64_t unix_ns, const char* format) {

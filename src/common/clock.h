@@ -42,6 +42,8 @@ class FakeClock final : public Clock {
   std::atomic<int64_t> offset_ns_{0};
 };
 
+// `unix_ns` as RFC 3339 UTC with milliseconds: 2026-11-27T03:52:01.123Z (logs).
+std::string FormatRfc3339(int64_t unix_ns);
 // `unix_ns` in UTC, formatted with strftime's `format` ("%Y%m%dT%H%M%SZ", RFC 1123, ...).
 std::string FormatUtc(int64_t unix_ns, const char* format);
 // `text` read as UTC with strptime's `format` (whole seconds); 0 when it does not match.

@@ -37,6 +37,7 @@
 #include "frontends/smb/smb_server.h"
 #include "platform/file.h"
 #include "store/store.h"
+#include "sync/audit_log.h"
 #include "sync/copy_log.h"
 #include "sync/uploader.h"
 
@@ -338,6 +339,14 @@ int Serve(const std::string& config_path) {
   std::unique_ptr<store::Store> st = std::move(*opened);
   if (Status s = EnsureShares(*st, c); !s.ok()) return Fail(1, s.ToString());
   StoreMetrics store_metrics(metrics, *st);
+  auto audit = std::make_unique<sync::AuditLog>(
+      *st,
+      sync::AuditOptions{.path = c.data_dir + "/logs/audit.log",
+                         .smb_sessions = c.smb_enabled ? frontends::smb::SmbServer::SessionsPath(
+                                                             {.state_dir = c.data_dir + "/smb"})
+                                                       : ""},
+      RealClock::Get());
+  audit->Start();
   auto uploads = UploadService::Start(*st, c, metrics);
   if (!uploads.ok()) return Fail(2, uploads.status().ToString());
   std::unique_ptr<FileShares> file_shares;
@@ -404,6 +413,7 @@ int Serve(const std::string& config_path) {
   spdlog::info("received {}, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   server.Stop();
   file_shares.reset();  // no new file-share requests; unmounts, open files are committed
+  audit.reset();        // writes the lines of what was committed
   uploads->reset();     // finishes the upload in progress, if any
   st.reset();           // commits open files, drains the committer
   spdlog::info("stopped cleanly");

@@ -191,4 +191,20 @@ Result<LockFile> LockFile::Acquire(const std::string& path) {
   return LockFile(std::move(f));
 }
 
+Status AppendToRotatingLog(const std::string& path, std::string_view line, uint64_t max_bytes,
+                           int keep) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_size) >= max_bytes) {
+    for (int i = keep; i >= 1; --i) {
+      std::string from = i == 1 ? path : path + "." + std::to_string(i - 1);
+      std::string to = path + "." + std::to_string(i);
+      if (i == keep) (void)RemoveFile(to);
+      if (PathExists(from)) ::rename(from.c_str(), to.c_str());
+    }
+  }
+  FS_ASSIGN_OR_RETURN(File f, File::Open(path, O_WRONLY | O_CREAT | O_APPEND, 0600));
+  FS_ASSIGN_OR_RETURN(uint64_t size, f.Size());
+  return f.PWrite(size, {reinterpret_cast<const uint8_t*>(line.data()), line.size()});
+}
+
 }  // namespace fieldstack::platform

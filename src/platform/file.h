@@ -70,6 +70,12 @@ struct SpaceInfo {
 };
 Result<SpaceInfo> FileSystemSpace(const std::string& path);
 
+// Appends `line` to a log file that rotates: when the file has reached `max_bytes`, it becomes
+// path.1 (path.1 becomes path.2, ...; path.<keep> is dropped) and a new file is started.
+// Not synchronized: callers serialize appends to one path.
+Status AppendToRotatingLog(const std::string& path, std::string_view line, uint64_t max_bytes,
+                           int keep);
+
 // An exclusive, advisory lock held on a file for the life of the object (flock). Used to refuse
 // a second daemon on the same data directory. The holder's pid is written into the file.
 class LockFile {

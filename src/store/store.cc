@@ -3,9 +3,12 @@
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstring>
+#include <fstream>
 #include <shared_mutex>
 
 #include "common/thread_pool.h"
@@ -78,6 +81,9 @@ CREATE TABLE IF NOT EXISTS events(
   seq INTEGER PRIMARY KEY AUTOINCREMENT, time_ns INTEGER NOT NULL, share_id INTEGER NOT NULL,
   node_id INTEGER NOT NULL, kind INTEGER NOT NULL, version INTEGER NOT NULL, path TEXT NOT NULL,
   old_path TEXT);
+CREATE TABLE IF NOT EXISTS event_origins(
+  seq INTEGER PRIMARY KEY, uid INTEGER NOT NULL, gid INTEGER NOT NULL, pid INTEGER NOT NULL,
+  process TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS cursors(name TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS open_writes(node_id INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS orphans(node_id INTEGER PRIMARY KEY);
@@ -161,6 +167,30 @@ Result<std::string> PathIn(Db& db, NodeId id) {
   return path;
 }
 
+// The origin of the changes the current thread commits (see Store::SetThreadOrigin); set on
+// the committer thread around each body.
+thread_local Origin t_origin;
+
+// The process a caller's thread id belongs to, and its executable's name; the name is empty
+// when the process is gone.
+void ResolveProcess(Origin& o) {
+  if (o.pid <= 0) return;
+  std::string dir = "/proc/" + std::to_string(o.pid);
+  std::ifstream status(dir + "/status");  // "Tgid:" names the process of a thread
+  for (std::string line; std::getline(status, line);) {
+    if (line.starts_with("Tgid:")) {
+      o.pid = std::atoi(line.c_str() + 5);
+      break;
+    }
+  }
+  char buf[PATH_MAX];
+  ssize_t n = ::readlink((dir + "/exe").c_str(), buf, sizeof buf - 1);
+  if (n <= 0) return;
+  std::string exe(buf, static_cast<size_t>(n));
+  if (exe.ends_with(" (deleted)")) exe.resize(exe.size() - 10);
+  o.process = exe.substr(exe.rfind('/') + 1);
+}
+
 Status AppendEvent(Db& db, int64_t now, uint32_t share, NodeId node, EventKind kind,
                    uint64_t version, std::string_view path, std::string_view old_path = {}) {
   FS_ASSIGN_OR_RETURN(
@@ -173,7 +203,14 @@ Status AppendEvent(Db& db, int64_t now, uint32_t share, NodeId node, EventKind k
   } else {
     s.Bind(7, old_path);
   }
-  return s.Run();
+  FS_RETURN_IF_ERROR(s.Run());
+  if (!t_origin.known) return Status::Ok();
+  if (t_origin.process.empty()) ResolveProcess(t_origin);
+  FS_ASSIGN_OR_RETURN(Stmt o, db.Prepare("INSERT INTO event_origins(seq, uid, gid, pid, process) "
+                                         "VALUES(?,?,?,?,?)"));
+  o.Bind(1, db.LastInsertId()).Bind(2, int64_t{t_origin.uid}).Bind(3, int64_t{t_origin.gid});
+  o.Bind(4, int64_t{t_origin.pid}).Bind(5, t_origin.process);
+  return o.Run();
 }
 
 Status AdjustUsed(Db& db, uint32_t share, int64_t delta) {
@@ -608,7 +645,7 @@ Status Store::Recover() {
   if (!marked.empty() || !orphans.empty()) {
     spdlog::info("store: recovered {} files with writes in flight, removed {} unlinked files",
                  marked.size(), orphans.size());
-    FS_RETURN_IF_ERROR(committer_->Run([](Db& db) {
+    FS_RETURN_IF_ERROR(Commit([](Db& db) {
       FS_RETURN_IF_ERROR(db.Exec("DELETE FROM open_writes"));
       return db.Exec("DELETE FROM orphans");
     }));
@@ -623,7 +660,7 @@ Result<ShareInfo> Store::CreateShare(std::string_view name, ShareKind kind) {
   FS_RETURN_IF_ERROR(ValidateName(name).WithContext("share name"));
   ShareInfo info;
   int64_t now = Now();
-  FS_RETURN_IF_ERROR(committer_->Run([&](Db& db) -> Status {
+  FS_RETURN_IF_ERROR(Commit([&](Db& db) -> Status {
     FS_ASSIGN_OR_RETURN(Stmt q, db.Prepare("SELECT id FROM shares WHERE name=?"));
     q.Bind(1, name);
     FS_ASSIGN_OR_RETURN(bool exists, q.Step());
@@ -736,7 +773,7 @@ Result<Attr> Store::InsertNode(NodeId parent, std::string_view name, NodeType ty
     MutexLock l(key_mu_);
     encrypt = master_.has_value();
   }
-  FS_RETURN_IF_ERROR(committer_->Run([&](Db& db) -> Status {
+  FS_RETURN_IF_ERROR(Commit([&](Db& db) -> Status {
     FS_ASSIGN_OR_RETURN(Attr p, LoadAttr(db, parent));
     if (p.type != NodeType::kDirectory) {
       return InvalidArgumentError("parent '" + p.name + "' is not a directory");
@@ -903,7 +940,7 @@ void Store::DeleteBacking(NodeId id) {
     spdlog::warn("store: removing data of deleted file {}: {}", id, s.ToString());
     return;  // the orphan row stays; the next start retries
   }
-  s = committer_->Run([id](Db& db) {
+  s = Commit([id](Db& db) {
     FS_ASSIGN_OR_RETURN(Stmt d, db.Prepare("DELETE FROM orphans WHERE node_id=?"));
     d.Bind(1, static_cast<int64_t>(id));
     return d.Run();
@@ -936,7 +973,7 @@ Status Store::EnsureChunkFile(LiveFile& f) {
 Status Store::EnsureMarked(LiveFile& f) {
   if (f.marked) return Status::Ok();
   NodeId id = f.id;
-  FS_RETURN_IF_ERROR(committer_->Run([id](Db& db) {
+  FS_RETURN_IF_ERROR(Commit([id](Db& db) {
     FS_ASSIGN_OR_RETURN(Stmt m, db.Prepare("INSERT OR IGNORE INTO open_writes VALUES(?)"));
     m.Bind(1, static_cast<int64_t>(id));
     return m.Run();
@@ -974,7 +1011,7 @@ Status Store::CommitData(LiveFile& f, bool release_mark) {
   int64_t now = Now();
   int64_t delta = static_cast<int64_t>(f.size) - static_cast<int64_t>(f.committed_size);
   FileState state = f.share_kind == ShareKind::kCloud ? FileState::kDirty : FileState::kLocal;
-  FS_RETURN_IF_ERROR(committer_->Run([&](Db& db) -> Status {
+  FS_RETURN_IF_ERROR(Commit([&](Db& db) -> Status {
     if (dirty) {
       FS_ASSIGN_OR_RETURN(Stmt u,
                           db.Prepare("UPDATE nodes SET size=?, data_gen=?, mtime_ns=?, ctime_ns=?, "
@@ -1053,7 +1090,7 @@ Status Store::Unlink(NodeId parent, std::string_view name) {
   int64_t now = Now();
   NodeId removed = kNoNode;
   bool was_file = false;
-  FS_RETURN_IF_ERROR(committer_->Run([&](Db& db) -> Status {
+  FS_RETURN_IF_ERROR(Commit([&](Db& db) -> Status {
     FS_ASSIGN_OR_RETURN(Attr a, LoadChild(db, parent, name));
     if (a.type == NodeType::kDirectory) {
       return InvalidArgumentError("'" + a.name + "' is a directory (use rmdir)");
@@ -1075,7 +1112,7 @@ Status Store::Unlink(NodeId parent, std::string_view name) {
 Status Store::Rmdir(NodeId parent, std::string_view name) {
   FS_RETURN_IF_ERROR(ValidateName(name));
   int64_t now = Now();
-  return committer_->Run([&](Db& db) -> Status {
+  return Commit([&](Db& db) -> Status {
     FS_ASSIGN_OR_RETURN(Attr a, LoadChild(db, parent, name));
     if (a.type != NodeType::kDirectory) {
       return InvalidArgumentError("'" + a.name + "' is not a directory");
@@ -1097,7 +1134,7 @@ Status Store::Rename(NodeId parent, std::string_view name, NodeId new_parent,
   FS_RETURN_IF_ERROR(ValidateName(new_name));
   int64_t now = Now();
   NodeId replaced_file = kNoNode;
-  FS_RETURN_IF_ERROR(committer_->Run([&](Db& db) -> Status {
+  FS_RETURN_IF_ERROR(Commit([&](Db& db) -> Status {
     FS_ASSIGN_OR_RETURN(Attr src, LoadChild(db, parent, name));
     FS_ASSIGN_OR_RETURN(Attr np, LoadAttr(db, new_parent));
     if (np.type != NodeType::kDirectory) {
@@ -1185,7 +1222,7 @@ Result<Attr> Store::SetAttr(NodeId node, const SetAttrRequest& req) {
       }
     }
     int64_t now = Now();
-    FS_RETURN_IF_ERROR(committer_->Run([&](Db& db) -> Status {
+    FS_RETURN_IF_ERROR(Commit([&](Db& db) -> Status {
       FS_ASSIGN_OR_RETURN(Attr a, LoadAttr(db, node));
       FS_ASSIGN_OR_RETURN(
           Stmt u, db.Prepare("UPDATE nodes SET mode=?, uid=?, gid=?, atime_ns=?, mtime_ns=? "
@@ -1241,7 +1278,7 @@ Status Store::SetXattr(NodeId node, std::string_view name, std::string_view valu
     return InvalidArgumentError("xattr value is over 64 KiB");
   }
   int64_t now = Now();
-  return committer_->Run([&](Db& db) -> Status {
+  return Commit([&](Db& db) -> Status {
     FS_ASSIGN_OR_RETURN(Attr a, LoadAttr(db, node));
     FS_ASSIGN_OR_RETURN(Stmt q, db.Prepare("SELECT 1 FROM xattrs WHERE node_id=? AND name=?"));
     q.Bind(1, static_cast<int64_t>(node)).Bind(2, name);
@@ -1287,7 +1324,7 @@ Result<std::vector<std::string>> Store::ListXattrs(NodeId node) {
 
 Status Store::RemoveXattr(NodeId node, std::string_view name) {
   int64_t now = Now();
-  return committer_->Run([&](Db& db) -> Status {
+  return Commit([&](Db& db) -> Status {
     FS_ASSIGN_OR_RETURN(Attr a, LoadAttr(db, node));
     FS_ASSIGN_OR_RETURN(Stmt d, db.Prepare("DELETE FROM xattrs WHERE node_id=? AND name=?"));
     d.Bind(1, static_cast<int64_t>(node)).Bind(2, name);
@@ -1302,19 +1339,37 @@ Status Store::RemoveXattr(NodeId node, std::string_view name) {
 // ---------------------------------------------------------------------------------------------
 // Events, capacity, keys
 
+void Store::SetThreadOrigin(const Origin& origin) { t_origin = origin; }
+
+Status Store::Commit(std::function<Status(Db&)> body) {
+  return committer_->Run([&body, origin = t_origin](Db& db) {
+    Origin saved = std::exchange(t_origin, origin);
+    Status s = body(db);
+    t_origin = std::move(saved);
+    return s;
+  });
+}
+
 Result<std::vector<Event>> Store::ReadEvents(uint64_t after_seq, size_t limit) {
   FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
   FS_ASSIGN_OR_RETURN(Stmt s,
-                      rd->Prepare("SELECT seq, time_ns, share_id, node_id, kind, version, path, "
-                                  "old_path FROM events WHERE seq>? ORDER BY seq LIMIT ?"));
+                      rd->Prepare("SELECT e.seq, time_ns, share_id, node_id, kind, version, path, "
+                                  "old_path, o.seq IS NOT NULL, o.uid, o.gid, o.pid, o.process "
+                                  "FROM events e LEFT JOIN event_origins o ON o.seq = e.seq "
+                                  "WHERE e.seq>? ORDER BY e.seq LIMIT ?"));
   s.Bind(1, static_cast<int64_t>(after_seq)).Bind(2, static_cast<int64_t>(limit));
   std::vector<Event> out;
   for (;;) {
     FS_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) break;
-    out.push_back({static_cast<uint64_t>(s.Int(0)), s.Int(1), static_cast<uint32_t>(s.Int(2)),
-                   static_cast<NodeId>(s.Int(3)), static_cast<EventKind>(s.Int(4)),
-                   static_cast<uint64_t>(s.Int(5)), s.Text(6), s.Text(7)});
+    Event& e = out.emplace_back(
+        Event{static_cast<uint64_t>(s.Int(0)), s.Int(1), static_cast<uint32_t>(s.Int(2)),
+              static_cast<NodeId>(s.Int(3)), static_cast<EventKind>(s.Int(4)),
+              static_cast<uint64_t>(s.Int(5)), s.Text(6), s.Text(7)});
+    if (s.Int(8) != 0) {
+      e.origin = {true, static_cast<uint32_t>(s.Int(9)), static_cast<uint32_t>(s.Int(10)),
+                  static_cast<int32_t>(s.Int(11)), s.Text(12)};
+    }
   }
   return out;
 }
@@ -1329,7 +1384,7 @@ Result<uint64_t> Store::GetCursor(std::string_view consumer) {
 
 Status Store::SetCursor(std::string_view consumer, uint64_t seq) {
   if (consumer.empty()) return InvalidArgumentError("consumer name is empty");
-  return committer_->Run([&](Db& db) {
+  return Commit([&](Db& db) {
     FS_ASSIGN_OR_RETURN(Stmt s, db.Prepare("INSERT OR REPLACE INTO cursors VALUES(?,?)"));
     s.Bind(1, consumer).Bind(2, static_cast<int64_t>(seq));
     return s.Run();
@@ -1369,7 +1424,7 @@ Result<uint32_t> Store::RotateMasterKey(std::optional<std::string> new_passphras
     FS_RETURN_IF_ERROR(crypto::WriteKeyFile(options_.key_file + ".new", next));
   }
   uint64_t rewrapped = 0;
-  FS_RETURN_IF_ERROR(committer_->Run([&](Db& db) -> Status {
+  FS_RETURN_IF_ERROR(Commit([&](Db& db) -> Status {
     rewrapped = 0;
     int64_t after = 0;
     for (;;) {
@@ -1423,7 +1478,7 @@ Result<uint32_t> Store::RotateMasterKey(std::optional<std::string> new_passphras
 
 Result<size_t> Store::EnqueueUploads(std::string_view consumer, size_t max_events) {
   size_t queued = 0;
-  FS_RETURN_IF_ERROR(committer_->Run([&](Db& db) -> Status {
+  FS_RETURN_IF_ERROR(Commit([&](Db& db) -> Status {
     queued = 0;
     uint64_t cursor = 0;
     {
@@ -1537,7 +1592,7 @@ Result<std::map<uint32_t, uint64_t>> Store::PendingUploadsByShare() {
 }
 
 Status Store::UpdateUpload(const UploadItem& item) {
-  return committer_->Run([&](Db& db) {
+  return Commit([&](Db& db) {
     FS_ASSIGN_OR_RETURN(
         Stmt u, db.Prepare("UPDATE upload_queue SET attempts=?, not_before_ns=?, upload_key=?, "
                            "upload_id=?, last_error=? WHERE node_id=? AND data_gen=?"));
@@ -1550,7 +1605,7 @@ Status Store::UpdateUpload(const UploadItem& item) {
 
 Status Store::FinishUpload(const UploadItem& item, FileState state, std::string_view cloud_key,
                            std::string_view cloud_etag, std::string_view error) {
-  return committer_->Run([&](Db& db) -> Status {
+  return Commit([&](Db& db) -> Status {
     // A newer version queued meanwhile keeps its row; the node's state follows only the
     // version it describes.
     FS_ASSIGN_OR_RETURN(Stmt d,
@@ -1632,8 +1687,7 @@ Result<std::string> Store::GetValue(std::string_view key) {
 }
 
 Status Store::SetValue(std::string_view key, std::string_view value) {
-  return committer_->Run(
-      [&](Db& db) { return PutMeta(db, ("app." + std::string(key)).c_str(), value); });
+  return Commit([&](Db& db) { return PutMeta(db, ("app." + std::string(key)).c_str(), value); });
 }
 
 Result<std::vector<ReleasedObject>> Store::DueReleased(const std::vector<uint32_t>& shares,
@@ -1666,7 +1720,7 @@ Result<std::vector<ReleasedObject>> Store::DueReleased(const std::vector<uint32_
 
 Result<size_t> Store::WakeUploads(std::string_view error_prefix) {
   size_t n = 0;
-  FS_RETURN_IF_ERROR(committer_->Run([&](Db& db) -> Status {
+  FS_RETURN_IF_ERROR(Commit([&](Db& db) -> Status {
     FS_ASSIGN_OR_RETURN(Stmt u, db.Prepare("UPDATE upload_queue SET not_before_ns=0 WHERE "
                                            "substr(last_error, 1, ?)=?"));
     u.Bind(1, static_cast<int64_t>(error_prefix.size())).Bind(2, error_prefix);
@@ -1693,7 +1747,7 @@ Result<std::vector<AbandonedUpload>> Store::AbandonedUploads(size_t limit) {
 }
 
 Status Store::ForgetAbandonedUpload(uint64_t id) {
-  return committer_->Run([&](Db& db) -> Status {
+  return Commit([&](Db& db) -> Status {
     FS_ASSIGN_OR_RETURN(Stmt d, db.Prepare("DELETE FROM abandoned_uploads WHERE id=?"));
     d.Bind(1, static_cast<int64_t>(id));
     return d.Run();
@@ -1710,7 +1764,7 @@ Result<std::string> Store::ReleasedEtag(uint32_t share_id, std::string_view key)
 }
 
 Status Store::UpdateReleased(const ReleasedObject& r) {
-  return committer_->Run([&](Db& db) -> Status {
+  return Commit([&](Db& db) -> Status {
     FS_ASSIGN_OR_RETURN(Stmt u, db.Prepare("UPDATE released_objects SET attempts=?, "
                                            "not_before_ns=?, last_error=? WHERE id=?"));
     u.Bind(1, int64_t{r.attempts}).Bind(2, r.not_before_ns).Bind(3, r.last_error);
@@ -1720,7 +1774,7 @@ Status Store::UpdateReleased(const ReleasedObject& r) {
 }
 
 Status Store::ForgetReleased(uint64_t id) {
-  return committer_->Run([&](Db& db) -> Status {
+  return Commit([&](Db& db) -> Status {
     FS_ASSIGN_OR_RETURN(Stmt d, db.Prepare("DELETE FROM released_objects WHERE id=?"));
     d.Bind(1, static_cast<int64_t>(id));
     return d.Run();

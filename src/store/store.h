@@ -31,6 +31,7 @@
 // or the metadata db failed verification), NoSpace, Unauthenticated (wrong key).
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -161,6 +162,10 @@ class Store {
   Status RemoveXattr(NodeId node, std::string_view name);
 
   // --- Events ---
+  // The origin recorded with the events of the calling thread's following changes (until set
+  // again); front ends set it per request. The process name is filled in at commit.
+  static void SetThreadOrigin(const Origin& origin);
+
   // Up to `limit` events with seq > after_seq, in order.
   Result<std::vector<Event>> ReadEvents(uint64_t after_seq, size_t limit);
   // The seq of the newest event (0 when there is none).
@@ -262,6 +267,8 @@ class Store {
   uint32_t chunk_size_ = 0;
   std::unique_ptr<ReadPool> readers_;
   std::unique_ptr<Committer> committer_;
+  // committer_->Run with the calling thread's origin, for the events the body appends.
+  Status Commit(std::function<Status(Db&)> body);
 
   // Held shared by code that wraps or unwraps file keys, exclusive by key rotation, so that no
   // key is wrapped under a master key that rotation is replacing. Taken before files_mu_ and

@@ -85,6 +85,18 @@ enum class EventKind : int {
 std::string_view EventKindName(EventKind k);
 
 // A durable record of one committed change. seq increases by one per event.
+// Who made a change, as far as the front end knows: the calling process's ids (FUSE passes
+// those of the process behind each request: smbd's session process, ganesha with the NFS
+// client's squashed ids, or a local program) and that process's executable name, read when the
+// change is committed. `known` is false for changes the Store makes itself (e.g. at shutdown).
+struct Origin {
+  bool known = false;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  int32_t pid = 0;
+  std::string process;  // e.g. "smbd", "ganesha.nfsd", "cp"; empty when it had exited
+};
+
 struct Event {
   uint64_t seq = 0;
   int64_t time_ns = 0;
@@ -94,6 +106,7 @@ struct Event {
   uint64_t version = 0;  // the node's version after the change
   std::string path;      // share-relative, '/'-separated; the new path for a rename
   std::string old_path;  // for kRename
+  Origin origin;
 };
 
 // A file version waiting in the upload queue (one row per file; a newer version replaces an

@@ -62,8 +62,6 @@ class CopyLog {
   Status Append(const CopyRecord& r);
 
  private:
-  Status AppendLine(const std::string& path, const std::string& line) REQUIRES(mu_);
-
   std::string dir_;
   Clock& clock_;
   uint64_t max_bytes_;

@@ -497,6 +497,12 @@ TEST_F(DaemonTest, ServesSharesOverNfsAndReloadsOnSighup) {
   ASSERT_TRUE(a.ok()) << a.status().ToString();
   EXPECT_EQ(a->size, 14u);
   EXPECT_TRUE((*s)->Resolve("later", "l.txt").ok());
+  // Every change is in the audit log, written before the daemon stopped.
+  auto audit = platform::ReadFileToString(dir_.path() + "/data/logs/audit.log");
+  ASSERT_TRUE(audit.ok()) << audit.status().ToString();
+  EXPECT_NE(audit->find(R"("op":"create","path":"n.txt")"), std::string::npos) << *audit;
+  EXPECT_NE(audit->find(R"("path":"l.txt")"), std::string::npos) << *audit;
+  EXPECT_NE(audit->find(R"("via":"nfs")"), std::string::npos) << *audit;
 }
 
 TEST_F(DaemonTest, BadTargetConfigNamesTheKey) {

@@ -23,7 +23,16 @@ constexpr double kTimeout = 1.0;  // seconds the kernel may cache entries and at
 constexpr size_t kMaxIo = 1 << 20;
 
 FuseFs& Fs(fuse_req_t req) { return *static_cast<FuseFs*>(fuse_req_userdata(req)); }
-store::Store& St(fuse_req_t req) { return Fs(req).store(); }
+// The Store, with the request's caller recorded as the origin of the changes it makes (every
+// Store call of a request goes through here, on the thread serving the request).
+store::Origin OriginOf(fuse_req_t req) {
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  return {true, ctx->uid, ctx->gid, ctx->pid, {}};
+}
+store::Store& St(fuse_req_t req) {
+  store::Store::SetThreadOrigin(OriginOf(req));
+  return Fs(req).store();
+}
 store::NodeId Node(fuse_ino_t ino) { return static_cast<store::NodeId>(ino - 1); }
 fuse_ino_t Ino(store::NodeId node) { return static_cast<fuse_ino_t>(node + 1); }
 
@@ -92,6 +101,10 @@ struct OpenFile {
   std::unique_ptr<store::FileHandle> handle;
   store::NodeId node;
   bool writable;
+  // Who wrote last: the origin of the data a flush, fsync or release commits (the kernel sends
+  // release without a caller).
+  store::Origin writer;
+  void Attribute() const { store::Store::SetThreadOrigin(writer); }
 };
 
 OpenFile* Handle(fuse_file_info* fi) { return reinterpret_cast<OpenFile*>(fi->fh); }
@@ -236,7 +249,7 @@ void Link(fuse_req_t req, fuse_ino_t, fuse_ino_t, const char*) { fuse_reply_err(
 void ReplyOpen(fuse_req_t req, fuse_file_info* fi, std::unique_ptr<store::FileHandle> h,
                const store::Attr& attr, bool writable, bool created) {
   store::NodeId node = attr.id;
-  auto* of = new OpenFile{std::move(h), node, writable};
+  auto* of = new OpenFile{std::move(h), node, writable, OriginOf(req)};
   fi->fh = reinterpret_cast<uint64_t>(of);
   fi->keep_cache = 0;
   Fs(req).Opened(node, attr);
@@ -288,8 +301,11 @@ void Read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi
 
 void Write(fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_t off,
            fuse_file_info* fi) {
-  Status s = Handle(fi)->handle->Write(static_cast<uint64_t>(off),
-                                       {reinterpret_cast<const uint8_t*>(data), size});
+  OpenFile* of = Handle(fi);
+  of->writer = OriginOf(req);
+  of->Attribute();
+  Status s =
+      of->handle->Write(static_cast<uint64_t>(off), {reinterpret_cast<const uint8_t*>(data), size});
   if (!s.ok()) return Fail(req, s);
   fuse_reply_write(req, size);
 }
@@ -298,15 +314,18 @@ void Write(fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_t off,
 // Store promises (docs/semantics.md).
 void Flush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   OpenFile* of = Handle(fi);
+  of->Attribute();
   fuse_reply_err(req, of->writable ? ToErrno(of->handle->Sync()) : 0);
 }
 
 void FSync(fuse_req_t req, fuse_ino_t, int, fuse_file_info* fi) {
+  Handle(fi)->Attribute();
   fuse_reply_err(req, ToErrno(Handle(fi)->handle->Sync()));
 }
 
 void Release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   OpenFile* of = Handle(fi);
+  of->Attribute();
   Status s = of->handle->Close();
   if (!s.ok()) spdlog::error("fuse: closing file {}: {}", of->node, s.ToString());
   Fs(req).Closed(of->node);

@@ -15,12 +15,16 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "frontends/fuse/fuse_fs.h"
 #include "frontends/smb/smb_server.h"
 #include "platform/file.h"
 #include "store/store.h"
+#include "sync/audit_log.h"
 #include "test/support/private_net.h"
 #include "test/support/temp_dir.h"
 
@@ -276,6 +280,43 @@ TEST_F(NfsTest, AFileWrittenOverSmbIsTheSameOverNfsAndInTheStore) {
   EXPECT_EQ(int64_t(st->nfs_mtime) * 1'000'000'000 + int64_t(st->nfs_mtime_nsec), a->mtime_ns);
   smb->reset();
   EXPECT_TRUE(smb::SmbServer::RemoveSystemUsers({"fsnfs-rw"}).ok());
+}
+
+// The audit log names the front end of each change, and the user and client where known.
+TEST_F(NfsTest, TheAuditLogNamesFrontEndUserAndClient) {
+  smb::SmbShare share{"ingest", mnt_ + "/ingest", {"fsaudit"}, {}, "desired"};
+  auto smb = smb::SmbServer::Start({.state_dir = dir_.path() + "/smb", .port = 0}, {share},
+                                   {{"fsaudit", "secret"}});
+  ASSERT_TRUE(smb.ok()) << smb.status().ToString();
+  std::string local = Local("a.txt", "audited");
+  auto r = Shell("smbclient //127.0.0.1/ingest -p " + std::to_string((*smb)->port()) +
+                 " -m SMB3 -U fsaudit%secret -c 'put " + local + " viasmb.txt'");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  ASSERT_EQ(Shell("nfs-cp " + local + " " + Url("ingest/vianfs.txt")).rc, 0);
+  ASSERT_EQ(Shell("cp " + local + " " + mnt_ + "/ingest/local.txt").rc, 0);
+  std::string path = dir_.path() + "/audit.log";
+  sync::AuditLog log(*store_, {.path = path, .smb_sessions = (*smb)->sessions_path()},
+                     RealClock::Get());
+  ASSERT_TRUE(log.RunOnce().ok());
+  auto text = platform::ReadFileToString(path);
+  ASSERT_TRUE(text.ok());
+  std::map<std::string, nlohmann::json> created;  // path -> its create line
+  std::istringstream in(*text);
+  for (std::string line; std::getline(in, line);) {
+    auto j = nlohmann::json::parse(line);
+    if (j["op"] == "create") created[j["path"]] = j;
+  }
+  ASSERT_EQ(created.size(), 3u) << *text;
+  EXPECT_EQ(created["viasmb.txt"]["via"], "smb") << *text;
+  EXPECT_EQ(created["viasmb.txt"]["user"], "fsaudit");
+  EXPECT_EQ(created["viasmb.txt"]["client"], "127.0.0.1");
+  EXPECT_EQ(created["vianfs.txt"]["via"], "nfs");
+  EXPECT_EQ(created["vianfs.txt"]["uid"], 65534);  // root squashed
+  EXPECT_EQ(created["local.txt"]["via"], "local");
+  EXPECT_EQ(created["local.txt"]["process"], "cp");
+  EXPECT_EQ(created["local.txt"]["user"], "root");
+  smb->reset();
+  EXPECT_TRUE(smb::SmbServer::RemoveSystemUsers({"fsaudit"}).ok());
 }
 
 TEST(NfsConfigTest, BadSettingsAreRefusedWithTheirName) {

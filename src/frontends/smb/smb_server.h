@@ -63,6 +63,10 @@ class SmbServer {
 
   uint16_t port() const { return port_; }
   const std::string& config_path() const { return config_; }
+  // Lines "PID USER CLIENT-ADDRESS", one per share connection, appended by smbd when a client
+  // connects (the audit log names SMB users and clients from it).
+  std::string sessions_path() const { return SessionsPath(options_); }
+  static std::string SessionsPath(const SmbOptions& o) { return o.state_dir + "/run/sessions"; }
   int restarts() const { return smbd_->restarts(); }
   pid_t pid() { return smbd_->pid(); }  // the running smbd
 
