@@ -6,7 +6,7 @@ RUN_PRESET ?= release
 CONFIG ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test run bench bench-upload asan faults-long crash-long format clean
+.PHONY: all deps build test run bench bench-upload bench-shares asan faults-long crash-long format clean
 
 all: build
 
@@ -35,6 +35,11 @@ bench: deps
 	@cmake --build --preset release -j $(JOBS) --target store_bench upload_bench
 	@build/release/bench/store_bench $(BENCH_ARGS)
 	@build/release/bench/upload_bench
+
+bench-shares: deps
+	@cmake --preset release >/dev/null
+	@cmake --build --preset release -j $(JOBS) --target shares_bench
+	@build/release/bench/shares_bench $(BENCH_ARGS)
 
 bench-upload: deps
 	@cmake --preset release >/dev/null

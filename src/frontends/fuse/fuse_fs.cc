@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <limits>
 #include <cstring>
 #include <vector>
 
@@ -173,7 +174,14 @@ int64_t NowNs() {
       .count();
 }
 
-int64_t NsOf(const timespec& t) { return int64_t{t.tv_sec} * 1'000'000'000 + t.tv_nsec; }
+// The Store keeps times as nanoseconds in 64 bits (1677-09-21 to 2262-04-11); like the kernel
+// does for file systems with a smaller range, times outside it are clamped to it.
+int64_t NsOf(const timespec& t) {
+  constexpr int64_t kMaxSec = std::numeric_limits<int64_t>::max() / 1'000'000'000 - 1;
+  if (t.tv_sec > kMaxSec) return kMaxSec * 1'000'000'000;
+  if (t.tv_sec < -kMaxSec) return -kMaxSec * 1'000'000'000;
+  return int64_t{t.tv_sec} * 1'000'000'000 + t.tv_nsec;
+}
 
 void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
   if (ino == FUSE_ROOT_ID) return (void)fuse_reply_err(req, EPERM);

@@ -158,6 +158,11 @@ TEST_F(FuseTest, ModeOwnerTimesSymlinksAndXattrs) {
   EXPECT_EQ(st.st_mtim.tv_nsec, 222);
   auto a = store_->Resolve("ingest", "f");
   EXPECT_EQ(a->mtime_ns, int64_t{1600000000} * 1'000'000'000 + 222);
+  // Beyond what 64-bit nanoseconds hold (year 2286): clamped to 2262, never wrapped around.
+  timespec far[2] = {{10000000000, 0}, {10000000000, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, P("ingest/f").c_str(), far, 0), 0);
+  ASSERT_EQ(::stat(P("ingest/f").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mtim.tv_sec, 9223372035);  // 2262-04-11
   ASSERT_EQ(::symlink("some/target", P("ingest/link").c_str()), 0);
   char target[64] = {};
   EXPECT_EQ(::readlink(P("ingest/link").c_str(), target, sizeof target), 11);

@@ -80,6 +80,8 @@ Result<std::string> SmbServer::RenderConfig(const SmbOptions& o, uint16_t port,
     // (smbd runs it without a shell; %U is the user who logged on, %u would be root.)
     c += "root preexec = /bin/sh -c \"echo %d %U %I >> '" + d + "/run/sessions'\"\n";
     c += "smb encrypt = " + s.encrypt + "\n";
+    // Alternate data streams (Zone.Identifier, Mac resource forks) as xattrs of the file.
+    c += "vfs objects = streams_xattr\n";
   }
   return c;
 }
