@@ -22,7 +22,8 @@
 namespace fieldstack::platform {
 
 Status RunCommand(const std::string& command, const std::string& input) {
-  FILE* p = ::popen((command + " >/dev/null 2>&1").c_str(), "w");
+  // A subshell, so that redirections inside `command` keep their meaning.
+  FILE* p = ::popen(("(" + command + ") >/dev/null 2>&1").c_str(), "w");
   if (p == nullptr) return InternalError("cannot run " + command);
   if (!input.empty()) std::fwrite(input.data(), 1, input.size(), p);
   int rc = ::pclose(p);

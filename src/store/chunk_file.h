@@ -100,13 +100,10 @@ class ChunkFile {
   uint64_t file_id_;
   uint32_t chunk_size_;
   std::unique_ptr<crypto::ChunkCodec> codec_;
-  uint64_t backing_size_ = 0;
-  uint64_t last_read_ = UINT64_MAX - 1;
-  uint64_t unflushed_bytes_ = 0;
-  uint64_t prefetched_until_ =
-      0;  // chunks below this index were asked for  // written since writeback was last started  //
-          // chunk index of the last Read, for readahead  // bytes in the backing file, as far as
-          // this object knows
+  uint64_t backing_size_ = 0;            // bytes in the backing file, as far as this object knows
+  uint64_t last_read_ = UINT64_MAX - 1;  // chunk index of the last Read, for readahead
+  uint64_t unflushed_bytes_ = 0;         // written since writeback was last started
+  uint64_t prefetched_until_ = 0;        // chunks below this index were asked for
   std::unordered_map<uint64_t, Pair> headers_;  // cache; bounded by kMaxCachedHeaders
   std::vector<uint8_t> buf_;
   std::vector<std::vector<uint8_t>> bufs_;  // one per chunk of WriteWholeChunks
