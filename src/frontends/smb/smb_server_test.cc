@@ -109,6 +109,43 @@ TEST_F(SmbTest, AWrongPasswordAndAReadOnlyUserAreRefused) {
   EXPECT_EQ(store_->Resolve("ingest", "ro.txt").status().code(), StatusCode::kNotFound);
 }
 
+// Reload: a new share that requires encryption and a new user, without restarting smbd. A
+// client that cannot encrypt (SMB 2.0.2 has no encryption) is refused there; SMB3 gets in.
+TEST_F(SmbTest, ReloadAddsSharesAndUsersAndRequiredEncryptionRefusesPlainClients) {
+  ASSERT_TRUE(store_->CreateShare("secret", store::ShareKind::kLocal).ok());
+  pid_t before = smb_->pid();
+  std::vector<SmbShare> shares = {
+      {"ingest", mnt_ + "/ingest", {"fstest-rw"}, {"fstest-ro"}, "desired"},
+      {"secret", mnt_ + "/secret", {"fstest-new"}, {}, "required"}};
+  std::vector<SmbUser> users = {{"fstest-rw", "rw-secret"},
+                                {"fstest-ro", "ro-secret"},
+                                {"fstest-new", "new-secret"}};
+  std::vector<SmbShare> bad = shares;
+  bad[1].encrypt = "always";
+  EXPECT_EQ(smb_->Reload(bad, users).code(), StatusCode::kInvalidArgument);
+  ASSERT_TRUE(smb_->Reload(shares, users).ok());
+  EXPECT_EQ(smb_->pid(), before);  // reloaded, not restarted
+  auto client = [&](const std::string& protocol) {
+    std::string cmd = "smbclient //127.0.0.1/secret -p " + std::to_string(smb_->port()) +
+                      " -m " + protocol + " -U fstest-new%new-secret -c ls 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    std::string out;
+    char buf[4096];
+    while (p && fgets(buf, sizeof buf, p)) out += buf;
+    return ClientRun{p ? pclose(p) : -1, out};
+  };
+  ClientRun r{1, ""};
+  for (int i = 0; i < 50 && r.rc != 0; ++i) {  // smbd rereads its config asynchronously
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    r = client("SMB3");
+  }
+  EXPECT_EQ(r.rc, 0) << r.out;
+  auto plain = client("SMB2_02");
+  EXPECT_NE(plain.rc, 0) << plain.out;
+  EXPECT_NE(plain.out.find("NT_STATUS_ACCESS_DENIED"), std::string::npos) << plain.out;
+  EXPECT_TRUE(SmbServer::RemoveSystemUsers({"fstest-new"}).ok());
+}
+
 TEST_F(SmbTest, SmbdIsRestartedWhenItDies) {
   ASSERT_EQ(::kill(smb_->pid(), SIGKILL), 0);
   ClientRun r{1, ""};
