@@ -78,7 +78,7 @@ Result<std::string> NfsServer::RenderConfig(const NfsOptions& o, uint16_t port,
   c += "  Enable_NLM = false;\n  Enable_RQUOTA = false;\n  Enable_UDP = false;\n";
   c += "  mount_path_pseudo = true;\n";  // NFSv3 mounts /name, like NFSv4
   c += "}\n";
-  c += "NFSv4 {\n  Graceless = true;\n  Minor_Versions = 1, 2;\n";
+  c += "NFSv4 {\n  Graceless = true;\n  Minor_Versions = 0, 1, 2;\n";
   c += "  RecoveryBackend = fs;\n  RecoveryRoot = " + Quote(o.state_dir + "/recovery") + ";\n";
   c += "  Only_Numeric_Owners = true;\n}\n";
   c += "NFS_KRB5 {\n  Active_krb5 = false;\n}\n";

@@ -1,7 +1,7 @@
 #pragma once
 
 // NfsServer: nfs-ganesha, supervised, exporting shares of the FUSE mount (src/frontends/fuse)
-// through its VFS FSAL over NFSv3 and NFSv4.1/4.2, TCP only.
+// through its VFS FSAL over NFSv3 and NFSv4 (4.0, 4.1, 4.2), TCP only.
 //
 // The daemon generates ganesha.conf and keeps ganesha's pid file, logs and NFSv4 recovery
 // state in its own directory. NFSv3 needs the portmapper: when nothing answers on port 111 of

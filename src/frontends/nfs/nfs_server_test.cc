@@ -169,6 +169,11 @@ TEST_F(NfsTest, CpLsCatAndTheApiReachTheStore) {
   EXPECT_NE(r.out.find("moved.bin"), std::string::npos) << r.out;
   r = Shell("nfs-cat " + Url("ingest/survey/moved.bin") + " | cmp - " + dir_.path() + "/big.bin");
   EXPECT_EQ(r.rc, 0) << r.out;
+  // NFSv4 (libnfs 4.0 reads over v4; its v4 writes do not work, see the issue).
+  r = Shell("nfs-cat '" + Url("ingest/survey/moved.bin") + "?version=4&nfsport=" +
+            std::to_string(nfs_->port()) + "' | cmp - " + dir_.path() +
+            "/big.bin");
+  EXPECT_EQ(r.rc, 0) << r.out;
   ASSERT_EQ(nfs_unlink(c.get(), "/survey/moved.bin"), 0) << c.error();
   EXPECT_EQ(store_->Resolve("ingest", "survey/moved.bin").status().code(), StatusCode::kNotFound);
   // A file the Store got another way is there at once (ganesha caches no attributes).
