@@ -101,6 +101,9 @@ Status FileShares::Reload(const Config& c) {
   FS_ASSIGN_OR_RETURN(auto smb_shares, SmbShares(c));
   FS_ASSIGN_OR_RETURN(auto smb_users, SmbUsers(c));
   FS_ASSIGN_OR_RETURN(auto exports, NfsExports(c));
+  // All or nothing: both are checked before either changes.
+  if (smb_ != nullptr) FS_RETURN_IF_ERROR(smb_->Check(smb_shares, smb_users).WithContext("smb"));
+  if (nfs_ != nullptr) FS_RETURN_IF_ERROR(nfs_->Check(exports).WithContext("nfs"));
   if (smb_ != nullptr) FS_RETURN_IF_ERROR(smb_->Reload(smb_shares, smb_users).WithContext("smb"));
   if (nfs_ != nullptr) FS_RETURN_IF_ERROR(nfs_->Reload(exports).WithContext("nfs"));
   if ((smb_ != nullptr) != c.smb_enabled || (nfs_ != nullptr) != c.nfs_enabled) {

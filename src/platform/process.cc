@@ -25,8 +25,18 @@ Status RunCommand(const std::string& command, const std::string& input) {
   // A subshell, so that redirections inside `command` keep their meaning.
   FILE* p = ::popen(("(" + command + ") >/dev/null 2>&1").c_str(), "w");
   if (p == nullptr) return InternalError("cannot run " + command);
+  // A command that exits without reading its input must not kill us with SIGPIPE: block it
+  // while writing and take back one that is pending then.
+  sigset_t pipe, old;
+  sigemptyset(&pipe);
+  sigaddset(&pipe, SIGPIPE);
+  ::pthread_sigmask(SIG_BLOCK, &pipe, &old);
   if (!input.empty()) std::fwrite(input.data(), 1, input.size(), p);
   int rc = ::pclose(p);
+  timespec zero{};
+  while (::sigtimedwait(&pipe, nullptr, &zero) == SIGPIPE) {
+  }
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (rc != 0) {
     return InternalError(command + " failed (exit " +
                          std::to_string(WIFEXITED(rc) ? WEXITSTATUS(rc) : rc) + ")");
@@ -72,12 +82,16 @@ void StopLeftover(const std::string& pid_file, const std::string& marker) {
   std::string cmdline((std::istreambuf_iterator<char>(proc)), std::istreambuf_iterator<char>());
   if (cmdline.find(marker) == std::string::npos) return;
   spdlog::warn("stopping process {} left by an earlier run ({})", old, pid_file);
-  ::kill(-old, SIGTERM);
+  ::kill(-old, SIGTERM);  // its process group: smbd's children hold the port too
   ::kill(old, SIGTERM);
   for (int i = 0; i < 50 && ::kill(old, 0) == 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  if (::kill(old, 0) == 0) ::kill(old, SIGKILL);
+  ::kill(-old, SIGKILL);
+  ::kill(old, SIGKILL);
+  for (int i = 0; i < 50 && (::kill(old, 0) == 0 || ::kill(-old, 0) == 0); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
 }
 
 Result<std::unique_ptr<Supervised>> Supervised::Start(std::string name,
@@ -115,6 +129,9 @@ pid_t Supervised::Spawn() {
     }
     int null = ::open("/dev/null", O_RDONLY);
     if (null >= 0) ::dup2(null, 0);
+    // Nothing else of ours: sockets of libraries that do not set close-on-exec (Boost.Asio's
+    // listeners) would otherwise live on in the server.
+    ::close_range(3, ~0U, 0);
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);  // the daemon blocks its stop signals
@@ -122,6 +139,7 @@ pid_t Supervised::Spawn() {
     ::execv(args[0], args.data());
     ::_exit(127);
   }
+  if (pid > 0) ::setpgid(pid, pid);  // also here, so that kill(-pid) works at once
   if (fd >= 0) ::close(fd);
   return pid;
 }
@@ -139,12 +157,21 @@ void Supervised::RestartUntilStopped() {
       pid = pid_;
     }
     int status = 0;
-    if (::waitpid(pid, &status, 0) < 0 || stopping_) return;
+    if (pid > 0) {
+      pid_t r;
+      do {
+        r = ::waitpid(pid, &status, 0);
+      } while (r < 0 && errno == EINTR);
+      if (r < 0) return;
+      MutexLock l(mu_);
+      pid_ = -1;  // never signal a reused pid
+      if (stopping_) return;
+    }
     spdlog::warn("{}: exited (status {}); restarting", name_, status);
     std::this_thread::sleep_for(std::chrono::seconds(1));
     MutexLock l(mu_);
     if (stopping_) return;
-    pid_ = Spawn();
+    pid_ = Spawn();  // -1 when fork fails: tried again a second later
     ++restarts_;
   }
 }
@@ -165,10 +192,10 @@ Supervised::~Supervised() {
     pid = pid_;
   }
   if (pid > 0) ::kill(-pid, SIGTERM);  // the server and its children
-  for (int i = 0; i < 100 && !reaped_; ++i) {
+  for (int i = 0; i < 100 && supervisor_.joinable() && !reaped_; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  if (!reaped_ && pid > 0) {
+  if (supervisor_.joinable() && !reaped_ && pid > 0) {
     spdlog::warn("{}: did not stop in 10 s; killing it", name_);
     ::kill(-pid, SIGKILL);
   }

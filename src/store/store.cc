@@ -19,6 +19,34 @@
 
 namespace fieldstack::store {
 
+namespace {
+
+// The origin of the changes the current thread commits (see Store::SetThreadOrigin); set on
+// the committer thread around each body.
+thread_local Origin t_origin;
+
+// The process a caller's thread id belongs to, and its executable's name; the name is empty
+// when the process is gone.
+void ResolveProcess(Origin& o) {
+  if (o.pid <= 0) return;
+  std::string dir = "/proc/" + std::to_string(o.pid);
+  std::ifstream status(dir + "/status");  // "Tgid:" names the process of a thread
+  for (std::string line; std::getline(status, line);) {
+    if (line.starts_with("Tgid:")) {
+      o.pid = std::atoi(line.c_str() + 5);
+      break;
+    }
+  }
+  char buf[PATH_MAX];
+  ssize_t n = ::readlink((dir + "/exe").c_str(), buf, sizeof buf - 1);
+  if (n <= 0) return;
+  std::string exe(buf, static_cast<size_t>(n));
+  if (exe.ends_with(" (deleted)")) exe.resize(exe.size() - 10);
+  o.process = exe.substr(exe.rfind('/') + 1);
+}
+
+}  // namespace
+
 // Per-file state shared by every handle of one file. Guarded by `mu`, except `handles` and
 // `deleted`, which Store::files_mu_ guards.
 struct LiveFile {
@@ -45,9 +73,42 @@ struct LiveFile {
   bool buf_dirty = false;
   std::vector<uint8_t> buf;
   std::vector<uint8_t> scratch;
+  // Who changed the data last (a write, a truncate, or opening for writing): the origin of
+  // the kWrite event of the next commit, whichever handle or thread makes it.
+  Origin writer;
+  int32_t writer_thread = 0;  // the thread id `writer` was resolved from
 
   uint64_t pending_gen() const { return committed_gen + 1; }
 };
+
+namespace {
+
+// Records the calling thread's origin as the file's last writer (f.mu held). The process is
+// looked up now, while the caller is surely alive, not when a later close commits.
+void NoteWriter(LiveFile& f, bool only_if_unknown = false) {
+  if (!t_origin.known || (only_if_unknown && f.writer.known)) return;
+  if (f.writer.known && f.writer_thread == t_origin.pid && f.writer.uid == t_origin.uid &&
+      f.writer.gid == t_origin.gid) {
+    return;
+  }
+  f.writer_thread = t_origin.pid;
+  f.writer = t_origin;
+  ResolveProcess(f.writer);
+}
+
+// The file's last writer as the origin of what the current thread commits, until destroyed.
+class WriterOrigin {
+ public:
+  explicit WriterOrigin(const LiveFile& f) : saved_(t_origin) {
+    if (f.writer.known) t_origin = f.writer;
+  }
+  ~WriterOrigin() { t_origin = std::move(saved_); }
+
+ private:
+  Origin saved_;
+};
+
+}  // namespace
 
 namespace {
 
@@ -165,30 +226,6 @@ Result<std::string> PathIn(Db& db, NodeId id) {
     path += *it;
   }
   return path;
-}
-
-// The origin of the changes the current thread commits (see Store::SetThreadOrigin); set on
-// the committer thread around each body.
-thread_local Origin t_origin;
-
-// The process a caller's thread id belongs to, and its executable's name; the name is empty
-// when the process is gone.
-void ResolveProcess(Origin& o) {
-  if (o.pid <= 0) return;
-  std::string dir = "/proc/" + std::to_string(o.pid);
-  std::ifstream status(dir + "/status");  // "Tgid:" names the process of a thread
-  for (std::string line; std::getline(status, line);) {
-    if (line.starts_with("Tgid:")) {
-      o.pid = std::atoi(line.c_str() + 5);
-      break;
-    }
-  }
-  char buf[PATH_MAX];
-  ssize_t n = ::readlink((dir + "/exe").c_str(), buf, sizeof buf - 1);
-  if (n <= 0) return;
-  std::string exe(buf, static_cast<size_t>(n));
-  if (exe.ends_with(" (deleted)")) exe.resize(exe.size() - 10);
-  o.process = exe.substr(exe.rfind('/') + 1);
 }
 
 Status AppendEvent(Db& db, int64_t now, uint32_t share, NodeId node, EventKind kind,
@@ -857,6 +894,7 @@ Result<std::unique_ptr<FileHandle>> Store::Create(NodeId parent, std::string_vie
     MutexLock l(f->mu);
     f->marked = true;
     ++f->writers;
+    NoteWriter(*f);
     // Closing a new file is a commit even without writes, so an empty file also gets its
     // kWrite event (and is uploaded).
     f->dirty = true;
@@ -869,6 +907,7 @@ Result<std::unique_ptr<FileHandle>> Store::OpenFile(NodeId node, bool writable) 
   if (writable) {
     MutexLock l(f->mu);
     ++f->writers;
+    NoteWriter(*f, /*only_if_unknown=*/true);  // an opener is the writer of nothing yet
   }
   return std::unique_ptr<FileHandle>(new FileHandle(this, std::move(f), node, writable));
 }
@@ -993,6 +1032,7 @@ Status Store::FlushDirtyChunk(LiveFile& f) {
 
 Status Store::CommitData(LiveFile& f, bool release_mark) {
   if (!f.dirty && !(release_mark && f.marked)) return Status::Ok();
+  WriterOrigin origin(f);
   if (f.dirty) {
     FS_RETURN_IF_ERROR(FlushDirtyChunk(f));
     if (f.unsynced) {
@@ -1046,6 +1086,7 @@ Status Store::CommitData(LiveFile& f, bool release_mark) {
 }
 
 Status Store::TruncateLocked(LiveFile& f, uint64_t size) {
+  NoteWriter(f);
   if (size > kMaxFileBytes) return InvalidArgumentError("size past the 5 TiB file limit");
   FS_RETURN_IF_ERROR(EnsureMarked(f));
   FS_RETURN_IF_ERROR(EnsureChunkFile(f));
@@ -1883,6 +1924,7 @@ Status FileHandle::Write(uint64_t offset, std::span<const uint8_t> data) {
   if (data.empty()) return Status::Ok();
   LiveFile& f = *file_;
   MutexLock l(f.mu);
+  NoteWriter(f);
   FS_RETURN_IF_ERROR(store_->EnsureMarked(f));
   FS_RETURN_IF_ERROR(store_->EnsureChunkFile(f));
   const uint32_t cs = store_->chunk_size_;

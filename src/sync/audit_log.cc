@@ -2,6 +2,7 @@
 
 #include <pwd.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <nlohmann/json.hpp>
@@ -61,19 +62,23 @@ std::string AuditLog::ShareName(uint32_t id) {
   return it != shares_.end() ? it->second : std::to_string(id);
 }
 
-// The user and client of an smbd session process, from the sessions file (read again for a
-// process it did not list before: a new session; later lines win when pids are reused).
+// The user and client of an smbd session process, from the sessions file, read again whenever
+// it has grown (a new connection; when a pid is reused, its latest line wins).
 AuditLog::SmbSession AuditLog::SmbSessionOf(pid_t pid) {
-  auto it = smb_sessions_.find(pid);
-  if (it == smb_sessions_.end() && !options_.smb_sessions.empty()) {
-    if (auto text = platform::ReadFileToString(options_.smb_sessions); text.ok()) {
-      std::istringstream in(*text);
-      pid_t p;
-      SmbSession s;
-      while (in >> p >> s.user >> s.client) smb_sessions_[p] = s;
+  if (!options_.smb_sessions.empty()) {
+    struct stat st;
+    if (::stat(options_.smb_sessions.c_str(), &st) == 0 &&
+        static_cast<uint64_t>(st.st_size) != smb_sessions_bytes_) {
+      if (auto text = platform::ReadFileToString(options_.smb_sessions); text.ok()) {
+        smb_sessions_bytes_ = text->size();
+        std::istringstream in(*text);
+        pid_t p;
+        SmbSession s;
+        while (in >> p >> s.user >> s.client) smb_sessions_[p] = s;
+      }
     }
-    it = smb_sessions_.find(pid);
   }
+  auto it = smb_sessions_.find(pid);
   return it != smb_sessions_.end() ? it->second : SmbSession{};
 }
 

@@ -65,6 +65,7 @@ class AuditLog {
   Clock& clock_;
   std::map<uint32_t, std::string> shares_;
   std::map<pid_t, SmbSession> smb_sessions_;  // from the sessions file
+  uint64_t smb_sessions_bytes_ = 0;           // its size when last read
   std::atomic<bool> stopping_{false};
   Mutex mu_;
   CondVar cv_;

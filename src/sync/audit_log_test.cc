@@ -79,6 +79,33 @@ TEST_F(AuditLogTest, EveryChangeIsALineWithItsOrigin) {
   EXPECT_EQ(Lines(path).size(), 4u);
 }
 
+// The data a close commits is the last writer's, whichever handle closes first.
+TEST_F(AuditLogTest, ACommitIsTheLastWritersEvenWhenAnotherHandleCloses) {
+  store::Store::SetThreadOrigin({true, 1000, 1000, ::getpid(), {}});
+  auto a = store_->Create(root_, "shared.txt", {0644, 1000, 1000});
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE((*a)->Close().ok());
+  auto node = store_->Resolve("ingest", "shared.txt")->id;
+  auto writer = store_->OpenFile(node, true);
+  std::string data = "from 1001";
+  store::Store::SetThreadOrigin({true, 1001, 1001, ::getpid(), {}});
+  ASSERT_TRUE(
+      (*writer)->Write(0, {reinterpret_cast<const uint8_t*>(data.data()), data.size()}).ok());
+  store::Store::SetThreadOrigin({true, 1002, 1002, ::getpid(), {}});
+  auto other = store_->OpenFile(node, true);  // opens, never writes, closes first
+  ASSERT_TRUE((*other)->Close().ok());
+  store::Store::SetThreadOrigin({});
+  ASSERT_TRUE((*writer)->Close().ok());
+  std::string path = dir_.path() + "/audit.log";
+  AuditLog log(*store_, {.path = path}, RealClock::Get());
+  ASSERT_TRUE(log.RunOnce().ok());
+  std::vector<int> write_uids;
+  for (auto& j : Lines(path)) {
+    if (j["op"] == "write") write_uids.push_back(j["uid"]);
+  }
+  EXPECT_EQ(write_uids, (std::vector<int>{1000, 1001})) << *platform::ReadFileToString(path);
+}
+
 TEST_F(AuditLogTest, RotatesAndKeepsOnlyTheNewestFiles) {
   std::string path = dir_.path() + "/audit.log";
   AuditLog log(*store_, {.path = path, .max_bytes = 200, .keep = 2}, RealClock::Get());

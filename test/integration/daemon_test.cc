@@ -420,6 +420,7 @@ TEST_F(DaemonTest, ServesSharesOverSmb) {
   std::vector<uint8_t> got(100);
   EXPECT_EQ(std::string(got.begin(), got.begin() + static_cast<long>(*(*h)->Read(0, got))),
             "hello over smb");
+  h->reset();  // handles before their store
   s->reset();  // the store's lock, for the daemons below
   // Killed, the daemon leaves a dead mount and a running smbd; the next start takes over.
   auto k = Start({"serve", "--config", config}, dir_.path());

@@ -11,8 +11,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <limits>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "frontends/fuse/errno_map.h"
@@ -102,10 +102,6 @@ struct OpenFile {
   std::unique_ptr<store::FileHandle> handle;
   store::NodeId node;
   bool writable;
-  // Who wrote last: the origin of the data a flush, fsync or release commits (the kernel sends
-  // release without a caller).
-  store::Origin writer;
-  void Attribute() const { store::Store::SetThreadOrigin(writer); }
 };
 
 OpenFile* Handle(fuse_file_info* fi) { return reinterpret_cast<OpenFile*>(fi->fh); }
@@ -257,7 +253,7 @@ void Link(fuse_req_t req, fuse_ino_t, fuse_ino_t, const char*) { fuse_reply_err(
 void ReplyOpen(fuse_req_t req, fuse_file_info* fi, std::unique_ptr<store::FileHandle> h,
                const store::Attr& attr, bool writable, bool created) {
   store::NodeId node = attr.id;
-  auto* of = new OpenFile{std::move(h), node, writable, OriginOf(req)};
+  auto* of = new OpenFile{std::move(h), node, writable};
   fi->fh = reinterpret_cast<uint64_t>(of);
   fi->keep_cache = 0;
   Fs(req).Opened(node, attr);
@@ -310,8 +306,7 @@ void Read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi
 void Write(fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_t off,
            fuse_file_info* fi) {
   OpenFile* of = Handle(fi);
-  of->writer = OriginOf(req);
-  of->Attribute();
+  store::Store::SetThreadOrigin(OriginOf(req));  // the Store keeps each file's last writer
   Status s =
       of->handle->Write(static_cast<uint64_t>(off), {reinterpret_cast<const uint8_t*>(data), size});
   if (!s.ok()) return Fail(req, s);
@@ -322,18 +317,18 @@ void Write(fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_t off,
 // Store promises (docs/semantics.md).
 void Flush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   OpenFile* of = Handle(fi);
-  of->Attribute();
+  store::Store::SetThreadOrigin(OriginOf(req));
   fuse_reply_err(req, of->writable ? ToErrno(of->handle->Sync()) : 0);
 }
 
 void FSync(fuse_req_t req, fuse_ino_t, int, fuse_file_info* fi) {
-  Handle(fi)->Attribute();
+  store::Store::SetThreadOrigin(OriginOf(req));
   fuse_reply_err(req, ToErrno(Handle(fi)->handle->Sync()));
 }
 
 void Release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   OpenFile* of = Handle(fi);
-  of->Attribute();
+  store::Store::SetThreadOrigin({});  // the kernel releases without a caller
   Status s = of->handle->Close();
   if (!s.ok()) spdlog::error("fuse: closing file {}: {}", of->node, s.ToString());
   Fs(req).Closed(of->node);

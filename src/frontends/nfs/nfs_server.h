@@ -56,6 +56,10 @@ class NfsServer {
   // New exports: rewrites the config and has ganesha reload it. On InvalidArgument nothing
   // changes.
   Status Reload(const std::vector<NfsExport>& exports);
+  // What Reload refuses, without changing anything.
+  Status Check(const std::vector<NfsExport>& exports) const {
+    return RenderConfig(options_, port_, exports).status();
+  }
 
   uint16_t port() const { return port_; }
   const std::string& config_path() const { return config_; }

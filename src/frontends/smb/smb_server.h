@@ -60,6 +60,8 @@ class SmbServer {
   // New settings: rewrites smb.conf, adds users (and sets their passwords) and has smbd reload
   // it; connected clients keep their sessions. On InvalidArgument nothing changes.
   Status Reload(const std::vector<SmbShare>& shares, const std::vector<SmbUser>& users);
+  // What Reload refuses, without changing anything.
+  Status Check(const std::vector<SmbShare>& shares, const std::vector<SmbUser>& users) const;
 
   uint16_t port() const { return port_; }
   const std::string& config_path() const { return config_; }
