@@ -158,6 +158,8 @@ CREATE TABLE IF NOT EXISTS released_objects(
   etag TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, not_before_ns INTEGER NOT NULL DEFAULT 0,
   last_error TEXT);
 CREATE INDEX IF NOT EXISTS released_by_key ON released_objects(share_id, key);
+CREATE TABLE IF NOT EXISTS upload_attempts(
+  node_id INTEGER PRIMARY KEY, share_id INTEGER NOT NULL, key TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS abandoned_uploads(
   id INTEGER PRIMARY KEY AUTOINCREMENT, share_id INTEGER NOT NULL, key TEXT NOT NULL,
   upload_id TEXT NOT NULL);
@@ -307,6 +309,24 @@ Status AbandonUpload(Db& db, NodeId node, bool only_if_stale) {
   return c.Run();
 }
 
+// The key of the node's last upload attempt, unless `except` or the key the node's recorded
+// upload holds, is released as "maybe ours" (Store::NoteUploadAttempt); the attempt is
+// forgotten.
+Status ReleaseAttempt(Db& db, NodeId node, std::string_view except) {
+  FS_ASSIGN_OR_RETURN(
+      Stmt r,
+      db.Prepare("INSERT INTO released_objects(share_id, key, etag) SELECT a.share_id, a.key, ? "
+                 "|| a.node_id FROM upload_attempts a WHERE a.node_id=? AND a.key<>? AND NOT "
+                 "EXISTS (SELECT 1 FROM released_objects r WHERE r.share_id=a.share_id AND "
+                 "r.key=a.key) AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id=a.node_id AND "
+                 "n.cloud_key=a.key AND n.cloud_etag IS NOT NULL)"));
+  r.Bind(1, std::string_view(kOwnerOnlyEtag)).Bind(2, static_cast<int64_t>(node)).Bind(3, except);
+  FS_RETURN_IF_ERROR(r.Run());
+  FS_ASSIGN_OR_RETURN(Stmt d, db.Prepare("DELETE FROM upload_attempts WHERE node_id=?"));
+  d.Bind(1, static_cast<int64_t>(node));
+  return d.Run();
+}
+
 // Deletes a node's row and xattrs; a file's data is queued in `orphans` for deletion after the
 // commit (Store::ForgetData) and its bytes leave the share's usage.
 Status RemoveNode(Db& db, const Attr& a) {
@@ -322,6 +342,7 @@ Status RemoveNode(Db& db, const Attr& a) {
                                          "cloud_etag IS NOT NULL"));
   r.Bind(1, static_cast<int64_t>(a.id));
   FS_RETURN_IF_ERROR(r.Run());
+  FS_RETURN_IF_ERROR(ReleaseAttempt(db, a.id, ""));
   // A multi-part upload in progress for it is abandoned (aborted by the uploader).
   FS_RETURN_IF_ERROR(AbandonUpload(db, a.id, /*only_if_stale=*/false));
   FS_ASSIGN_OR_RETURN(Stmt q, db.Prepare("DELETE FROM upload_queue WHERE node_id=?"));
@@ -1644,6 +1665,17 @@ Status Store::UpdateUpload(const UploadItem& item) {
   });
 }
 
+Status Store::NoteUploadAttempt(NodeId node, uint32_t share_id, std::string_view key) {
+  return Commit([&](Db& db) -> Status {
+    // An attempt under another key (the file was renamed meanwhile) may have landed too.
+    FS_RETURN_IF_ERROR(ReleaseAttempt(db, node, key));
+    FS_ASSIGN_OR_RETURN(Stmt a, db.Prepare("INSERT INTO upload_attempts(node_id, share_id, key) "
+                                           "VALUES(?,?,?)"));
+    a.Bind(1, static_cast<int64_t>(node)).Bind(2, int64_t{share_id}).Bind(3, key);
+    return a.Run();
+  });
+}
+
 Status Store::FinishUpload(const UploadItem& item, FileState state, std::string_view cloud_key,
                            std::string_view cloud_etag, std::string_view error) {
   return Commit([&](Db& db) -> Status {
@@ -1656,6 +1688,13 @@ Status Store::FinishUpload(const UploadItem& item, FileState state, std::string_
     FS_ASSIGN_OR_RETURN(Stmt e, db.Prepare("SELECT 1 FROM nodes WHERE id=?"));
     e.Bind(1, static_cast<int64_t>(item.node));
     FS_ASSIGN_OR_RETURN(bool exists, e.Step());
+    if (!cloud_key.empty()) {
+      // Recorded below: the attempt is no longer in doubt.
+      FS_ASSIGN_OR_RETURN(Stmt a, db.Prepare("DELETE FROM upload_attempts WHERE node_id=? AND "
+                                             "key=?"));
+      a.Bind(1, static_cast<int64_t>(item.node)).Bind(2, cloud_key);
+      FS_RETURN_IF_ERROR(a.Run());
+    }
     if (!cloud_key.empty() && !exists) {
       // The file was deleted while it went up: the object just written is no file's. It
       // replaced whatever was released under its key.

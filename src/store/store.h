@@ -195,6 +195,11 @@ class Store {
   // kFailed), the object's key and etag (kept when empty), and the error (empty for none).
   Status FinishUpload(const UploadItem& item, FileState state, std::string_view cloud_key,
                       std::string_view cloud_etag, std::string_view error);
+  // Called before an upload of a file under a key its recorded upload does not hold. If the
+  // answer is lost (a crash after the cloud committed), the object exists unknown to the Store;
+  // when the file is then deleted or goes up under another key, that key is released as
+  // "maybe ours" (etag kOwnerOnlyEtag + node id). FinishUpload forgets the attempt.
+  Status NoteUploadAttempt(NodeId node, uint32_t share_id, std::string_view key);
 
   // Objects this box uploaded that no file owns any more: the file was deleted or replaced, or
   // went up again under a new key after a rename (FinishUpload). A share's `mirror` policy

@@ -133,6 +133,11 @@ struct AbandonedUpload {
 };
 
 // An object in the cloud that no file owns any more (Store::DueReleased).
+// ReleasedObject::etag of an object that may be ours but whose etag was never recorded (an
+// upload attempt whose answer was lost): "owner-only:<node id>". Mirror deletes it only if it
+// carries that node's owner mark.
+inline constexpr char kOwnerOnlyEtag[] = "owner-only:";
+
 struct ReleasedObject {
   uint64_t id = 0;
   uint32_t share_id = 0;

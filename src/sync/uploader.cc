@@ -239,7 +239,18 @@ Status Uploader::DeleteReleased(const std::map<uint32_t, std::string>& share_nam
     cloud::Precondition unchanged;
     unchanged.if_match = r.etag;
     int64_t started = clock_.MonotonicNanos();
-    Status s = target->Delete(r.key, unchanged);
+    Status s;
+    if (r.etag.starts_with(store::kOwnerOnlyEtag)) {
+      // An upload whose answer was lost: delete the object only if it is that file's.
+      auto owned = OwnedEtag(*target, r.key, r.etag.substr(std::strlen(store::kOwnerOnlyEtag)));
+      if (owned.ok() && owned->empty()) {
+        FS_RETURN_IF_ERROR(store_.ForgetReleased(r.id));  // not there, or someone else's
+        continue;
+      }
+      s = owned.status();
+      if (owned.ok()) unchanged.if_match = *owned;
+    }
+    if (s.ok()) s = target->Delete(r.key, unchanged);
     CopyRecord rec;
     rec.share = share_names.at(r.share_id);
     rec.path = r.key;
@@ -276,6 +287,17 @@ Status Uploader::DeleteReleased(const std::map<uint32_t, std::string>& share_nam
     Log(std::move(rec));
   }
   return Status::Ok();
+}
+
+// The etag of the object at `key` if it carries the owner mark of file `node`; "" when it is
+// missing or someone else's.
+Result<std::string> Uploader::OwnedEtag(cloud::ObjectStore& target, const std::string& key,
+                                        const std::string& node) {
+  auto head = target.Head(key);
+  if (head.status().code() == StatusCode::kNotFound) return std::string();
+  if (!head.ok()) return head.status();
+  auto mark = head->meta.find(kOwnerMetaKey);
+  return mark != head->meta.end() && mark->second == node ? head->etag : std::string();
 }
 
 Status Uploader::AbortAbandoned() {
@@ -319,11 +341,17 @@ Result<Uploader::Outcome> Uploader::UploadOne(store::UploadItem& item,
     // A new key for this file. It may replace only an object this box released there (a
     // deleted or renamed file's); anything else is someone else's.
     FS_ASSIGN_OR_RETURN(std::string released, store_.ReleasedEtag(item.share_id, job.key));
+    if (released.starts_with(store::kOwnerOnlyEtag)) {
+      auto owned = OwnedEtag(*target, job.key, released.substr(std::strlen(store::kOwnerOnlyEtag)));
+      released = owned.ok() ? *owned : "";  // offline: the upload itself fails and is retried
+    }
     if (!released.empty()) {
       job.precondition.if_match = released;
     } else {
       job.precondition.if_none_match_any = true;
     }
+    // If the answer to this upload is lost, the object must still be found as ours.
+    FS_RETURN_IF_ERROR(store_.NoteUploadAttempt(item.node, item.share_id, job.key));
   }
   if (!item.upload_id.empty() && item.upload_key == job.key) {
     std::string part_size;

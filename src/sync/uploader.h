@@ -98,6 +98,8 @@ class Uploader {
                         Pass& pass);
   // Aborts multi-part uploads of versions no longer wanted (Store::AbandonedUploads).
   Status AbortAbandoned();
+  static Result<std::string> OwnedEtag(cloud::ObjectStore& target, const std::string& key,
+                                       const std::string& node);
   std::string EncodeUploadId(const std::string& id) const;
   std::chrono::nanoseconds Backoff(uint32_t attempts);
   // Takes `bytes` from the data budget (ResourceExhausted when spent), then blocks until they

@@ -911,5 +911,34 @@ TEST_F(UploaderTest, OwnUnrecordedUploadIsReplacedNotAConflict) {
   EXPECT_EQ(store_->GetAttr(n)->state, store::FileState::kClean);
 }
 
+// A crash after the cloud committed a file's first upload but before the Store recorded it,
+// then the file is renamed or deleted: under mirror its object must not stay behind. The
+// attempt was noted before the upload, so the key is released as "maybe ours" and deleted if
+// it carries that file's owner mark; someone else's object there is kept.
+TEST_F(UploaderTest, MirrorDeletesAnUnrecordedUploadOfARenamedOrDeletedFile) {
+  mirror_ = true;
+  auto lost_upload = [&](const std::string& name, const std::string& mark) {
+    store::NodeId n = Write(root_, name, Pattern(50, 50));
+    ASSERT_TRUE(store_->NoteUploadAttempt(n, cloud_share_, name).ok());
+    cloud::PutOptions o;
+    o.meta = {{"fieldstack_node", mark.empty() ? std::to_string(n) : mark}};
+    auto data = Pattern(50, 50);
+    ASSERT_TRUE(mem_.Put(name, data, o).ok());
+  };
+  lost_upload("renamed-away", "");
+  lost_upload("deleted", "");
+  lost_upload("theirs", "somebody-else");
+  ASSERT_TRUE(store_->Rename(root_, "renamed-away", root_, "new-name").ok());
+  ASSERT_TRUE(store_->Unlink(root_, "deleted").ok());
+  ASSERT_TRUE(store_->Unlink(root_, "theirs").ok());
+  Drain();
+  auto more = uploader_->RunOnce();  // the release made by the rename's upload
+  ASSERT_TRUE(more.ok());
+  EXPECT_EQ(mem_.Head("renamed-away").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(mem_.Head("deleted").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(Cloud("new-name"), Str(Pattern(50, 50)));
+  EXPECT_TRUE(mem_.Head("theirs").ok());  // not this box's file: kept
+}
+
 }  // namespace
 }  // namespace fieldstack::sync
