@@ -80,6 +80,23 @@ void ChunkFile::ReadAhead(uint64_t index, uint64_t count) {
   last_read_ = index + count - 1;
 }
 
+Result<ChunkFile::ContentId> ChunkFile::Content(uint64_t index, uint64_t max_gen) {
+  FS_ASSIGN_OR_RETURN(Pair pair, Headers(index));
+  int best = -1;
+  for (int s = 0; s < 2; ++s) {
+    if (pair[s].valid && pair[s].gen <= max_gen && (best < 0 || pair[s].gen > pair[best].gen)) {
+      best = s;
+    }
+  }
+  ContentId id;
+  if (best >= 0) {
+    id.valid = true;
+    id.gen = pair[best].gen;
+    id.nonce = pair[best].nonce;
+  }
+  return id;
+}
+
 Result<uint32_t> ChunkFile::ReadSlot(uint64_t index, const Pair& pair, std::span<uint8_t> out,
                                      uint64_t max_gen) {
   int best = -1;

@@ -47,6 +47,16 @@ class ChunkFile {
   // length, 0 for a chunk never written. Corruption when that slot fails authentication.
   Result<uint32_t> Read(uint64_t index, std::span<uint8_t> out, uint64_t max_gen = UINT64_MAX);
 
+  // Names the sealed content Read(index, ..., max_gen) returns without reading it (headers are
+  // cached): equal ids mean equal bytes, because every seal of a chunk has a fresh nonce.
+  struct ContentId {
+    bool valid = false;  // false: no slot, the chunk reads as zeros
+    uint64_t gen = 0;
+    std::array<uint8_t, crypto::kNonceBytes> nonce{};
+    bool operator==(const ContentId&) const = default;
+  };
+  Result<ContentId> Content(uint64_t index, uint64_t max_gen = UINT64_MAX);
+
   // Like Read for out.size() / chunk_size whole chunks from `first` on, read and opened in
   // parallel on `pool`. Corruption if any chunk fails.
   Status ReadWholeChunks(uint64_t first, std::span<uint8_t> out, ThreadPool& pool,

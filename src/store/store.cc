@@ -72,7 +72,11 @@ struct LiveFile {
   uint32_t buf_len = 0;
   bool buf_dirty = false;
   std::vector<uint8_t> buf;
+  // The last chunk read in part, decrypted: the next part of it is served from here (the
+  // kernel reads in pieces smaller than a chunk).
   std::vector<uint8_t> scratch;
+  int64_t scratch_index = -1;
+  ChunkFile::ContentId scratch_content;
   // Who changed the data last (a write, a truncate, or opening for writing): the origin of
   // the kWrite event of the next commit, whichever handle or thread makes it.
   Origin writer;
@@ -1027,6 +1031,7 @@ Status Store::EnsureChunkFile(LiveFile& f) {
   f.chunks = std::make_unique<ChunkFile>(std::move(*file), f.id, chunk_size_, std::move(f.codec));
   f.buf.assign(chunk_size_, 0);
   f.scratch.assign(chunk_size_, 0);
+  f.scratch_index = -1;
   return Status::Ok();
 }
 
@@ -1905,8 +1910,15 @@ Status Store::ReadRange(LiveFile& f, uint64_t offset, std::span<uint8_t> out, bo
     if (static_cast<int64_t>(j) == buffered) {
       src = f.buf.data();
     } else {
-      auto r = f.chunks->Read(j, f.scratch, max_gen);
-      if (!r.ok()) return ReadFailed(r.status());
+      auto content = f.chunks->Content(j, max_gen);
+      if (!content.ok()) return ReadFailed(content.status());
+      if (f.scratch_index != static_cast<int64_t>(j) || !(f.scratch_content == *content)) {
+        f.scratch_index = -1;
+        auto r = f.chunks->Read(j, f.scratch, max_gen);
+        if (!r.ok()) return ReadFailed(r.status());
+        f.scratch_index = static_cast<int64_t>(j);
+        f.scratch_content = *content;
+      }
       src = f.scratch.data();
     }
     std::memcpy(out.data() + done, src + within, n);

@@ -79,6 +79,29 @@ class StoreTest : public ::testing::TestWithParam<bool> {
   NodeId root_ = 0;
 };
 
+// Reads of part of a chunk reuse the chunk decrypted for the previous part; a change of that
+// chunk in between (a new seal, through another handle) is seen, never the stale copy.
+TEST_P(StoreTest, PartialChunkReadsSeeEveryChange) {
+  auto h = store_->Create(root_, "p", {});
+  ASSERT_TRUE(h.ok());
+  auto v1 = Pattern(4096 * 3, 1);
+  ASSERT_TRUE((*h)->Write(0, v1).ok());
+  ASSERT_TRUE((*h)->Close().ok());
+  NodeId node = store_->Lookup(root_, "p")->id;
+  auto reader = store_->OpenFile(node, false);
+  std::vector<uint8_t> half(2048);
+  ASSERT_EQ(*(*reader)->Read(4096, half), 2048u);  // chunk 1, first half: decrypted, kept
+  EXPECT_TRUE(std::equal(half.begin(), half.end(), v1.begin() + 4096));
+  auto writer = store_->OpenFile(node, true);
+  auto v2 = Pattern(1000, 2);
+  ASSERT_TRUE((*writer)->Write(4096 + 3000, v2).ok());
+  ASSERT_TRUE((*writer)->Close().ok());
+  ASSERT_EQ(*(*reader)->Read(4096 + 2048, half), 2048u);  // second half, after the change
+  std::vector<uint8_t> want(v1.begin() + 4096 + 2048, v1.begin() + 4096 * 2);
+  std::copy(v2.begin(), v2.end(), want.begin() + (3000 - 2048));
+  EXPECT_EQ(half, want);
+}
+
 TEST_P(StoreTest, WritesReadsAndSurvivesReopen) {
   auto data = Pattern(3 * 4096 + 123, 1);
   NodeId id = WriteFile("a.bin", data);

@@ -12,7 +12,10 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <limits>
+#include <sstream>
 #include <vector>
 
 #include "frontends/fuse/errno_map.h"
@@ -115,6 +118,28 @@ void Init(void*, fuse_conn_info* conn) {
   // File handles outlive the kernel's inode cache (nfs-ganesha's FSAL VFS exports the mount):
   // the kernel then looks up "." and ".." by node id.
   if (conn->capable & FUSE_CAP_EXPORT_SUPPORT) conn->want |= FUSE_CAP_EXPORT_SUPPORT;
+}
+
+// The kernel caps a FUSE mount's readahead at its backing device's default, 128 KiB, whatever
+// max_readahead says: sequential reads then arrive as 128 KiB requests, half a chunk each.
+// Raising the mount's read_ahead_kb to kMaxIo lets them arrive whole (more than twice the
+// throughput here). Best effort: the mount works without it. The device number comes from
+// mountinfo, as a stat() of the mount would be a request to ourselves.
+void RaiseReadahead(const std::string& mountpoint) {
+  const std::string want = std::filesystem::absolute(mountpoint).lexically_normal().string();
+  std::ifstream mountinfo("/proc/self/mountinfo");
+  std::string device;
+  for (std::string line; std::getline(mountinfo, line);) {
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, point;
+    fields >> id >> parent >> dev >> root >> point;
+    if (point == want) device = dev;  // the last mount there is ours
+  }
+  if (device.empty()) return;
+  std::ofstream ra("/sys/class/bdi/" + device + "/read_ahead_kb");
+  ra << kMaxIo / 1024;
+  ra.flush();
+  if (!ra) spdlog::warn("fuse: could not raise the readahead of {} ({})", mountpoint, device);
 }
 
 void ReplyRootEntry(fuse_req_t req) {
@@ -547,6 +572,7 @@ Result<std::unique_ptr<FuseFs>> FuseFs::Mount(store::Store& store, Options optio
     fuse_loop_cfg_destroy(cfg);
   });
   fs->events_ = std::thread([self] { self->FollowEvents(); });
+  RaiseReadahead(fs->options_.mountpoint);
   spdlog::info("fuse: shares mounted on {}", fs->options_.mountpoint);
   return fs;
 }

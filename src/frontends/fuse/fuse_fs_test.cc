@@ -9,10 +9,12 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <set>
 #include <string>
 #include <thread>
@@ -84,6 +86,18 @@ TEST_F(FuseTest, SharesAreTopLevelDirectoriesAndTheRootIsFixed) {
   EXPECT_FALSE(WriteFile(P("file-at-root"), "x"));
   EXPECT_EQ(::stat(P("nope").c_str(), &st), -1);
   EXPECT_EQ(errno, ENOENT);
+}
+
+// Sequential reads arrive as whole 1 MiB requests: the mount's readahead is raised from the
+// kernel's 128 KiB default.
+TEST_F(FuseTest, TheMountReadsAheadAMebibyte) {
+  struct stat st;
+  ASSERT_EQ(::stat(mnt_.c_str(), &st), 0);
+  std::ifstream ra("/sys/class/bdi/" + std::to_string(major(st.st_dev)) + ":" +
+                   std::to_string(minor(st.st_dev)) + "/read_ahead_kb");
+  int kb = 0;
+  ra >> kb;
+  EXPECT_EQ(kb, 1024);
 }
 
 TEST_F(FuseTest, WrittenBytesAreReadBackAndDurableInTheStoreOnClose) {
