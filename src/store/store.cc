@@ -1938,16 +1938,24 @@ Result<size_t> FileHandle::Read(uint64_t offset, std::span<uint8_t> out) {
   return want;
 }
 
+namespace {
+
+// FailedPrecondition unless the file's committed data is still generation `data_gen` (f.mu held).
+Status SameGeneration(const LiveFile& f, uint64_t data_gen) {
+  if (f.committed_gen == data_gen) return Status::Ok();
+  return FailedPreconditionError("file " + std::to_string(f.id) + " changed: data generation " +
+                                 std::to_string(f.committed_gen) + ", not " +
+                                 std::to_string(data_gen));
+}
+
+}  // namespace
+
 Result<size_t> FileHandle::ReadCommitted(uint64_t data_gen, uint64_t offset,
                                          std::span<uint8_t> out) {
   if (closed_) return FailedPreconditionError("handle is closed");
   LiveFile& f = *file_;
   MutexLock l(f.mu);
-  if (f.committed_gen != data_gen) {
-    return FailedPreconditionError("file " + std::to_string(f.id) + " changed: data generation " +
-                                   std::to_string(f.committed_gen) + ", not " +
-                                   std::to_string(data_gen));
-  }
+  FS_RETURN_IF_ERROR(SameGeneration(f, data_gen));
   if (offset >= f.committed_size || out.empty()) return size_t{0};
   size_t want = static_cast<size_t>(std::min<uint64_t>(out.size(), f.committed_size - offset));
   FS_RETURN_IF_ERROR(store_->ReadRange(f, offset, out.subspan(0, want), true));
@@ -1958,11 +1966,7 @@ Result<uint64_t> FileHandle::CommittedSize(uint64_t data_gen) {
   if (closed_) return FailedPreconditionError("handle is closed");
   LiveFile& f = *file_;
   MutexLock l(f.mu);
-  if (f.committed_gen != data_gen) {
-    return FailedPreconditionError("file " + std::to_string(f.id) + " changed: data generation " +
-                                   std::to_string(f.committed_gen) + ", not " +
-                                   std::to_string(data_gen));
-  }
+  FS_RETURN_IF_ERROR(SameGeneration(f, data_gen));
   return f.committed_size;
 }
 
