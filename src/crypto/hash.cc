@@ -2,6 +2,11 @@
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <zlib.h>
+
+#include <array>
+#include <cctype>
+#include <cstring>
 
 namespace fieldstack::crypto {
 namespace {
@@ -65,7 +70,11 @@ struct Digest::Ctx {
 };
 
 Digest::Digest(Kind kind) : ctx_(std::make_unique<Ctx>()) {
-  EVP_DigestInit_ex(ctx_->md, kind == Kind::kMd5 ? EVP_md5() : EVP_sha256(), nullptr);
+  EVP_DigestInit_ex(ctx_->md,
+                    kind == Kind::kMd5    ? EVP_md5()
+                    : kind == Kind::kSha1 ? EVP_sha1()
+                                          : EVP_sha256(),
+                    nullptr);
 }
 
 Digest::~Digest() = default;
@@ -103,13 +112,19 @@ std::string Base64(std::string_view raw) {
 }
 
 std::string Base64Decode(std::string_view in) {
+  // Strict: whole quads of the standard alphabet, '=' only as the last one or two characters.
+  if (in.size() % 4 != 0) return {};
+  size_t pad = 0;
+  while (pad < in.size() && pad < 2 && in[in.size() - 1 - pad] == '=') ++pad;
+  for (size_t i = 0; i < in.size() - pad; ++i) {
+    char c = in[i];
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '/') return {};
+  }
   std::string out(in.size() * 3 / 4 + 3, '\0');
   int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
                           reinterpret_cast<const unsigned char*>(in.data()),
                           static_cast<int>(in.size()));
-  if (n < 0) return {};
-  size_t pad = 0;
-  for (size_t i = in.size(); i > 0 && in[i - 1] == '='; --i) ++pad;
+  if (n < 0 || pad > static_cast<size_t>(n)) return {};
   out.resize(static_cast<size_t>(n) - pad);
   return out;
 }
@@ -120,6 +135,102 @@ std::string HmacSha256(std::string_view key, std::string_view msg) {
   HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
        reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), out, &len);
   return std::string(reinterpret_cast<char*>(out), len);
+}
+
+namespace {
+
+uint32_t Crc32cSoft(uint32_t crc, std::span<const uint8_t> data) {
+  static const auto table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  for (uint8_t b : data) crc = table[(crc ^ b) & 0xff] ^ (crc >> 8);
+  return crc;
+}
+
+__attribute__((target("sse4.2"))) uint32_t Crc32cHard(uint32_t crc, std::span<const uint8_t> data) {
+  const uint8_t* p = data.data();
+  size_t n = data.size();
+  uint64_t c = crc;
+  while (n >= 8) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    c = __builtin_ia32_crc32di(c, v);
+    p += 8;
+    n -= 8;
+  }
+  uint32_t c32 = static_cast<uint32_t>(c);
+  while (n-- > 0) c32 = __builtin_ia32_crc32qi(c32, *p++);
+  return c32;
+}
+
+std::string BigEndian(uint64_t v, int bytes) {
+  std::string out(bytes, '\0');
+  for (int i = bytes - 1; i >= 0; --i) {
+    out[i] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+  return out;
+}
+
+class Crc32Sum : public Checksum {
+ public:
+  void Update(std::span<const uint8_t> d) override { crc_ = crc32_z(crc_, d.data(), d.size()); }
+  std::string Final() override { return BigEndian(crc_, 4); }
+
+ private:
+  uLong crc_ = crc32_z(0, nullptr, 0);
+};
+
+class Crc32cSum : public Checksum {
+ public:
+  void Update(std::span<const uint8_t> d) override { crc_ = Crc32c(crc_, d); }
+  std::string Final() override { return BigEndian(crc_, 4); }
+
+ private:
+  uint32_t crc_ = 0;
+};
+
+class Crc64Sum : public Checksum {
+ public:
+  void Update(std::span<const uint8_t> d) override { crc_.Update(d); }
+  std::string Final() override { return BigEndian(crc_.Final(), 8); }
+
+ private:
+  Crc64Nvme crc_;
+};
+
+class DigestSum : public Checksum {
+ public:
+  explicit DigestSum(Digest::Kind k) : d_(k) {}
+  void Update(std::span<const uint8_t> d) override { d_.Update(d); }
+  std::string Final() override { return d_.Final(); }
+
+ private:
+  Digest d_;
+};
+
+}  // namespace
+
+uint32_t Crc32c(uint32_t crc, std::span<const uint8_t> data) {
+  static const bool hard = __builtin_cpu_supports("sse4.2");
+  crc = ~crc;
+  crc = hard ? Crc32cHard(crc, data) : Crc32cSoft(crc, data);
+  return ~crc;
+}
+
+std::unique_ptr<Checksum> Checksum::Make(std::string_view name) {
+  if (name == "crc32") return std::make_unique<Crc32Sum>();
+  if (name == "crc32c") return std::make_unique<Crc32cSum>();
+  if (name == "crc64nvme") return std::make_unique<Crc64Sum>();
+  if (name == "sha1") return std::make_unique<DigestSum>(Digest::Kind::kSha1);
+  if (name == "sha256") return std::make_unique<DigestSum>(Digest::Kind::kSha256);
+  return nullptr;
 }
 
 }  // namespace fieldstack::crypto

@@ -32,7 +32,7 @@ class Crc64Nvme {
 // MD5 or SHA-256 over OpenSSL's EVP interface.
 class Digest {
  public:
-  enum class Kind { kMd5, kSha256 };
+  enum class Kind { kMd5, kSha256, kSha1 };
   explicit Digest(Kind kind);
   ~Digest();
   Digest(const Digest&) = delete;
@@ -52,6 +52,21 @@ class Digest {
   struct Ctx;
   std::unique_ptr<Ctx> ctx_;
 };
+
+// A whole-object checksum as S3 clients send it (x-amz-checksum-<name>): crc32, crc32c,
+// crc64nvme, sha1 or sha256. Final gives the raw bytes (CRCs big-endian), which go on the wire
+// base64-encoded.
+class Checksum {
+ public:
+  virtual ~Checksum() = default;
+  // nullptr for an unknown name (lower case).
+  static std::unique_ptr<Checksum> Make(std::string_view name);
+  virtual void Update(std::span<const uint8_t> data) = 0;
+  virtual std::string Final() = 0;
+};
+
+// CRC-32C (Castagnoli), hardware-accelerated where the CPU has SSE 4.2.
+uint32_t Crc32c(uint32_t crc, std::span<const uint8_t> data);
 
 std::string Base64(std::string_view raw);
 // The decoded bytes, or empty when `in` is not base64.

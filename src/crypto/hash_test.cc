@@ -62,6 +62,37 @@ TEST(DigestTest, KnownVectors) {
   EXPECT_EQ(Base64(Digest::Md5("")), "1B2M2Y8AsgTpgAmY7PhCfg==");
   EXPECT_EQ(Base64(""), "");
   EXPECT_EQ(Base64("f"), "Zg==");
+  // Malformed input decodes to nothing, never throws.
+  for (const char* bad : {"====", "=", "Zg=", "Z===", "!!!!"})
+    EXPECT_EQ(Base64Decode(bad), "") << bad;
+  EXPECT_EQ(Base64Decode("Zg=="), "f");
+}
+
+TEST(ChecksumTest, KnownValuesOfEveryS3Algorithm) {
+  std::string check = "123456789";
+  std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(check.data()), check.size());
+  auto sum = [&](const char* name, size_t split) {
+    auto c = Checksum::Make(name);
+    EXPECT_NE(c, nullptr) << name;
+    c->Update(bytes.first(split));
+    c->Update(bytes.subspan(split));
+    return ToHex(c->Final());
+  };
+  for (size_t split : {0, 3, 9}) {
+    EXPECT_EQ(sum("crc32", split), "cbf43926");
+    EXPECT_EQ(sum("crc32c", split), "e3069283");
+    EXPECT_EQ(sum("crc64nvme", split), "ae8b14860a799888");
+    EXPECT_EQ(sum("sha1", split), "f7c3bc1d808e04732adf679965ccc34ca7ae3441");
+    EXPECT_EQ(sum("sha256", split),
+              "15e2b0d3c33891ebb0f1ef609ec419420c20e320ce94c65fbc8c3312448eb225");
+  }
+  EXPECT_EQ(Checksum::Make("md4"), nullptr);
+  // The hardware and table paths agree on odd lengths and offsets.
+  std::vector<uint8_t> data(1000);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 7 + 3);
+  uint32_t whole = Crc32c(0, data);
+  uint32_t parts = Crc32c(Crc32c(0, std::span(data).first(13)), std::span(data).subspan(13));
+  EXPECT_EQ(whole, parts);
 }
 
 }  // namespace

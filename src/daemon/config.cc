@@ -110,7 +110,7 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
   Config c;
   FS_RETURN_IF_ERROR(p.Known(root, "",
                              {"data_dir", "http", "log", "encryption", "store", "shares", "upload",
-                              "smb", "nfs", "mountpoint"}));
+                              "smb", "nfs", "mountpoint", "s3", "blob", "tls", "access_keys"}));
   FS_RETURN_IF_ERROR(p.String(root, "", "mountpoint", c.mountpoint));
   FS_RETURN_IF_ERROR(p.String(root, "", "data_dir", c.data_dir));
   if (c.data_dir.empty()) return p.Error("data_dir", "must not be empty");
@@ -233,6 +233,65 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
     c.nfs_port = static_cast<uint16_t>(port);
   }
   FS_RETURN_IF_ERROR(st);
+  for (auto [name, ep] : {std::pair{"s3", &c.s3}, {"blob", &c.blob}}) {
+    const toml::table* t = p.Table(root, name, st);
+    FS_RETURN_IF_ERROR(st);
+    if (t == nullptr) continue;
+    std::string prefix = std::string(name) + ".";
+    if (std::string_view(name) == "s3") {
+      FS_RETURN_IF_ERROR(p.Known(*t, name, {"enabled", "address", "port", "create_buckets"}));
+      FS_RETURN_IF_ERROR(p.Bool(*t, prefix, "create_buckets", c.create_buckets));
+    } else {
+      FS_RETURN_IF_ERROR(p.Known(*t, name, {"enabled", "address", "port"}));
+    }
+    FS_RETURN_IF_ERROR(p.Bool(*t, prefix, "enabled", ep->enabled));
+    FS_RETURN_IF_ERROR(p.String(*t, prefix, "address", ep->address));
+    int64_t port = ep->port;
+    FS_RETURN_IF_ERROR(p.Int(*t, prefix, "port", 0, 65535, port));
+    ep->port = static_cast<uint16_t>(port);
+  }
+  if (const toml::table* t = p.Table(root, "tls", st)) {
+    FS_RETURN_IF_ERROR(p.Known(*t, "tls", {"cert_file", "key_file", "names", "allow_http"}));
+    FS_RETURN_IF_ERROR(p.String(*t, "tls.", "cert_file", c.tls_cert_file));
+    FS_RETURN_IF_ERROR(p.String(*t, "tls.", "key_file", c.tls_key_file));
+    FS_RETURN_IF_ERROR(p.Strings(*t, "tls.", "names", "[\"box.example\"]", c.tls_names));
+    FS_RETURN_IF_ERROR(p.Bool(*t, "tls.", "allow_http", c.allow_http));
+    if (c.tls_cert_file.empty() != c.tls_key_file.empty()) {
+      return p.Error("tls.cert_file", "and tls.key_file must be set together");
+    }
+  }
+  FS_RETURN_IF_ERROR(st);
+  if (const toml::node* n = root.get("access_keys")) {
+    const toml::array* keys = n->as_array();
+    if (keys == nullptr)
+      return p.Error("access_keys", "must be an array of tables ([[access_keys]])");
+    std::set<std::string> ids;
+    for (size_t i = 0; i < keys->size(); ++i) {
+      std::string prefix = "access_keys[" + std::to_string(i) + "]";
+      const toml::table* kt = keys->get(i)->as_table();
+      if (kt == nullptr) return p.Error(prefix, "must be a table");
+      FS_RETURN_IF_ERROR(p.Known(*kt, prefix, {"user", "id", "secret_file", "read", "write"}));
+      AccessKeyConfig k;
+      FS_RETURN_IF_ERROR(p.String(*kt, prefix + ".", "user", k.user));
+      FS_RETURN_IF_ERROR(p.String(*kt, prefix + ".", "id", k.id));
+      FS_RETURN_IF_ERROR(p.String(*kt, prefix + ".", "secret_file", k.secret_file));
+      FS_RETURN_IF_ERROR(p.Strings(*kt, prefix + ".", "read", "[\"archive\"]", k.read));
+      FS_RETURN_IF_ERROR(p.Strings(*kt, prefix + ".", "write", "[\"ingest\"]", k.write));
+      if (k.user.empty() || k.id.empty() || k.secret_file.empty()) {
+        return p.Error(prefix, "needs user, id and secret_file");
+      }
+      if (k.id.size() < 3 || k.id.size() > 128 ||
+          k.id.find_first_of("/:, \t") != std::string::npos) {
+        return p.Error(prefix + ".id",
+                       "must be 3 to 128 characters without '/', ':', ',' or spaces");
+      }
+      if (!ids.insert(k.id).second) return p.Error(prefix + ".id", "repeats key '" + k.id + "'");
+      c.access_keys.push_back(std::move(k));
+    }
+  }
+  if ((c.s3.enabled || c.blob.enabled) && c.access_keys.empty()) {
+    return p.Error("access_keys", "needs at least one key when s3 or blob is enabled");
+  }
   if (const toml::node* n = root.get("shares")) {
     const toml::array* arr = n->as_array();
     if (arr == nullptr) return p.Error("shares", "must be an array of tables ([[shares]])");

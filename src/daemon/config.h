@@ -54,6 +54,22 @@ struct SmbUserConfig {
   bool read_only = false;
 };
 
+// A box user's access key for the S3 and Blob endpoints.
+struct AccessKeyConfig {
+  std::string user;
+  std::string id;           // S3 access key id
+  std::string secret_file;  // the secret (base64 text, so Blob can use it too) on its first line
+  std::vector<std::string> read;   // shares it may read ("*": all)
+  std::vector<std::string> write;  // shares it may write and read ("*": all)
+};
+
+// One object endpoint (S3 or Blob).
+struct EndpointConfig {
+  bool enabled = false;
+  std::string address = "127.0.0.1";
+  uint16_t port = 0;
+};
+
 struct Config {
   std::string data_dir = "./fieldstack-data";
   std::string http_address = "127.0.0.1";
@@ -82,6 +98,17 @@ struct Config {
   bool nfs_enabled = false;
   std::string nfs_address = "127.0.0.1";
   uint16_t nfs_port = 2049;  // 0: a free port (clients find it through the portmapper)
+  // Object endpoints on the Store: buckets and storage accounts are shares.
+  EndpointConfig s3{false, "127.0.0.1", 9000};
+  EndpointConfig blob{false, "127.0.0.1", 10000};
+  bool create_buckets = false;  // S3 CreateBucket makes a local share (keys writing "*")
+  std::vector<AccessKeyConfig> access_keys;
+  // TLS of the box's HTTP endpoints. Empty files: <data_dir>/tls/box.{crt,key}, self-signed on
+  // first start for localhost, the box's host name, its addresses and `tls_names`.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::vector<std::string> tls_names;
+  bool allow_http = false;  // serve S3 and Blob over plain HTTP instead
 };
 
 // Parses TOML text. `source` names the file in error messages. Relative paths stay relative to

@@ -33,6 +33,7 @@
 #include "common/metrics.h"
 #include "daemon/config.h"
 #include "daemon/file_shares.h"
+#include "daemon/object_endpoints.h"
 #include "frontends/http/server.h"
 #include "frontends/smb/smb_server.h"
 #include "platform/file.h"
@@ -359,6 +360,12 @@ int Serve(const std::string& config_path) {
     file_shares = std::move(*served);
   }
 
+  auto endpoints = ObjectEndpoints::Start(*st, c);
+  if (!endpoints.ok()) {
+    return Fail(endpoints.status().code() == StatusCode::kInvalidArgument ? 2 : 1,
+                endpoints.status().ToString());
+  }
+
   http::Router router;
   router.Add(bh::verb::get, "/healthz", [&](const http::Request& req) {
     auto usage = st->GetUsage();
@@ -383,7 +390,6 @@ int Serve(const std::string& config_path) {
   http::ServerOptions so;
   so.address = c.http_address;
   so.port = c.http_port;
-  so.threads = c.http_threads;
   http::HttpServer server(so, router);
   if (Status s = server.Start(); !s.ok()) {
     return Fail(s.code() == StatusCode::kInvalidArgument ? 2 : 1,
@@ -412,6 +418,7 @@ int Serve(const std::string& config_path) {
     Reload(config_path, *st, file_shares.get());
   spdlog::info("received {}, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   server.Stop();
+  endpoints->reset();   // no new object requests; those in flight finish
   file_shares.reset();  // no new file-share requests; unmounts, open files are committed
   audit.reset();        // writes the lines of what was committed
   uploads->reset();     // finishes the upload in progress, if any

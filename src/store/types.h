@@ -10,6 +10,9 @@ namespace fieldstack::store {
 
 using NodeId = uint64_t;
 inline constexpr NodeId kNoNode = 0;
+// The hidden folder at a share's root where the object front ends stage uploads (objects.h):
+// never listed by them or the file shares, never uploaded to the cloud.
+inline constexpr char kStagingDir[] = ".fieldstack-staging";
 
 inline constexpr uint64_t kMaxFileBytes = 5ull << 40;  // 5 TiB
 inline constexpr size_t kMaxNameBytes = 255;

@@ -326,6 +326,14 @@ Result<Uploader::Outcome> Uploader::UploadOne(store::UploadItem& item,
     FS_RETURN_IF_ERROR(store_.FinishUpload(item, store::FileState::kDirty, "", "", ""));
     return Outcome::kSkipped;
   }
+  if (path->starts_with(std::string(store::kStagingDir) + "/")) {
+    // Still being staged by the S3 or Blob API: it goes up under its key once renamed there
+    // (or never, when the upload is abandoned).
+    bool put = path->starts_with(std::string(store::kStagingDir) + "/put/");
+    item.not_before_ns = now + (put ? 2'000'000'000LL : 60'000'000'000LL);
+    FS_RETURN_IF_ERROR(store_.UpdateUpload(item));
+    return Outcome::kSkipped;
+  }
   UploadJob job;
   job.node = item.node;
   job.data_gen = item.data_gen;

@@ -89,11 +89,8 @@ std::string Scope(std::string_view date, std::string_view region) {
 
 std::string Signature(const Credentials& creds, std::string_view date, std::string_view region,
                       std::string_view string_to_sign) {
-  std::string k = crypto::HmacSha256("AWS4" + creds.secret_key, date);
-  k = crypto::HmacSha256(k, region);
-  k = crypto::HmacSha256(k, "s3");
-  k = crypto::HmacSha256(k, "aws4_request");
-  return crypto::ToHex(crypto::HmacSha256(k, string_to_sign));
+  return crypto::ToHex(
+      crypto::HmacSha256(SigningKey(creds.secret_key, date, region), string_to_sign));
 }
 
 std::string StringToSign(std::string_view amz_date, std::string_view region,
@@ -125,6 +122,16 @@ std::pair<std::string, std::string> CanonicalHeaders(const HttpRequest& req) {
 }
 
 }  // namespace
+
+std::string SigningKey(std::string_view secret, std::string_view date, std::string_view region) {
+  std::string k = crypto::HmacSha256("AWS4" + std::string(secret), date);
+  k = crypto::HmacSha256(k, region);
+  k = crypto::HmacSha256(k, "s3");
+  return crypto::HmacSha256(k, "aws4_request");
+}
+
+std::string CanonicalQueryOf(std::string_view query) { return CanonicalQuery(query); }
+std::string CanonicalHeaderValue(std::string_view v) { return CanonicalValue(v); }
 
 std::string AmzDate(int64_t unix_ns) { return FormatUtc(unix_ns, "%Y%m%dT%H%M%SZ"); }
 

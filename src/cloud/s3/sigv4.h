@@ -40,6 +40,14 @@ std::string PresignUrl(std::string_view method, std::string_view url, const Cred
 // Exposed for tests: the canonical request of `req` with `payload_hash`.
 std::string CanonicalRequest(const HttpRequest& req, std::string_view payload_hash);
 
+// Pieces shared with the S3 API's verifier (src/frontends/s3_api):
+// the raw signing key of `secret` for a date (YYYYMMDD) and region, service s3;
+std::string SigningKey(std::string_view secret, std::string_view date, std::string_view region);
+// a query string decoded, re-encoded (RFC 3986) and sorted;
+std::string CanonicalQueryOf(std::string_view query);
+// a header value trimmed, with runs of spaces collapsed.
+std::string CanonicalHeaderValue(std::string_view v);
+
 // The Host header value of `url` (host, and the port when the URL names one).
 std::string HostOf(std::string_view url);
 

@@ -163,6 +163,11 @@ void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     if (!p.ok()) return Fail(req, p.status());
     return ReplyEntry(req, *p);
   }
+  if (n == store::kStagingDir && parent != FUSE_ROOT_ID) {
+    // The object front ends' staging folder at a share's root is not part of the share.
+    auto p = St(req).GetAttr(Node(parent));
+    if (p.ok() && p->parent == store::kNoNode) return (void)fuse_reply_err(req, ENOENT);
+  }
   auto a = parent == FUSE_ROOT_ID ? ShareRoot(St(req), name) : St(req).Lookup(Node(parent), name);
   if (!a.ok()) return Fail(req, a.status());
   ReplyEntry(req, *a);
@@ -382,7 +387,18 @@ void ReleaseDir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 // the mount's root, else the Store's paged listing.
 Result<std::vector<store::Attr>> Entries(store::Store& st, fuse_ino_t ino, const std::string& after,
                                          size_t limit) {
-  if (ino != FUSE_ROOT_ID) return st.ReadDir(Node(ino), after, limit);
+  if (ino != FUSE_ROOT_ID) {
+    FS_ASSIGN_OR_RETURN(auto page, st.ReadDir(Node(ino), after, limit));
+    if (std::any_of(page.begin(), page.end(),
+                    [](const store::Attr& a) { return a.name == store::kStagingDir; })) {
+      // Hidden at a share's root (the object front ends' staging folder).
+      FS_ASSIGN_OR_RETURN(store::Attr dir, st.GetAttr(Node(ino)));
+      if (dir.parent == store::kNoNode) {
+        std::erase_if(page, [](const store::Attr& a) { return a.name == store::kStagingDir; });
+      }
+    }
+    return page;
+  }
   FS_ASSIGN_OR_RETURN(auto shares, st.ListShares());
   std::sort(shares.begin(), shares.end(),
             [](const store::ShareInfo& x, const store::ShareInfo& y) { return x.name < y.name; });

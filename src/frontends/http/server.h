@@ -1,24 +1,34 @@
 #pragma once
 
 // HttpServer: the HTTP/1.1 server core shared by every endpoint of the box (health and
-// metrics now; the S3, Blob and management APIs later). Boost.Beast on an Asio io_context run
-// by a few threads; one coroutine per connection, keep-alive, a read timeout, and a bound on
-// request bodies (413 past it).
+// metrics, the S3 and Blob APIs, later the management API). One thread per connection with
+// blocking I/O on the socket (or an OpenSSL session over it), keep-alive, and bounds on
+// everything a client controls:
+//  - the request head (size and total time to arrive: slow clients are cut off),
+//  - idle time between reads and writes (read_timeout_s),
+//  - connections at once (past max_connections a client gets 503 and the connection closes),
+//  - bodies of Router handlers (413 past body_limit_bytes).
 //
-// Handlers are plain functions from a request to a response, found by exact method and path in
-// a Router. Unknown paths get 404, known paths with another method 405 with an Allow header.
+// Two kinds of handlers:
+//  - Router: plain functions from a whole request (body read into memory) to a response, found
+//    by exact method and path. Unknown paths get 404, other methods 405 with an Allow header.
+//  - StreamHandler: one function that gets an Exchange for every request and reads the body
+//    and writes the response in pieces (object PUT and GET never hold a whole object).
 //
-// Thread safety: Start and Stop from one thread; handlers run on the server's threads
-// concurrently and must be thread-safe. The Router must not change after Start.
+// "Expect: 100-continue" is answered when the handler first reads the body; a handler that
+// answers without reading the whole body makes the connection close after the response.
+//
+// Thread safety: Start and Stop from one thread; handlers run on many threads concurrently and
+// must be thread-safe. The Router must not change after Start.
 
 #include <boost/beast/http.hpp>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
-#include <thread>
-#include <vector>
 
 #include "common/status.h"
 
@@ -27,6 +37,8 @@ namespace fieldstack::frontends::http {
 namespace beast_http = boost::beast::http;
 using Request = beast_http::request<beast_http::string_body>;
 using Response = beast_http::response<beast_http::string_body>;
+using RequestHeader = beast_http::request_header<>;
+using ResponseHeader = beast_http::response_header<>;
 using Handler = std::function<Response(const Request&)>;
 
 // A response with `status`, Content-Type and body, keep-alive matching the request.
@@ -43,32 +55,64 @@ class Router {
   std::map<std::string, std::map<beast_http::verb, Handler>> routes_;
 };
 
+// One request and its response, for a StreamHandler.
+class Exchange {
+ public:
+  virtual ~Exchange() = default;
+  virtual const RequestHeader& header() const = 0;
+  // The client's address ("127.0.0.1") and whether the connection is TLS.
+  virtual const std::string& peer() const = 0;
+  virtual bool secure() const = 0;
+  // Content-Length of the request, when it has one (chunked bodies have none).
+  virtual std::optional<uint64_t> content_length() const = 0;
+
+  // Reads up to out.size() bytes of the body (transfer coding removed); 0 at its end.
+  // Unavailable when the client stops sending or is idle too long (the body is shorter than
+  // promised), InvalidArgument for a malformed chunked body.
+  virtual Result<size_t> ReadBody(std::span<uint8_t> out) = 0;
+  virtual bool body_done() const = 0;
+  // The whole body; InvalidArgument (the message says so) past `limit` bytes.
+  Result<std::string> ReadWholeBody(size_t limit);
+
+  // A whole response. Content-Length is set from the body.
+  virtual Status Respond(Response res) = 0;
+  // The head of a response of `content_length` body bytes, which WriteBody then sends.
+  virtual Status BeginResponse(ResponseHeader& head, uint64_t content_length) = 0;
+  virtual Status WriteBody(std::span<const uint8_t> data) = 0;
+  virtual bool responded() const = 0;
+};
+using StreamHandler = std::function<void(Exchange&)>;
+
 struct ServerOptions {
   std::string address = "127.0.0.1";
   uint16_t port = 0;  // 0 picks a free port; see HttpServer::port()
-  int threads = 2;
-  uint64_t body_limit_bytes = 1 << 20;
-  int read_timeout_s = 30;
+  int max_connections = 256;
+  uint64_t body_limit_bytes = 1 << 20;  // Router handlers only
+  uint32_t header_limit_bytes = 16 * 1024;
+  int read_timeout_s = 30;    // idle time allowed in a read or write
+  int header_timeout_s = 60;  // the whole request head must arrive within this
+  // TLS: PEM certificate (chain) and key. Both empty: plain HTTP.
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 class HttpServer {
  public:
   HttpServer(ServerOptions options, const Router& router);
+  HttpServer(ServerOptions options, StreamHandler handler);
   ~HttpServer();  // stops
 
-  // Binds and starts serving. InvalidArgument for a bad address, Unavailable when the port is
-  // taken (the message names address and port).
+  // Binds and starts serving. InvalidArgument for a bad address or unusable certificate,
+  // Unavailable when the port is taken (the message names address and port).
   Status Start();
   uint16_t port() const { return port_; }
-  // Stops accepting, closes connections and joins the threads. Idempotent.
+  // Stops accepting, closes connections and waits for their threads. Idempotent.
   void Stop();
 
  private:
   struct Impl;
   ServerOptions options_;
-  const Router& router_;
   std::unique_ptr<Impl> impl_;
-  std::vector<std::thread> threads_;
   uint16_t port_ = 0;
 };
 
