@@ -6,7 +6,11 @@ RUN_PRESET ?= release
 CONFIG ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test run bench bench-upload bench-shares asan faults-long crash-long format clean
+.PHONY: all deps build test run bench bench-upload bench-shares bench-endpoints fuzz asan faults-long crash-long format clean
+
+# libFuzzer targets (clang, fuzz preset); `make test` runs each for FUZZ_SECONDS.
+FUZZERS = http_fuzz s3_fuzz blob_fuzz
+FUZZ_SECONDS ?= 15
 
 all: build
 
@@ -17,9 +21,15 @@ build: deps
 	@cmake --preset $(PRESET) >/dev/null
 	@cmake --build --preset $(PRESET) -j $(JOBS)
 
-# Builds with warnings as errors and runs every test; ctest's summary is the last output.
-test: build
+# Builds with warnings as errors, runs the fuzzers briefly, then every test; ctest's summary is
+# the last output.
+test: build fuzz
 	@ctest --preset $(PRESET) -j $(JOBS)
+
+fuzz: deps
+	@cmake --preset fuzz >/dev/null
+	@cmake --build build/fuzz -j $(JOBS) --target $(FUZZERS)
+	@scripts/run-fuzzers build/fuzz $(FUZZ_SECONDS) $(FUZZERS)
 
 # Builds an optimized daemon and runs it in the foreground. Without CONFIG, a local Azurite
 # stands in for the cloud and the default share uploads to it (scripts/run-local).
@@ -40,6 +50,11 @@ bench-shares: deps
 	@cmake --preset release >/dev/null
 	@cmake --build --preset release -j $(JOBS) --target shares_bench
 	@build/release/bench/shares_bench $(BENCH_ARGS)
+
+bench-endpoints: deps
+	@cmake --preset release >/dev/null
+	@cmake --build --preset release -j $(JOBS) --target endpoints_bench
+	@build/release/bench/endpoints_bench $(BENCH_ARGS)
 
 bench-upload: deps
 	@cmake --preset release >/dev/null

@@ -116,13 +116,11 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
   if (c.data_dir.empty()) return p.Error("data_dir", "must not be empty");
   Status st;
   if (const toml::table* t = p.Table(root, "http", st)) {
-    FS_RETURN_IF_ERROR(p.Known(*t, "http", {"address", "port", "threads"}));
+    FS_RETURN_IF_ERROR(p.Known(*t, "http", {"address", "port"}));
     FS_RETURN_IF_ERROR(p.String(*t, "http.", "address", c.http_address));
-    int64_t port = c.http_port, threads = c.http_threads;
+    int64_t port = c.http_port;
     FS_RETURN_IF_ERROR(p.Int(*t, "http.", "port", 0, 65535, port));
-    FS_RETURN_IF_ERROR(p.Int(*t, "http.", "threads", 1, 64, threads));
     c.http_port = static_cast<uint16_t>(port);
-    c.http_threads = static_cast<int>(threads);
   }
   FS_RETURN_IF_ERROR(st);
   if (const toml::table* t = p.Table(root, "log", st)) {

@@ -74,7 +74,6 @@ struct Config {
   std::string data_dir = "./fieldstack-data";
   std::string http_address = "127.0.0.1";
   uint16_t http_port = 8480;
-  int http_threads = 2;
   LogFormat log_format = LogFormat::kText;
   std::string log_level = "info";
   bool encryption = true;

@@ -22,7 +22,6 @@ data_dir = "/srv/box"
 [http]
 address = "0.0.0.0"
 port = 0
-threads = 4
 [log]
 format = "json"
 level = "debug"
@@ -50,7 +49,6 @@ name = "scratch"
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->data_dir, "/srv/box");
   EXPECT_EQ(c->http_port, 0);
-  EXPECT_EQ(c->http_threads, 4);
   EXPECT_EQ(c->log_format, LogFormat::kJson);
   EXPECT_FALSE(c->encryption);
   EXPECT_EQ(c->chunk_size_kib, 1024u);
@@ -147,6 +145,27 @@ TEST(ConfigTest, BadInputNamesTheKey) {
   EXPECT_EQ(nfs->shares[0].nfs_clients, (std::vector<std::string>{"10.0.0.0/24", "*"}));
   EXPECT_TRUE(nfs->shares[0].nfs_read_only);
   EXPECT_EQ(nfs->shares[0].nfs_squash, "all");
+  // Object endpoints, TLS and access keys.
+  auto obj = ParseConfig(
+      "[s3]\nenabled = true\nport = 0\ncreate_buckets = true\n[blob]\nenabled = true\n"
+      "address = \"0.0.0.0\"\n[tls]\nnames = [\"box.local\"]\nallow_http = true\n"
+      "[[access_keys]]\nuser = \"u\"\nid = \"AKIA1\"\nsecret_file = \"/s\"\n"
+      "read = [\"a\"]\nwrite = [\"*\"]\n",
+      "t");
+  ASSERT_TRUE(obj.ok()) << obj.status().ToString();
+  EXPECT_TRUE(obj->s3.enabled && obj->blob.enabled && obj->create_buckets && obj->allow_http);
+  EXPECT_EQ(obj->s3.port, 0);
+  EXPECT_EQ(obj->blob.port, 10000);
+  EXPECT_EQ(obj->blob.address, "0.0.0.0");
+  EXPECT_EQ(obj->tls_names, (std::vector<std::string>{"box.local"}));
+  ASSERT_EQ(obj->access_keys.size(), 1u);
+  EXPECT_EQ(obj->access_keys[0].write, (std::vector<std::string>{"*"}));
+  ExpectError("[s3]\nenabled = true\n", "'access_keys' needs at least one key");
+  ExpectError("[blob]\ncreate_buckets = true\n", "unknown key 'blob.create_buckets'");
+  ExpectError("[[access_keys]]\nuser = \"u\"\n", "'access_keys[0]' needs user, id and secret_file");
+  ExpectError("[[access_keys]]\nuser = \"u\"\nid = \"a/b\"\nsecret_file = \"/s\"\n",
+              "'access_keys[0].id'");
+  ExpectError("[tls]\ncert_file = \"/c\"\n", "'tls.cert_file'");
   auto example = platform::ReadFileToString(FS_SOURCE_DIR "/docs/fieldstack.example.toml");
   ASSERT_TRUE(example.ok());
   auto parsed = ParseConfig(*example, "docs/fieldstack.example.toml");

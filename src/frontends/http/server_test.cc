@@ -2,10 +2,15 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <thread>
+
+#include "crypto/certificate.h"
+#include "test/support/temp_dir.h"
 
 namespace fieldstack::frontends::http {
 namespace {
@@ -75,6 +80,117 @@ TEST_F(HttpServerTest, RefusesOversizedBodyAndGarbage) {
   EXPECT_EQ(res.result(), beast_http::status::bad_request);
   // The server keeps serving.
   EXPECT_EQ(Get(server_->port(), beast_http::verb::get, "/hello").body(), "hi");
+}
+
+// Raw bytes to a server, the answer (until the server closes or 5 s pass).
+std::string Raw(uint16_t port, const std::string& bytes, bool half_close = true) {
+  asio::io_context io;
+  asio::ip::tcp::socket sock(io);
+  sock.connect({asio::ip::make_address("127.0.0.1"), port});
+  asio::write(sock, asio::buffer(bytes));
+  if (half_close) sock.shutdown(asio::ip::tcp::socket::shutdown_send);
+  std::string out;
+  char buf[4096];
+  beast::error_code ec;
+  for (;;) {
+    size_t n = sock.read_some(asio::buffer(buf), ec);
+    if (ec) break;
+    out.append(buf, n);
+  }
+  return out;
+}
+
+TEST(HttpServerStreamTest, BoundsHeadsBodiesSlowClientsAndConnections) {
+  std::atomic<int> calls{0};
+  ServerOptions o;
+  o.header_limit_bytes = 1024;
+  o.read_timeout_s = 1;
+  o.header_timeout_s = 2;
+  o.max_connections = 3;
+  HttpServer server(o, [&](Exchange& ex) {
+    ++calls;
+    auto body = ex.ReadWholeBody(1 << 20);
+    Response res{beast_http::status::ok, 11};
+    res.body() = body.ok() ? "got " + std::to_string(body->size()) : body.status().message();
+    res.prepare_payload();
+    (void)ex.Respond(std::move(res));
+  });
+  ASSERT_TRUE(server.Start().ok());
+  uint16_t port = server.port();
+  // A head over the limit: 431, the handler never runs.
+  std::string big = "GET / HTTP/1.1\r\nX-Big: " + std::string(2000, 'x') + "\r\n\r\n";
+  EXPECT_EQ(Raw(port, big).rfind("HTTP/1.1 431", 0), 0u);
+  EXPECT_EQ(calls, 0);
+  // Expect: 100-continue is answered when the body is read; the body then arrives.
+  {
+    asio::io_context io;
+    asio::ip::tcp::socket sock(io);
+    sock.connect({asio::ip::make_address("127.0.0.1"), port});
+    asio::write(sock, asio::buffer(std::string("PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+                                               "Expect: 100-continue\r\n\r\n")));
+    char buf[256];
+    size_t n = sock.read_some(asio::buffer(buf));
+    EXPECT_EQ(std::string(buf, n), "HTTP/1.1 100 Continue\r\n\r\n");
+    asio::write(sock, asio::buffer(std::string("hello")));
+    n = sock.read_some(asio::buffer(buf));
+    EXPECT_NE(std::string(buf, n).find("got 5"), std::string::npos) << std::string(buf, n);
+  }
+  // A client that stops in the middle of its head is cut off after the timeout.
+  auto t0 = std::chrono::steady_clock::now();
+  std::string slow = Raw(port, "GET / HTTP/1.1\r\nHost: a\r\n", /*half_close=*/false);
+  double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(slow, "");
+  EXPECT_LT(waited, 4.0);
+  // A body shorter than its Content-Length fails the read; nothing hangs.
+  std::string short_body =
+      Raw(port, "PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nabc");
+  EXPECT_NE(short_body.find("client closed"), std::string::npos) << short_body;
+  // Past max_connections: 503 for the extra client, the others are served.
+  std::vector<std::unique_ptr<asio::ip::tcp::socket>> held;
+  asio::io_context io;
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(std::make_unique<asio::ip::tcp::socket>(io));
+    held.back()->connect({asio::ip::make_address("127.0.0.1"), port});
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(Raw(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n").rfind("HTTP/1.1 503", 0), 0u);
+  held.clear();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // their sessions time out
+  EXPECT_NE(Raw(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n").find("got 0"), std::string::npos);
+}
+
+TEST(HttpServerStreamTest, ServesTlsWithTheBoxCertificate) {
+  fieldstack::testing::TempDir dir;
+  ASSERT_TRUE(crypto::EnsureSelfSignedCertificate(dir / "box.crt", dir / "box.key",
+                                                  {"localhost", "127.0.0.1"})
+                  .ok());
+  ServerOptions o;
+  o.tls_cert_file = dir / "box.crt";
+  o.tls_key_file = dir / "box.key";
+  HttpServer server(o, [](Exchange& ex) {
+    Response res{beast_http::status::ok, 11};
+    res.body() = ex.secure() ? "secure" : "plain";
+    res.prepare_payload();
+    (void)ex.Respond(std::move(res));
+  });
+  ASSERT_TRUE(server.Start().ok());
+  std::string cmd = "curl -sS --cacert " + (dir / "box.crt") +
+                    " https://127.0.0.1:" + std::to_string(server.port()) + "/ 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  char buf[256] = {};
+  size_t n = fread(buf, 1, sizeof buf - 1, p);
+  pclose(p);
+  EXPECT_EQ(std::string(buf, n), "secure");
+  // A plain-HTTP client gets no answer, and the server keeps serving TLS.
+  std::string plain = Raw(server.port(), "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_EQ(plain.find("secure"), std::string::npos);
+  // A bad key or certificate is a clear error at start.
+  ServerOptions bad = o;
+  bad.tls_key_file = dir / "missing.key";
+  HttpServer b(bad, [](Exchange&) {});
+  Status s = b.Start();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("missing.key"), std::string::npos) << s.ToString();
 }
 
 TEST(HttpServerStartTest, TakenPortAndBadAddressAreClearErrors) {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <random>
 
@@ -19,6 +20,8 @@
 #include "crypto/certificate.h"
 #include "crypto/hash.h"
 #include "crypto/key_store.h"
+#include "frontends/blob_api/blob_api.h"
+#include "frontends/fuse/fuse_fs.h"
 #include "frontends/s3_api/s3_auth.h"
 #include "frontends/s3_api/s3_xml.h"
 #include "platform/file.h"
@@ -411,6 +414,54 @@ const crypto = require("crypto");
   EXPECT_TRUE(Stored("bucket1", "js/stream.txt") == body);
   EXPECT_EQ(Stored("bucket1", "js/c32c.txt"), "<missing>");
   EXPECT_TRUE(Stored("bucket1", "js/mp.bin") == std::string(5 << 20, '\7') + "end");
+}
+
+// What S3 writes, the Blob API, the FUSE mount (so SMB and NFS) and the Store read at once with
+// the same bytes; what the mount writes, S3 reads; nothing staged shows anywhere.
+TEST_F(S3ApiTest, ObjectPutOverS3IsTheSameEverywhere) {
+  blob_api::BlobApi blob(*objects_, {{"tester", "AKIATESTER", kSecret, {}, {"*"}}}, {});
+  http::HttpServer blob_server({}, [&blob](http::Exchange& ex) { blob.Handle(ex); });
+  ASSERT_TRUE(blob_server.Start().ok());
+  std::string mnt = dir_ / "mnt";
+  ASSERT_TRUE(platform::MakeDirs(mnt).ok());
+  auto fs = fuse::FuseFs::Mount(*store_, {.mountpoint = mnt, .threads = 2, .allow_other = false});
+  ASSERT_TRUE(fs.ok()) << fs.status().ToString();
+
+  std::string data = RandomBytes(3 << 20, 11);
+  auto r = Send("PUT", "/bucket1/shared/data.bin", data, {{"x-amz-meta-origin", "s3"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(Stored("bucket1", "shared/data.bin") == data);
+  EXPECT_TRUE(ReadFile(mnt + "/bucket1/shared/data.bin") == data);
+  // Over Blob: account bucket1, container "shared", blob "data.bin"; az-style connection string.
+  std::string conn = "DefaultEndpointsProtocol=http;AccountName=bucket1;AccountKey=" + kSecret +
+                     ";BlobEndpoint=http://127.0.0.1:" + std::to_string(blob_server.port()) +
+                     "/bucket1;";
+  r = {};
+  auto az = Sh("env -u AZURE_STORAGE_CONNECTION_STRING HOME=" + (dir_ / "home") +
+               " AZURE_CORE_COLLECT_TELEMETRY=false AZURE_CORE_ONLY_SHOW_ERRORS=1 /usr/bin/az "
+               "storage blob download --no-progress --connection-string '" +
+               conn + "' -c shared -n data.bin -f " + (dir_ / "via-blob.bin") + " -o none");
+  ASSERT_EQ(az.first, 0) << az.second;
+  EXPECT_TRUE(ReadFile(dir_ / "via-blob.bin") == data);
+  // The mount writes; S3 reads the same bytes and lists it.
+  std::string local = RandomBytes(100000, 12);
+  {
+    std::ofstream f(mnt + "/bucket1/shared/from-mount.bin", std::ios::binary);
+    f << local;
+  }
+  r = Send("GET", "/bucket1/shared/from-mount.bin");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_TRUE(r.body == local);
+  r = Send("GET", "/bucket1?list-type=2&prefix=shared/");
+  EXPECT_NE(r.body.find("<Key>shared/from-mount.bin</Key>"), std::string::npos) << r.body;
+  // The staging folder is nowhere to be seen.
+  EXPECT_FALSE(std::filesystem::exists(mnt + "/bucket1/.fieldstack-staging"));
+  for (auto& e : std::filesystem::directory_iterator(mnt + "/bucket1")) {
+    EXPECT_NE(e.path().filename(), ".fieldstack-staging");
+  }
+  r = Send("GET", "/bucket1?list-type=2");
+  EXPECT_EQ(r.body.find("fieldstack-staging"), std::string::npos) << r.body;
+  fs->reset();
 }
 
 // --- Bad input, by hand ---
