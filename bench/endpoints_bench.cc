@@ -335,6 +335,7 @@ void Endpoint(const Target& t, const std::vector<uint8_t>& data, int round, int 
               Results& res) {
   const std::string big = "r" + std::to_string(round) + "/big.bin";
   Handle one;
+  std::fprintf(stderr, "round %d %s: large PUT\n", round, t.name.c_str());
   double c0 = CpuSeconds(), t0 = Now();
   Perform(one.h, t, "PUT", big, data, nullptr);
   double secs = Now() - t0;
@@ -351,6 +352,7 @@ void Endpoint(const Target& t, const std::vector<uint8_t>& data, int round, int 
   res.cpu_get.push_back(CpuSeconds() - c0);
   Perform(fresh.h, t, "DELETE", big, {}, nullptr);  // untimed: keeps the disk from filling
 
+  std::fprintf(stderr, "round %d %s: small PUTs\n", round, t.name.c_str());
   c0 = CpuSeconds();
   secs = OnConnections(t.small, conns, [&](CURL* h, size_t i) {
     Perform(h, t, "PUT", SmallKey(round, i), SmallBody(data, i), nullptr);

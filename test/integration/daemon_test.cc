@@ -522,6 +522,105 @@ TEST_F(DaemonTest, BadTargetConfigNamesTheKey) {
   EXPECT_NE(q->output.find("key_file"), std::string::npos) << q->output;
 }
 
+// Runs a shell command; returns its exit status and output.
+std::pair<int, std::string> Shell(const std::string& cmd) {
+  std::string out;
+  FILE* f = ::popen(("(" + cmd + ") 2>&1").c_str(), "r");
+  char buf[4096];
+  size_t n;
+  while ((n = ::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  int rc = ::pclose(f);
+  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, out};
+}
+
+TEST_F(DaemonTest, ServesS3AndBlobOverHttpsUploadsWhatArrivesAndSurvivesAKillMidPut) {
+  std::string secret = "dGVzdC1zZWNyZXQtZm9yLXRoZS1kYWVtb24tdGVzdCE=";
+  ASSERT_TRUE(platform::WriteFileAtomic(dir_ / "key.secret", secret + "\n").ok());
+  std::string exported = dir_ / "export";
+  std::string config = WriteConfig(
+      "[[shares]]\nname = \"ingest\"\nkind = \"cloud\"\n[shares.target]\ntype = \"localfs\"\n"
+      "path = \"" +
+      exported +
+      "\"\n[s3]\nenabled = true\nport = 0\n[blob]\nenabled = true\n"
+      "port = 0\n[[access_keys]]\nuser = \"field\"\nid = \"FIELDKEY1\"\nsecret_file = \"" +
+      (dir_ / "key.secret") + "\"\nwrite = [\"ingest\"]\n");
+  auto p = Start({"serve", "--config", config}, dir_.path());
+  std::string s3 = p->WaitFor("s3: serving https://127.0.0.1:");
+  std::string blob = p->WaitFor("blob: serving https://127.0.0.1:");
+  ASSERT_FALSE(s3.empty() || blob.empty()) << p->output;
+  int s3_port = std::atoi(s3.c_str()), blob_port = std::atoi(blob.c_str());
+  std::string ca = dir_.path() + "/data/tls/box.crt";
+  ASSERT_TRUE(platform::PathExists(ca));
+  auto cert = platform::ReadFileToString(ca);
+  std::string data(6 << 20, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 131) >> 7);
+  ASSERT_TRUE(platform::WriteFileAtomic(dir_ / "a.bin", data).ok());
+  std::string aws = "env -u AWS_CA_BUNDLE -u AWS_PROFILE HOME=" + dir_.path() +
+                    " AWS_ACCESS_KEY_ID=FIELDKEY1 AWS_SECRET_ACCESS_KEY=" + secret +
+                    " AWS_DEFAULT_REGION=us-east-1 AWS_CONFIG_FILE=/dev/null /usr/bin/aws "
+                    "--ca-bundle " +
+                    ca + " --endpoint-url https://127.0.0.1:" + std::to_string(s3_port) + " ";
+  auto r = Shell(aws + "s3 cp " + (dir_ / "a.bin") + " s3://ingest/in/a.bin");
+  ASSERT_EQ(r.first, 0) << r.second << p->output;
+  // Over Blob, with az-cli and the same key (the account is the share).
+  std::string conn = "DefaultEndpointsProtocol=https;AccountName=ingest;AccountKey=" + secret +
+                     ";BlobEndpoint=https://127.0.0.1:" + std::to_string(blob_port) + "/ingest;";
+  r = Shell("env -u AZURE_STORAGE_CONNECTION_STRING HOME=" + dir_.path() +
+            " REQUESTS_CA_BUNDLE=" + ca +
+            " AZURE_CORE_COLLECT_TELEMETRY=false AZURE_CORE_ONLY_SHOW_ERRORS=1 /usr/bin/az storage "
+            "blob download --no-progress --connection-string '" +
+            conn + "' -c in -n a.bin -f " + (dir_ / "back.bin") + " -o none");
+  ASSERT_EQ(r.first, 0) << r.second;
+  EXPECT_TRUE(platform::ReadFileToString(dir_ / "back.bin").value_or("") == data);
+  // Plain HTTP is refused on the TLS port.
+  r = Shell("curl -sS -m 5 http://127.0.0.1:" + std::to_string(s3_port) + "/ingest");
+  EXPECT_NE(r.first, 0) << r.second;
+  // What arrived over S3 is uploaded like any other file of a cloud share; nothing staged is.
+  bool arrived = false;
+  for (int i = 0; i < 100 && !arrived; ++i) {
+    arrived = platform::ReadFileToString(exported + "/in/a.bin").value_or("") == data;
+    if (!arrived) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(arrived) << p->output;
+  // A PUT in flight when the daemon is killed leaves nothing behind.
+  std::string big(40 << 20, 'k');
+  ASSERT_TRUE(platform::WriteFileAtomic(dir_ / "big.bin", big).ok());
+  std::string slow =
+      "curl -sS -k --limit-rate 2M -T " + (dir_ / "big.bin") +
+      " --aws-sigv4 aws:amz:us-east-1:s3 --user FIELDKEY1:" + secret +
+      " -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' https://127.0.0.1:" + std::to_string(s3_port) +
+      "/ingest/in/big.bin > /dev/null 2>&1 &";
+  ASSERT_EQ(std::system(slow.c_str()), 0);
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  ::kill(p->pid, SIGKILL);
+  p->Wait();
+  {
+    // The kill came mid-body: the staged file is there, the object is not.
+    auto st = store::Store::Open({.data_dir = dir_.path() + "/data"});
+    ASSERT_TRUE(st.ok()) << st.status().ToString();
+    auto put_dir = (*st)->Resolve("ingest", ".fieldstack-staging/put");
+    ASSERT_TRUE(put_dir.ok());
+    auto left = (*st)->ReadDir(put_dir->id, "", 10);
+    ASSERT_TRUE(left.ok());
+    EXPECT_EQ(left->size(), 1u);
+    EXPECT_EQ((*st)->Resolve("ingest", "in/big.bin").status().code(), StatusCode::kNotFound);
+  }
+  auto again = Start({"serve", "--config", config}, dir_.path());
+  ASSERT_FALSE(again->WaitFor("s3: serving https://127.0.0.1:").empty()) << again->output;
+  EXPECT_EQ(platform::ReadFileToString(ca).value_or(""), cert.value_or("x"))
+      << "the box keeps its certificate";
+  ::kill(again->pid, SIGTERM);
+  EXPECT_EQ(again->Wait(), 0) << again->output;
+  auto st = store::Store::Open({.data_dir = dir_.path() + "/data"});
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  EXPECT_EQ((*st)->Resolve("ingest", "in/big.bin").status().code(), StatusCode::kNotFound);
+  // The partial PUT's staging file was removed at start (with the whole "put" folder).
+  EXPECT_EQ((*st)->Resolve("ingest", ".fieldstack-staging/put").status().code(),
+            StatusCode::kNotFound);
+  EXPECT_TRUE((*st)->Resolve("ingest", "in/a.bin").ok());
+  EXPECT_FALSE(platform::PathExists(exported + "/.fieldstack-staging"));
+}
+
 }  // namespace
 }  // namespace fieldstack
 
