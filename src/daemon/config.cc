@@ -108,9 +108,10 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
   }
   Parser p(source);
   Config c;
-  FS_RETURN_IF_ERROR(p.Known(root, "",
-                             {"data_dir", "http", "log", "encryption", "store", "shares", "upload",
-                              "smb", "nfs", "mountpoint", "s3", "blob", "tls", "access_keys"}));
+  FS_RETURN_IF_ERROR(
+      p.Known(root, "",
+              {"data_dir", "http", "log", "encryption", "store", "shares", "upload", "smb", "nfs",
+               "mountpoint", "s3", "blob", "tls", "access_keys", "buckets"}));
   FS_RETURN_IF_ERROR(p.String(root, "", "mountpoint", c.mountpoint));
   FS_RETURN_IF_ERROR(p.String(root, "", "data_dir", c.data_dir));
   if (c.data_dir.empty()) return p.Error("data_dir", "must not be empty");
@@ -287,6 +288,42 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
       c.access_keys.push_back(std::move(k));
     }
   }
+  if (const toml::node* n = root.get("buckets")) {
+    const toml::array* arr = n->as_array();
+    if (arr == nullptr) return p.Error("buckets", "must be an array of tables ([[buckets]])");
+    std::set<std::string> names;
+    for (size_t i = 0; i < arr->size(); ++i) {
+      std::string prefix = "buckets[" + std::to_string(i) + "]";
+      const toml::table* bt = arr->get(i)->as_table();
+      if (bt == nullptr) return p.Error(prefix, "must be a table");
+      FS_RETURN_IF_ERROR(p.Known(*bt, prefix, {"name", "share", "path"}));
+      BucketConfig b;
+      FS_RETURN_IF_ERROR(p.String(*bt, prefix + ".", "name", b.name));
+      FS_RETURN_IF_ERROR(p.String(*bt, prefix + ".", "share", b.share));
+      FS_RETURN_IF_ERROR(p.String(*bt, prefix + ".", "path", b.path));
+      while (!b.path.empty() && b.path.back() == '/') b.path.pop_back();
+      while (!b.path.empty() && b.path.front() == '/') b.path.erase(0, 1);
+      bool valid_name =
+          b.name.size() >= 3 && b.name.size() <= 63 &&
+          b.name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-.") == std::string::npos;
+      if (!valid_name) {
+        return p.Error(prefix + ".name", "must be an S3 bucket name (3-63 of a-z 0-9 - .)");
+      }
+      if (b.share.empty() || b.path.empty()) return p.Error(prefix, "needs share and path");
+      bool bad_path =
+          b.path.find("//") != std::string::npos || b.path.find('\0') != std::string::npos;
+      for (size_t pos = 0; !bad_path && pos <= b.path.size();) {
+        size_t slash = std::min(b.path.find('/', pos), b.path.size());
+        std::string seg = b.path.substr(pos, slash - pos);
+        bad_path = seg == "." || seg == ".." || (pos == 0 && seg == store::kStagingDir);
+        pos = slash + 1;
+      }
+      if (bad_path) return p.Error(prefix + ".path", "must be a folder path without . or .. parts");
+      if (!names.insert(b.name).second)
+        return p.Error(prefix + ".name", "repeats bucket '" + b.name + "'");
+      c.buckets.push_back(std::move(b));
+    }
+  }
   if ((c.s3.enabled || c.blob.enabled) && c.access_keys.empty()) {
     return p.Error("access_keys", "needs at least one key when s3 or blob is enabled");
   }
@@ -390,6 +427,18 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
       }
       c.shares.push_back(share);
     }
+  }
+  for (size_t i = 0; i < c.buckets.size(); ++i) {
+    std::string prefix = "buckets[" + std::to_string(i) + "]";
+    bool found = false;
+    for (const ShareConfig& sh : c.shares) {
+      if (sh.name == c.buckets[i].name) {
+        return p.Error(prefix + ".name",
+                       "is already the name of a share (every share is a bucket)");
+      }
+      found = found || sh.name == c.buckets[i].share;
+    }
+    if (!found) return p.Error(prefix + ".share", "names no share in [[shares]]");
   }
   return c;
 }

@@ -63,6 +63,13 @@ struct AccessKeyConfig {
   std::vector<std::string> write;  // shares it may write and read ("*": all)
 };
 
+// An S3 bucket that is a folder of a share (every share is a bucket too).
+struct BucketConfig {
+  std::string name;
+  std::string share;
+  std::string path;  // folder in the share, e.g. "incoming/field"
+};
+
 // One object endpoint (S3 or Blob).
 struct EndpointConfig {
   bool enabled = false;
@@ -101,6 +108,7 @@ struct Config {
   EndpointConfig s3{false, "127.0.0.1", 9000};
   EndpointConfig blob{false, "127.0.0.1", 10000};
   bool create_buckets = false;  // S3 CreateBucket makes a local share (keys writing "*")
+  std::vector<BucketConfig> buckets;
   std::vector<AccessKeyConfig> access_keys;
   // TLS of the box's HTTP endpoints. Empty files: <data_dir>/tls/box.{crt,key}, self-signed on
   // first start for localhost, the box's host name, its addresses and `tls_names`.

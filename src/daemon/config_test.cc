@@ -166,6 +166,20 @@ TEST(ConfigTest, BadInputNamesTheKey) {
   ExpectError("[[access_keys]]\nuser = \"u\"\nid = \"a/b\"\nsecret_file = \"/s\"\n",
               "'access_keys[0].id'");
   ExpectError("[tls]\ncert_file = \"/c\"\n", "'tls.cert_file'");
+  auto mapped = ParseConfig(
+      "[[shares]]\nname = \"ingest\"\n[[buckets]]\nname = \"field-in\"\nshare = \"ingest\"\n"
+      "path = \"/from/field/\"\n",
+      "t");
+  ASSERT_TRUE(mapped.ok()) << mapped.status().ToString();
+  EXPECT_EQ(mapped->buckets[0].path, "from/field");
+  ExpectError("[[buckets]]\nname = \"x-in\"\nshare = \"nope\"\npath = \"a\"\n",
+              "'buckets[0].share' names no share");
+  ExpectError("[[buckets]]\nname = \"x-in\"\nshare = \"default\"\npath = \"a/../b\"\n",
+              "'buckets[0].path'");
+  ExpectError("[[buckets]]\nname = \"default\"\nshare = \"default\"\npath = \"a\"\n",
+              "already the name of a share");
+  ExpectError("[[buckets]]\nname = \"Bad_Name\"\nshare = \"default\"\npath = \"a\"\n",
+              "'buckets[0].name'");
   auto example = platform::ReadFileToString(FS_SOURCE_DIR "/docs/fieldstack.example.toml");
   ASSERT_TRUE(example.ok());
   auto parsed = ParseConfig(*example, "docs/fieldstack.example.toml");

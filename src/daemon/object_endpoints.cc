@@ -74,6 +74,7 @@ Result<std::unique_ptr<ObjectEndpoints>> ObjectEndpoints::Start(store::Store& st
   if (c.s3.enabled) {
     frontends::s3_api::S3Options so;
     so.create_buckets = c.create_buckets;
+    for (const BucketConfig& b : c.buckets) so.buckets[b.name] = {b.share, b.path};
     e->s3_ = std::make_unique<frontends::s3_api::S3Api>(e->objects_, keys, so);
     auto* api = e->s3_.get();
     FS_RETURN_IF_ERROR(start(

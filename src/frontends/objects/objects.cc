@@ -309,7 +309,8 @@ Status Objects::SetMeta(const ObjectInfo& info, ObjectMeta meta) {
   return store_.SetXattr(info.attr.id, kMetaXattr, meta.ToJson());
 }
 
-Status Objects::Delete(const store::ShareInfo& bucket, std::string_view key) {
+Status Objects::Delete(const store::ShareInfo& bucket, std::string_view key,
+                       std::string_view keep) {
   FS_RETURN_IF_ERROR(ValidKey(key));
   bool folder = key.back() == '/';
   std::string_view path = folder ? key.substr(0, key.size() - 1) : key;
@@ -329,8 +330,13 @@ Status Objects::Delete(const store::ShareInfo& bucket, std::string_view key) {
     FS_RETURN_IF_ERROR(store_.Unlink(a->parent, BasePart(path)));
   }
   // Folders left empty go too, as in S3 where a folder exists only through its objects.
+  store::NodeId stop = bucket.root;
+  if (!keep.empty()) {
+    auto k = store_.Resolve(bucket.name, keep.substr(0, keep.size() - (keep.back() == '/')));
+    if (k.ok()) stop = k->id;
+  }
   store::NodeId dir = a->parent;
-  while (dir != bucket.root) {
+  while (dir != bucket.root && dir != stop) {
     auto d = store_.GetAttr(dir);
     if (!d.ok() || d->parent == store::kNoNode) break;
     if (!store_.Rmdir(d->parent, d->name).ok()) break;

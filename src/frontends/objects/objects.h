@@ -104,8 +104,9 @@ class Objects {
   // Replaces the metadata of an existing object (ETag and checksums stay).
   Status SetMeta(const ObjectInfo& info, ObjectMeta meta);
   // Deletes a file (or an empty folder for a key ending in "/"), then parent folders left
-  // empty. NotFound when nothing is there.
-  Status Delete(const store::ShareInfo& bucket, std::string_view key);
+  // empty, up to the share's root or the folder `keep` ("path/"). NotFound when nothing is
+  // there.
+  Status Delete(const store::ShareInfo& bucket, std::string_view key, std::string_view keep = "");
   // Objects with keys starting with `prefix` and after `marker`, in byte order. With a
   // delimiter, keys containing it after the prefix are rolled up into common prefixes.
   Result<ListResult> List(const store::ShareInfo& bucket, std::string_view prefix,

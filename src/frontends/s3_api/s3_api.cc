@@ -174,7 +174,11 @@ struct S3Api::Call {
   std::string bucket_name;
   std::string key;
   std::optional<store::ShareInfo> bucket;
+  std::string root;  // the bucket's folder in the share ("" or "path/")
   int64_t now = 0;
+
+  // The key in the share.
+  std::string Full() const { return root + key; }
 
   std::string Header(bh::field f) const { return std::string(ex.header()[f]); }
   std::string Header(std::string_view name) const {
@@ -276,6 +280,16 @@ void S3Api::Handle(http::Exchange& ex) {
   }
 }
 
+Result<std::pair<store::ShareInfo, std::string>> S3Api::ResolveBucket(const std::string& name) {
+  auto mapped = options_.buckets.find(name);
+  if (mapped != options_.buckets.end()) {
+    FS_ASSIGN_OR_RETURN(store::ShareInfo share, objects_.Bucket(mapped->second.share));
+    return std::make_pair(share, mapped->second.path + "/");
+  }
+  FS_ASSIGN_OR_RETURN(store::ShareInfo share, objects_.Bucket(name));
+  return std::make_pair(share, std::string());
+}
+
 void S3Api::Dispatch(Call& c) {
   if (c.bucket_name.empty()) {
     if (c.ex.header().method() == bh::verb::get) return ListBuckets(c);
@@ -285,8 +299,11 @@ void S3Api::Dispatch(Call& c) {
   if (!ValidBucketName(c.bucket_name) && c.bucket_name != "default") {
     return c.Error(400, "InvalidBucketName", "The specified bucket is not valid.");
   }
-  auto share = objects_.Bucket(c.bucket_name);
-  if (share.ok()) c.bucket = *share;
+  auto share = ResolveBucket(c.bucket_name);
+  if (share.ok()) {
+    c.bucket = share->first;
+    c.root = share->second;
+  }
   bool create = c.key.empty() && c.ex.header().method() == bh::verb::put && c.query.empty();
   if (!c.bucket && !create) {
     if (share.status().code() != StatusCode::kNotFound) return c.Status(share.status());
@@ -312,6 +329,13 @@ void S3Api::ListBuckets(Call& c) {
     x.Open("Bucket");
     x.Leaf("Name", s.name);
     x.Leaf("CreationDate", IsoDate(root.ok() ? root->ctime_ns : 0));
+    x.Close("Bucket");
+  }
+  for (const auto& [name, m] : options_.buckets) {
+    if (!c.id.key->CanRead(name)) continue;
+    x.Open("Bucket");
+    x.Leaf("Name", name);
+    x.Leaf("CreationDate", IsoDate(0));
     x.Close("Bucket");
   }
   x.Close("Buckets");
@@ -404,6 +428,22 @@ void S3Api::CreateBucket(Call& c) {
   c.Empty(bh::status::ok, {{"Location", "/" + c.bucket_name}});
 }
 
+namespace {
+
+// A listing of the bucket's keys (without its folder prefix).
+Result<objects::ListResult> ListIn(objects::Objects& o, const S3Api::Call& c,
+                                   const std::string& prefix, const std::string& delimiter,
+                                   const std::string& marker, size_t max) {
+  FS_ASSIGN_OR_RETURN(objects::ListResult r, o.List(*c.bucket, c.root + prefix, delimiter,
+                                                    marker.empty() ? "" : c.root + marker, max));
+  if (c.root.empty()) return r;
+  for (objects::ListEntry& e : r.entries) e.key.erase(0, c.root.size());
+  if (!r.next_marker.empty()) r.next_marker.erase(0, c.root.size());
+  return r;
+}
+
+}  // namespace
+
 void S3Api::ListObjects(Call& c, int version) {
   std::string prefix = c.Q("prefix");
   std::string delimiter = c.Q("delimiter");
@@ -431,7 +471,7 @@ void S3Api::ListObjects(Call& c, int version) {
   } else {
     marker = c.Q("marker");
   }
-  auto list = objects_.List(*c.bucket, prefix, delimiter, marker, static_cast<size_t>(max));
+  auto list = ListIn(objects_, c, prefix, delimiter, marker, static_cast<size_t>(max));
   if (!list.ok()) return c.Status(list.status());
   auto enc = [&](const std::string& s) { return url ? cloud::UrlEncodePath(s) : s; };
   XmlWriter x;
@@ -495,7 +535,7 @@ void S3Api::ListVersions(Call& c) {
     }
     max = std::min(1000, std::stoi(mk));
   }
-  auto list = objects_.List(*c.bucket, prefix, delimiter, marker, static_cast<size_t>(max));
+  auto list = ListIn(objects_, c, prefix, delimiter, marker, static_cast<size_t>(max));
   if (!list.ok()) return c.Status(list.status());
   auto enc = [&](const std::string& s) { return url ? cloud::UrlEncodePath(s) : s; };
   XmlWriter x;
@@ -579,7 +619,7 @@ void S3Api::DeleteObjects(Call& c) {
   XmlWriter x;
   x.Open("DeleteResult", kS3Namespace);
   for (const std::string& key : keys) {
-    Status s = objects_.Delete(*c.bucket, key);
+    Status s = objects_.Delete(*c.bucket, c.root + key, c.root);
     if (s.ok() || s.code() == StatusCode::kNotFound || s.code() == StatusCode::kInvalidArgument) {
       if (quiet) continue;
       x.Open("Deleted");
@@ -604,7 +644,7 @@ void S3Api::ObjectOp(Call& c) {
   if (read ? !c.id.key->CanRead(c.bucket_name) : !c.id.key->CanWrite(c.bucket_name)) {
     return c.Error(403, "AccessDenied", "Access Denied");
   }
-  if (Status v = objects::Objects::ValidKey(c.key); !v.ok()) {
+  if (Status v = objects::Objects::ValidKey(c.Full()); !v.ok()) {
     if (v.message().find("longer than") != std::string::npos) {
       return c.Error(400, "KeyTooLongError", "Your key is too long.");
     }
@@ -629,7 +669,7 @@ void S3Api::ObjectOp(Call& c) {
       return GetObject(c, true);
     case bh::verb::delete_: {
       if (c.Has("uploadId")) return AbortUpload(c);
-      Status s = objects_.Delete(*c.bucket, c.key);
+      Status s = objects_.Delete(*c.bucket, c.Full(), c.root);
       if (!s.ok() && s.code() != StatusCode::kNotFound) return c.Status(s);
       return c.Empty(bh::status::no_content);
     }
@@ -861,7 +901,7 @@ void S3Api::PutObject(Call& c) {
   std::string if_none = c.Header(bh::field::if_none_match);
   std::string if_match = c.Header(bh::field::if_match);
   if (!if_none.empty() || !if_match.empty()) {
-    auto have = objects_.Head(*c.bucket, c.key);
+    auto have = objects_.Head(*c.bucket, c.Full());
     if (!if_none.empty() && have.ok() && EtagListHas(if_none, have->ETag())) {
       return c.Error(412, "PreconditionFailed",
                      "At least one of the pre-conditions you specified did not hold");
@@ -875,7 +915,7 @@ void S3Api::PutObject(Call& c) {
   BodyReader r{c.ex};
   if (!StartBody(c.ex, c.id, &r, &err)) return c.Error(err);
   auto info = objects_.Put(
-      *c.bucket, c.key, [&r](std::span<uint8_t> out) { return r.Read(out); }, meta,
+      *c.bucket, c.Full(), [&r](std::span<uint8_t> out) { return r.Read(out); }, meta,
       [&](const std::string& md5, uint64_t size, ObjectMeta* m) {
         return FinishBody(c.ex, r, md5, size, m, &err);
       });
@@ -911,8 +951,10 @@ void S3Api::CopyObject(Call& c) {
   }
   std::string src_bucket = src.substr(0, slash), src_key = src.substr(slash + 1);
   if (!c.id.key->CanRead(src_bucket)) return c.Error(403, "AccessDenied", "Access Denied");
-  auto sb = objects_.Bucket(src_bucket);
-  if (!sb.ok()) return c.Error(404, "NoSuchBucket", "The specified bucket does not exist");
+  auto resolved = ResolveBucket(src_bucket);
+  if (!resolved.ok()) return c.Error(404, "NoSuchBucket", "The specified bucket does not exist");
+  std::optional<store::ShareInfo> sb = resolved->first;
+  src_key = resolved->second + src_key;
   auto from = objects_.Head(*sb, src_key);
   if (!from.ok()) return c.Error(404, "NoSuchKey", "The specified key does not exist.");
   std::string im = c.Header("x-amz-copy-source-if-match");
@@ -937,14 +979,14 @@ void S3Api::CopyObject(Call& c) {
     x.Close("CopyObjectResult");
     c.Xml(bh::status::ok, x.Done());
   };
-  if (sb->id == c.bucket->id && src_key == c.key) {
+  if (sb->id == c.bucket->id && src_key == c.Full()) {
     if (!replace) {
       return c.Error(400, "InvalidRequest",
                      "This copy request is illegal because it is trying to copy an object to "
                      "itself without changing the object's metadata.");
     }
     if (Status s = objects_.SetMeta(*from, meta); !s.ok()) return c.Status(s);
-    auto now = objects_.Head(*c.bucket, c.key);
+    auto now = objects_.Head(*c.bucket, c.Full());
     if (!now.ok()) return c.Status(now.status());
     return result(*now);
   }
@@ -958,7 +1000,7 @@ void S3Api::CopyObject(Call& c) {
   for (const auto& [name, v] : checksums) sums[name] = crypto::Checksum::Make(name);
   objects::Source body = objects::ReadFrom(**h, 0, from->attr.size);
   auto info = objects_.Put(
-      *c.bucket, c.key,
+      *c.bucket, c.Full(),
       [&](std::span<uint8_t> out) -> Result<size_t> {
         FS_ASSIGN_OR_RETURN(size_t n, body(out));
         for (auto& [name, s] : sums) {
@@ -1018,7 +1060,7 @@ bool ParseRange(std::string_view h, uint64_t size, Range* r) {
 }  // namespace
 
 void S3Api::GetObject(Call& c, bool head) {
-  auto info = objects_.Head(*c.bucket, c.key);
+  auto info = objects_.Head(*c.bucket, c.Full());
   if (!info.ok()) {
     if (info.status().code() == StatusCode::kNotFound) {
       return c.Error(404, "NoSuchKey", "The specified key does not exist.");
@@ -1136,7 +1178,7 @@ void S3Api::CreateUpload(Call& c) {
   }
   std::string id = RandomHex(16);
   nlohmann::json j;
-  j["key"] = c.key;
+  j["key"] = c.Full();
   j["meta"] = meta.ToJson();
   j["initiated"] = c.now;
   j["user"] = c.id.key->user;
@@ -1184,7 +1226,7 @@ void S3Api::UploadPart(Call& c) {
   }
   int part = std::stoi(pn);
   S3Error err;
-  auto up = LoadUpload(objects_, *c.bucket, id, c.key, &err);
+  auto up = LoadUpload(objects_, *c.bucket, id, c.Full(), &err);
   if (!up) return c.Error(err);
   std::string md5;
   uint64_t size = 0;
@@ -1200,9 +1242,9 @@ void S3Api::UploadPart(Call& c) {
     if (slash == std::string::npos) return c.Error(400, "InvalidArgument", "bad x-amz-copy-source");
     std::string sbn = src.substr(0, slash);
     if (!c.id.key->CanRead(sbn)) return c.Error(403, "AccessDenied", "Access Denied");
-    auto sb = objects_.Bucket(sbn);
+    auto sb = ResolveBucket(sbn);
     if (!sb.ok()) return c.Error(404, "NoSuchBucket", "The specified bucket does not exist");
-    auto from = objects_.Head(*sb, src.substr(slash + 1));
+    auto from = objects_.Head(sb->first, sb->second + src.substr(slash + 1));
     if (!from.ok()) return c.Error(404, "NoSuchKey", "The specified key does not exist.");
     Range r;
     std::string rh = c.Header("x-amz-copy-source-range");
@@ -1261,7 +1303,7 @@ void S3Api::UploadPart(Call& c) {
 void S3Api::CompleteUpload(Call& c) {
   std::string id = c.Q("uploadId");
   S3Error err;
-  auto up = LoadUpload(objects_, *c.bucket, id, c.key, &err);
+  auto up = LoadUpload(objects_, *c.bucket, id, c.Full(), &err);
   if (!up) return c.Error(err);
   auto body = ReadXmlBody(c.ex, &err);
   if (!body.ok()) return c.Error(err);
@@ -1360,7 +1402,7 @@ void S3Api::CompleteUpload(Call& c) {
       ++index;
     }
   };
-  auto info = objects_.Put(*c.bucket, c.key, source, meta);
+  auto info = objects_.Put(*c.bucket, c.Full(), source, meta);
   current.reset();
   if (!info.ok()) return c.Status(info.status());
   if (Status s = objects_.RemoveStaged(*c.bucket, UploadDir(id)); !s.ok()) {
@@ -1380,7 +1422,7 @@ void S3Api::CompleteUpload(Call& c) {
 void S3Api::AbortUpload(Call& c) {
   S3Error err;
   std::string id = c.Q("uploadId");
-  if (!LoadUpload(objects_, *c.bucket, id, c.key, &err)) return c.Error(err);
+  if (!LoadUpload(objects_, *c.bucket, id, c.Full(), &err)) return c.Error(err);
   if (Status s = objects_.RemoveStaged(*c.bucket, UploadDir(id)); !s.ok()) return c.Status(s);
   c.Empty(bh::status::no_content);
 }
@@ -1388,7 +1430,7 @@ void S3Api::AbortUpload(Call& c) {
 void S3Api::ListParts(Call& c) {
   S3Error err;
   std::string id = c.Q("uploadId");
-  auto up = LoadUpload(objects_, *c.bucket, id, c.key, &err);
+  auto up = LoadUpload(objects_, *c.bucket, id, c.Full(), &err);
   if (!up) return c.Error(err);
   int marker = 0;
   std::string pm = c.Q("part-number-marker");
@@ -1460,8 +1502,8 @@ void S3Api::ListUploads(Call& c) {
       auto j = nlohmann::json::parse(*x, nullptr, false);
       if (!j.is_object()) continue;
       std::string key = j.value("key", "");
-      if (!key.starts_with(prefix)) continue;
-      uploads.push_back({key, {a.name, j.value("initiated", int64_t{0})}});
+      if (!key.starts_with(c.root + prefix)) continue;
+      uploads.push_back({key.substr(c.root.size()), {a.name, j.value("initiated", int64_t{0})}});
     }
   } else if (list.status().code() != StatusCode::kNotFound) {
     return c.Status(list.status());

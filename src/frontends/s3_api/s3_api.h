@@ -16,6 +16,8 @@
 //
 // Thread safety: Handle may be called from many threads at once.
 
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,11 +27,19 @@
 
 namespace fieldstack::frontends::s3_api {
 
+// A bucket that is a folder of a share rather than a whole share.
+struct BucketMapping {
+  std::string share;
+  std::string path;  // a folder path in the share, without leading or trailing '/'
+};
+
 struct S3Options {
   Clock* clock = nullptr;  // RealClock when null
   std::string region = "us-east-1";
   // CreateBucket makes a local share when the key may write every bucket ("*").
   bool create_buckets = false;
+  // Extra buckets by name (besides one per share); rights name these buckets.
+  std::map<std::string, BucketMapping> buckets;
 };
 
 class S3Api {
@@ -37,8 +47,11 @@ class S3Api {
   S3Api(objects::Objects& objects, std::vector<objects::AccessKey> keys, S3Options options);
   void Handle(http::Exchange& ex);
 
+  struct Call;  // one request being served (s3_api.cc)
+
  private:
-  struct Call;
+  // The share and folder prefix ("" or "path/") of a bucket name; NotFound when none.
+  Result<std::pair<store::ShareInfo, std::string>> ResolveBucket(const std::string& name);
   void Dispatch(Call& c);
   void ListBuckets(Call& c);
   void BucketOp(Call& c);

@@ -464,6 +464,42 @@ TEST_F(S3ApiTest, ObjectPutOverS3IsTheSameEverywhere) {
   fs->reset();
 }
 
+// A bucket that is a folder of a share: keys live below the folder, listings and uploads see
+// only it, deleting its last object keeps the folder, rights name the bucket.
+TEST_F(S3ApiTest, MappedBucketIsAFolderOfAShare) {
+  S3Options o;
+  o.buckets["field-in"] = {"other", "in/box"};
+  S3Api mapped(*objects_,
+               {{"tester", "AKIATESTER", kSecret, {}, {"*"}},
+                {"field", "AKIAFIELD", kReaderSecret, {}, {"field-in"}}},
+               o);
+  http::HttpServer server({}, [&mapped](http::Exchange& ex) { mapped.Handle(ex); });
+  ASSERT_TRUE(server.Start().ok());
+  std::string saved = endpoint_;
+  endpoint_ = "http://127.0.0.1:" + std::to_string(server.port());
+  auto r = Send("PUT", "/field-in/a/k.txt", "mapped", {}, "AKIAFIELD", kReaderSecret);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Stored("other", "in/box/a/k.txt"), "mapped");
+  ASSERT_TRUE(store_->Resolve("other", "in/outside.txt").status().code() == StatusCode::kNotFound);
+  ASSERT_EQ(Send("PUT", "/other/in/outside.txt", "x").status, 200);
+  r = Send("GET", "/field-in?list-type=2", "", {}, "AKIAFIELD", kReaderSecret);
+  EXPECT_NE(r.body.find("<Key>a/k.txt</Key>"), std::string::npos) << r.body;
+  EXPECT_EQ(r.body.find("outside"), std::string::npos) << r.body;
+  r = Send("GET", "/field-in?list-type=2&delimiter=/", "", {}, "AKIAFIELD", kReaderSecret);
+  EXPECT_NE(r.body.find("<Prefix>a/</Prefix>"), std::string::npos) << r.body;
+  // The key may not touch the share itself.
+  r = Send("GET", "/other/in/outside.txt", "", {}, "AKIAFIELD", kReaderSecret);
+  EXPECT_EQ(r.status, 403);
+  r = Send("GET", "/", "", {}, "AKIAFIELD", kReaderSecret);
+  EXPECT_NE(r.body.find("<Name>field-in</Name>"), std::string::npos) << r.body;
+  EXPECT_EQ(r.body.find("<Name>other</Name>"), std::string::npos) << r.body;
+  ASSERT_EQ(Send("DELETE", "/field-in/a/k.txt", "", {}, "AKIAFIELD", kReaderSecret).status, 204);
+  EXPECT_EQ(Stored("other", "in/box/a/k.txt"), "<missing>");
+  EXPECT_TRUE(store_->Resolve("other", "in/box").ok()) << "the bucket's folder stays";
+  EXPECT_FALSE(store_->Resolve("other", "in/box/a").ok());
+  endpoint_ = saved;
+}
+
 // --- Bad input, by hand ---
 
 TEST_F(S3ApiTest, BadSignaturesKeysAndClocksAreRefused) {
