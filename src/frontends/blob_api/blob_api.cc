@@ -348,6 +348,20 @@ Result<std::map<std::string, std::string>> UserMeta(const http::RequestHeader& h
   return out;
 }
 
+// The content headers and user metadata of a write into `meta`; responds 400 and returns
+// false when they are invalid.
+bool MetaOf(Request& r, bool put_blob, ObjectMeta* meta) {
+  Status ms = MetaFromHeaders(r.h, put_blob, meta);
+  auto user = UserMeta(r.h);
+  if (!ms.ok() || !user.ok()) {
+    Fail(r, 400, ms.ok() ? "InvalidMetadata" : "InvalidHeaderValue",
+         ms.ok() ? user.status().message() : ms.message());
+    return false;
+  }
+  meta->user = std::move(*user);
+  return true;
+}
+
 // Evaluates If-Match, If-None-Match, If-Modified-Since and If-Unmodified-Since against `info`
 // (nullopt: no blob). Responds and returns false when the request must not proceed.
 bool CheckConditions(Request& r, const std::optional<ObjectInfo>& info, bool write) {
@@ -1069,14 +1083,7 @@ void BlobApi::PutBlob(Request& r) {
   std::optional<ObjectInfo> existing;
   if (!LookupBlob(objects_, r, &existing) || !CheckConditions(r, existing, true)) return;
   ObjectMeta meta;
-  Status ms = MetaFromHeaders(r.h, true, &meta);
-  auto user = UserMeta(r.h);
-  if (!ms.ok() || !user.ok()) {
-    Fail(r, 400, ms.ok() ? "InvalidMetadata" : "InvalidHeaderValue",
-         ms.ok() ? user.status().message() : ms.message());
-    return;
-  }
-  meta.user = std::move(*user);
+  if (!MetaOf(r, true, &meta)) return;
   CheckedBody body(r.ex, md5, crc64, options_.max_put_blob_bytes);
   auto info = objects_.Put(r.share, r.Key(), body.AsSource(), meta);
   if (!info.ok()) {
@@ -1194,14 +1201,7 @@ void BlobApi::PutBlockList(Request& r) {
   std::optional<ObjectInfo> existing;
   if (!LookupBlob(objects_, r, &existing) || !CheckConditions(r, existing, true)) return;
   ObjectMeta meta;
-  Status ms = MetaFromHeaders(r.h, false, &meta);
-  auto user = UserMeta(r.h);
-  if (!ms.ok() || !user.ok()) {
-    Fail(r, 400, ms.ok() ? "InvalidMetadata" : "InvalidHeaderValue",
-         ms.ok() ? user.status().message() : ms.message());
-    return;
-  }
-  meta.user = std::move(*user);
+  if (!MetaOf(r, false, &meta)) return;
 
   // Resolve every entry to a staged block or a range of the blob as committed now.
   std::vector<CommittedBlock> committed;
@@ -1231,7 +1231,7 @@ void BlobApi::PutBlockList(Request& r) {
     if (ref.from != BlockRef::From::kCommitted) {
       auto hit = staged_index.find(hex);
       if (hit != staged_index.end()) {
-        const Segment& s = segments[hit->second];
+        Segment s = segments[hit->second];  // a copy: push_back may move the vector
         segments.push_back(s);
         new_list.push_back({ref.id, s.size});
         found = true;

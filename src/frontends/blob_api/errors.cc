@@ -32,38 +32,6 @@ ApiError ErrorFromStatus(const Status& s, std::string_view not_found_code) {
   return {500, "InternalError", m};
 }
 
-std::string XmlEscape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&apos;";
-        break;
-      default:
-        // XML 1.0 cannot carry most control characters, even escaped.
-        if (static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n' && c != '\r') {
-          out += "&#xFFFD;";
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out;
-}
-
 std::string ErrorXml(const ApiError& e, std::string_view request_id, std::string_view time) {
   return "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>" + XmlEscape(e.code) +
          "</Code><Message>" + XmlEscape(e.message) + "\nRequestId:" + std::string(request_id) +

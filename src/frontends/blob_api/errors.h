@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "common/status.h"
+#include "frontends/objects/objects.h"
 
 namespace fieldstack::frontends::blob_api {
 
@@ -28,6 +29,6 @@ ApiError ErrorFromStatus(const Status& s, std::string_view not_found_code = "Res
 std::string ErrorXml(const ApiError& e, std::string_view request_id, std::string_view time);
 
 // XML text escaping for element content and attribute values.
-std::string XmlEscape(std::string_view s);
+using objects::XmlEscape;
 
 }  // namespace fieldstack::frontends::blob_api

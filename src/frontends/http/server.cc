@@ -7,6 +7,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <poll.h>
+#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -17,9 +18,10 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <functional>
 #include <limits>
+#include <map>
 #include <mutex>
-#include <set>
 #include <sstream>
 #include <thread>
 
@@ -86,8 +88,15 @@ namespace {
 // socket's SO_RCVTIMEO/SO_SNDTIMEO; `deadline` (when set) bounds the total time of reads.
 class Transport {
  public:
-  Transport(int fd, SSL* ssl) : fd_(fd), ssl_(ssl) {}
-  void set_deadline(std::optional<SteadyClock::time_point> d) { deadline_ = d; }
+  using DeadlineHook = std::function<void(std::optional<SteadyClock::time_point>)>;
+  Transport(int fd, SSL* ssl, DeadlineHook hook = nullptr)
+      : fd_(fd), ssl_(ssl), hook_(std::move(hook)) {}
+  // Bounds the total time of the reads that follow (nullopt: no bound). A watchdog enforces it
+  // too, since one TLS record read can take many socket reads.
+  void set_deadline(std::optional<SteadyClock::time_point> d) {
+    deadline_ = d;
+    if (hook_) hook_(d);
+  }
 
   template <class Buffers>
   size_t read_some(const Buffers& buffers, beast::error_code& ec) {
@@ -197,6 +206,7 @@ class Transport {
 
   int fd_;
   SSL* ssl_;
+  DeadlineHook hook_;
   std::optional<SteadyClock::time_point> deadline_;
 };
 
@@ -209,6 +219,7 @@ class ConnExchange : public Exchange {
       : t_(t), buf_(buf), parser_(parser), peer_(peer), secure_(secure) {
     auto cl = parser_.content_length();
     if (cl) content_length_ = *cl;
+    head_ = parser_.get().method() == beast_http::verb::head;
     expect_continue_ = beast::iequals(parser_.get()[beast_http::field::expect], "100-continue");
   }
 
@@ -255,9 +266,18 @@ class ConnExchange : public Exchange {
     res.version(parser_.get().version());
     if (!parser_.is_done() || !parser_.get().keep_alive()) res.keep_alive(false);
     keep_alive_ = res.keep_alive();
-    if (!res.has_content_length()) res.prepare_payload();
+    auto st = res.result();
+    bool bodyless = beast_http::to_status_class(st) == beast_http::status_class::informational ||
+                    st == beast_http::status::no_content || st == beast_http::status::not_modified;
+    if (!res.has_content_length() && !bodyless) res.prepare_payload();
     beast::error_code ec;
-    beast_http::write(t_, res, ec);
+    if (head_) {
+      // A HEAD answer: the head of what GET would send, without its body.
+      beast_http::response_serializer<beast_http::string_body> sr(res);
+      beast_http::write_header(t_, sr, ec);
+    } else {
+      beast_http::write(t_, res, ec);
+    }
     if (ec) return Fail(UnavailableError("client connection: " + ec.message()));
     return Status::Ok();
   }
@@ -271,7 +291,7 @@ class ConnExchange : public Exchange {
     head.set(beast_http::field::connection, keep ? "keep-alive" : "close");
     keep_alive_ = keep;
     head.set(beast_http::field::content_length, std::to_string(content_length));
-    remaining_ = content_length;
+    remaining_ = head_ ? 0 : content_length;  // a HEAD answer has no body
     std::string text;
     {
       std::ostringstream os;
@@ -325,6 +345,7 @@ class ConnExchange : public Exchange {
   bool secure_;
   std::optional<uint64_t> content_length_;
   bool expect_continue_ = false;
+  bool head_ = false;
   bool responded_ = false;
   bool keep_alive_ = false;
   bool failed_ = false;
@@ -382,8 +403,31 @@ struct HttpServer::Impl {
   std::thread acceptor;
   std::mutex mu;
   std::condition_variable idle;
-  std::set<int> conns;  // open connection fds (shut down by Stop)
+  // Open connection fds (shut down by Stop) and the deadline of each, if any, which the
+  // watchdog enforces by shutting the connection down.
+  std::map<int, std::optional<SteadyClock::time_point>> conns;
   bool stopping = false;
+  std::thread watchdog;
+  std::condition_variable wake_watchdog;
+
+  void SetDeadline(int fd, std::optional<SteadyClock::time_point> d) {
+    std::lock_guard l(mu);
+    auto it = conns.find(fd);
+    if (it != conns.end()) it->second = d;
+  }
+  void Watch() {
+    std::unique_lock l(mu);
+    while (!stopping) {
+      wake_watchdog.wait_for(l, std::chrono::milliseconds(250));
+      auto now = SteadyClock::now();
+      for (auto& [fd, deadline] : conns) {
+        if (deadline && now > *deadline) {
+          shutdown(fd, SHUT_RDWR);
+          deadline.reset();
+        }
+      }
+    }
+  }
 
   void Serve(int fd, const ServerOptions& o);
   void Session(Transport& t, const std::string& peer, bool secure, const ServerOptions& o);
@@ -462,8 +506,9 @@ void HttpServer::Impl::Session(Transport& t, const std::string& peer, bool secur
 void HttpServer::Impl::Serve(int fd, const ServerOptions& o) {
   SetTimeouts(fd, o.read_timeout_s);
   std::string peer = PeerOf(fd);
+  auto hook = [this, fd](std::optional<SteadyClock::time_point> d) { SetDeadline(fd, d); };
   if (ssl_ctx == nullptr) {
-    Transport t(fd, nullptr);
+    Transport t(fd, nullptr, hook);
     Session(t, peer, false, o);
     return;
   }
@@ -471,8 +516,10 @@ void HttpServer::Impl::Serve(int fd, const ServerOptions& o) {
   if (ssl == nullptr) return;
   SSL_set_fd(ssl, fd);
   ERR_clear_error();
+  // The handshake, too, must finish within the head's time.
+  SetDeadline(fd, SteadyClock::now() + std::chrono::seconds(o.header_timeout_s));
   if (SSL_accept(ssl) == 1) {
-    Transport t(fd, ssl);
+    Transport t(fd, ssl, hook);
     Session(t, peer, true, o);
     SSL_shutdown(ssl);
   } else {
@@ -511,6 +558,8 @@ Status HttpServer::Start() {
                                   " or key " + options_.tls_key_file + ": " + e);
     }
     impl_->ssl_ctx = ctx;
+    // OpenSSL writes with write(2): a client gone mid-answer must be an error, not SIGPIPE.
+    signal(SIGPIPE, SIG_IGN);
   }
   sockaddr_storage ss{};
   socklen_t len = 0;
@@ -547,6 +596,7 @@ Status HttpServer::Start() {
   }
   impl_->listen_fd = fd;
   impl_->stopping = false;
+  impl_->watchdog = std::thread([this] { impl_->Watch(); });
   impl_->acceptor = std::thread([this] {
     Impl& im = *impl_;
     for (;;) {
@@ -581,7 +631,7 @@ Status HttpServer::Start() {
         close(c);
         continue;
       }
-      im.conns.insert(c);
+      im.conns.emplace(c, std::nullopt);
       lock.unlock();
       std::thread([this, c] {
         Impl& im2 = *impl_;
@@ -603,9 +653,11 @@ void HttpServer::Stop() {
   impl_->acceptor.join();
   std::unique_lock lock(impl_->mu);
   impl_->stopping = true;
-  for (int c : impl_->conns) shutdown(c, SHUT_RDWR);
+  for (auto& [c, deadline] : impl_->conns) shutdown(c, SHUT_RDWR);
+  impl_->wake_watchdog.notify_all();
   impl_->idle.wait(lock, [&] { return impl_->conns.empty(); });
   lock.unlock();
+  impl_->watchdog.join();
   close(impl_->listen_fd);
   close(impl_->wake[0]);
   close(impl_->wake[1]);

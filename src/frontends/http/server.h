@@ -18,6 +18,8 @@
 // "Expect: 100-continue" is answered when the handler first reads the body; a handler that
 // answers without reading the whole body makes the connection close after the response.
 //
+// With TLS, Start ignores SIGPIPE for the process (OpenSSL writes with write(2)).
+//
 // Thread safety: Start and Stop from one thread; handlers run on many threads concurrently and
 // must be thread-safe. The Router must not change after Start.
 

@@ -87,11 +87,11 @@ std::string Raw(uint16_t port, const std::string& bytes, bool half_close = true)
   asio::io_context io;
   asio::ip::tcp::socket sock(io);
   sock.connect({asio::ip::make_address("127.0.0.1"), port});
-  asio::write(sock, asio::buffer(bytes));
-  if (half_close) sock.shutdown(asio::ip::tcp::socket::shutdown_send);
+  beast::error_code ec;
+  asio::write(sock, asio::buffer(bytes), ec);
+  if (half_close) sock.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
   std::string out;
   char buf[4096];
-  beast::error_code ec;
   for (;;) {
     size_t n = sock.read_some(asio::buffer(buf), ec);
     if (ec) break;
@@ -132,8 +132,26 @@ TEST(HttpServerStreamTest, BoundsHeadsBodiesSlowClientsAndConnections) {
     size_t n = sock.read_some(asio::buffer(buf));
     EXPECT_EQ(std::string(buf, n), "HTTP/1.1 100 Continue\r\n\r\n");
     asio::write(sock, asio::buffer(std::string("hello")));
-    n = sock.read_some(asio::buffer(buf));
-    EXPECT_NE(std::string(buf, n).find("got 5"), std::string::npos) << std::string(buf, n);
+    beast::flat_buffer fb;
+    Response res;
+    beast::error_code ec;
+    beast_http::read(sock, fb, res, ec);
+    EXPECT_EQ(res.body(), "got 5") << ec.message();
+  }
+  // HEAD answers keep the connection (sync tools HEAD every object).
+  {
+    asio::io_context io;
+    asio::ip::tcp::socket sock(io);
+    sock.connect({asio::ip::make_address("127.0.0.1"), port});
+    for (int i = 0; i < 2; ++i) {
+      asio::write(sock, asio::buffer(std::string("HEAD /x HTTP/1.1\r\nHost: a\r\n\r\n")));
+      beast::flat_buffer buf;
+      beast_http::response_parser<beast_http::empty_body> p;
+      p.skip(true);
+      beast::error_code ec;
+      beast_http::read(sock, buf, p, ec);
+      EXPECT_FALSE(ec) << "HEAD " << i << ": " << ec.message();
+    }
   }
   // A client that stops in the middle of its head is cut off after the timeout.
   auto t0 = std::chrono::steady_clock::now();
@@ -184,6 +202,32 @@ TEST(HttpServerStreamTest, ServesTlsWithTheBoxCertificate) {
   // A plain-HTTP client gets no answer, and the server keeps serving TLS.
   std::string plain = Raw(server.port(), "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
   EXPECT_EQ(plain.find("secure"), std::string::npos);
+  // A client that never finishes its handshake is cut off after the head's time.
+  {
+    ServerOptions quick = o;
+    quick.header_timeout_s = 1;
+    HttpServer q(quick, [](Exchange&) {});
+    ASSERT_TRUE(q.Start().ok());
+    asio::io_context io2;
+    asio::ip::tcp::socket sock(io2);
+    sock.connect({asio::ip::make_address("127.0.0.1"), q.port()});
+    auto t0 = std::chrono::steady_clock::now();
+    // A TLS record header announcing 16 KiB, then a byte at a time.
+    asio::write(sock, asio::buffer(std::string("\x16\x03\x01\x40\x00", 5)));
+    beast::error_code ec;
+    for (int i = 0; i < 8 && !ec; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      asio::write(sock, asio::buffer(std::string("\x01")), ec);
+      char c;
+      sock.non_blocking(true);
+      sock.read_some(asio::buffer(&c, 1), ec);
+      if (ec == asio::error::would_block) ec = {};
+      sock.non_blocking(false);
+    }
+    double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_TRUE(ec) << "still connected after " << waited << " s";
+    EXPECT_LT(waited, 3.5);
+  }
   // A bad key or certificate is a clear error at start.
   ServerOptions bad = o;
   bad.tls_key_file = dir / "missing.key";

@@ -208,7 +208,8 @@ Result<ObjectInfo> Objects::InfoOf(std::string key, const store::Attr& a) {
 }
 
 Result<ObjectInfo> Objects::Put(const store::ShareInfo& bucket, std::string_view key,
-                                const Source& body, ObjectMeta meta, const Verify& verify) {
+                                const Source& body, ObjectMeta meta, const Verify& verify,
+                                bool no_replace) {
   FS_RETURN_IF_ERROR(ValidKey(key));
   if (key.back() == '/') {
     // A folder marker: no data allowed.
@@ -250,15 +251,26 @@ Result<ObjectInfo> Objects::Put(const store::ShareInfo& bucket, std::string_view
   if (!attr.ok()) return discard(attr.status());
   meta.data_gen = attr->data_gen;
   if (Status x = store_.SetXattr(node, kMetaXattr, meta.ToJson()); !x.ok()) return discard(x);
-  auto parent = EnsureDirs(bucket.root, DirPart(key));
-  if (!parent.ok()) return discard(parent.status());
   std::string_view base = BasePart(key);
-  auto existing = store_.Lookup(parent->id, base);
-  if (existing.ok() && existing->type == store::NodeType::kDirectory) {
-    return discard(
-        FailedPreconditionError("'" + std::string(key) + "' is a folder holding other objects"));
+  // A concurrent Delete may remove a folder left empty between EnsureDirs and Rename: again.
+  Status placed;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto parent = EnsureDirs(bucket.root, DirPart(key));
+    if (!parent.ok()) return discard(parent.status());
+    auto existing = store_.Lookup(parent->id, base);
+    if (existing.ok() && existing->type == store::NodeType::kDirectory) {
+      return discard(
+          FailedPreconditionError("'" + std::string(key) + "' is a folder holding other objects"));
+    }
+    placed = store_.Rename(put_dir.id, temp, parent->id, base, no_replace);
+    if (placed.code() != StatusCode::kNotFound) break;
   }
-  if (Status r = store_.Rename(put_dir.id, temp, parent->id, base); !r.ok()) return discard(r);
+  if (!placed.ok()) {
+    if (placed.code() == StatusCode::kAlreadyExists) {
+      return discard(AlreadyExistsError("'" + std::string(key) + "' exists"));
+    }
+    return discard(placed);
+  }
   h.reset();
   FS_ASSIGN_OR_RETURN(store::Attr final_attr, store_.GetAttr(node));
   return InfoOf(std::string(key), final_attr);
@@ -446,17 +458,27 @@ Result<ListResult> Objects::List(const store::ShareInfo& bucket, std::string_vie
 // --- Staging ---
 
 Result<uint64_t> Objects::PutStaged(const store::ShareInfo& bucket, std::string_view rel,
-                                    const Source& body, std::string* md5_raw) {
+                                    const Source& body, std::string* md5_raw,
+                                    const StageOptions& opts) {
   FS_ASSIGN_OR_RETURN(store::Attr staging, StagingRoot(bucket));
   FS_ASSIGN_OR_RETURN(store::Attr put_dir, EnsureDirs(staging.id, kPutDir));
-  FS_ASSIGN_OR_RETURN(store::Attr dir, EnsureDirs(staging.id, DirPart(rel)));
+  store::Attr dir;
+  if (opts.make_dirs) {
+    FS_ASSIGN_OR_RETURN(dir, EnsureDirs(staging.id, DirPart(rel)));
+  } else {
+    FS_ASSIGN_OR_RETURN(dir, StatStaged(bucket, DirPart(rel)));
+  }
   std::string temp = RandomName();
   FS_ASSIGN_OR_RETURN(auto h, store_.Create(put_dir.id, temp, {0600, 0, 0}));
-  auto size = CopyInto(body, *h, md5_raw);
+  store::NodeId node = h->node();
+  std::string md5;
+  auto size = CopyInto(body, *h, &md5);
   Status s = size.status();
   if (s.ok()) s = h->Close();
   h.reset();
+  if (s.ok() && opts.verify) s = opts.verify(md5, *size, node);
   if (s.ok()) s = store_.Rename(put_dir.id, temp, dir.id, BasePart(rel));
+  if (s.ok() && md5_raw != nullptr) *md5_raw = md5;
   if (!s.ok()) {
     (void)store_.Unlink(put_dir.id, temp);
     return s;
@@ -531,6 +553,38 @@ Status Objects::CleanStaging() {
     FS_RETURN_IF_ERROR(RemoveStaged(s, kPutDir));
   }
   return Status::Ok();
+}
+
+std::string XmlEscape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        // XML 1.0 cannot carry most control characters, even escaped.
+        if (static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n' && c != '\r') {
+          out += "&#xFFFD;";
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
 }
 
 }  // namespace fieldstack::frontends::objects

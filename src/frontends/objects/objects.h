@@ -82,6 +82,14 @@ using Source = std::function<Result<size_t>(std::span<uint8_t>)>;
 // visible; it may complete the metadata (checksums computed on the way). An error discards it.
 using Verify = std::function<Status(const std::string& md5_raw, uint64_t size, ObjectMeta* meta)>;
 
+// How Objects::PutStaged stores.
+struct StageOptions {
+  bool make_dirs = true;  // false: NotFound when the folder of `rel` does not exist
+  // Called with the data's MD5, size and node before it replaces `rel` (verify it, tag it with
+  // xattrs); an error discards it and leaves `rel` as it was.
+  std::function<Status(const std::string& md5_raw, uint64_t size, store::NodeId node)> verify;
+};
+
 class Objects {
  public:
   explicit Objects(store::Store& store);
@@ -96,8 +104,9 @@ class Objects {
   // the MD5 unless already set. A key ending in "/" with an empty body makes a folder.
   // FailedPrecondition when a folder stands where the file would go, or a file where a folder
   // of the key would.
+  // With `no_replace`, AlreadyExists (and nothing stored) when the key exists by then.
   Result<ObjectInfo> Put(const store::ShareInfo& bucket, std::string_view key, const Source& body,
-                         ObjectMeta meta, const Verify& verify = nullptr);
+                         ObjectMeta meta, const Verify& verify = nullptr, bool no_replace = false);
   // NotFound for a missing object (and for folders).
   Result<ObjectInfo> Head(const store::ShareInfo& bucket, std::string_view key);
   Result<std::unique_ptr<store::FileHandle>> Open(const ObjectInfo& info);
@@ -115,7 +124,8 @@ class Objects {
   // --- Staging (multipart parts, uncommitted blocks), below ".fieldstack-staging" ---
   // A staged file at `rel` ("uploads/<id>/00001"), replacing any; returns its size.
   Result<uint64_t> PutStaged(const store::ShareInfo& bucket, std::string_view rel,
-                             const Source& body, std::string* md5_raw = nullptr);
+                             const Source& body, std::string* md5_raw = nullptr,
+                             const StageOptions& opts = {});
   Result<store::Attr> StatStaged(const store::ShareInfo& bucket, std::string_view rel);
   Result<std::unique_ptr<store::FileHandle>> OpenStaged(const store::ShareInfo& bucket,
                                                         std::string_view rel);
@@ -153,6 +163,10 @@ struct AccessKey {
   bool CanRead(std::string_view bucket) const;
   bool CanWrite(std::string_view bucket) const;
 };
+
+// Text escaped for XML 1.0 (both object APIs answer in XML); control characters XML cannot
+// carry become U+FFFD.
+std::string XmlEscape(std::string_view s);
 
 // Writes `body` to `h` from offset 0 in 1 MiB pieces, computing MD5; returns the size.
 Result<uint64_t> CopyInto(const Source& body, store::FileHandle& h, std::string* md5_raw);

@@ -74,23 +74,6 @@ bool EtagListHas(std::string_view list, const std::string& etag) {
   return false;
 }
 
-std::map<std::string, std::string> ParseQuery(std::string_view query) {
-  std::map<std::string, std::string> out;
-  size_t pos = 0;
-  while (pos < query.size()) {
-    size_t amp = query.find('&', pos);
-    if (amp == std::string_view::npos) amp = query.size();
-    std::string_view kv = query.substr(pos, amp - pos);
-    if (!kv.empty()) {
-      size_t eq = kv.find('=');
-      out[cloud::UrlDecode(kv.substr(0, eq))] =
-          eq == std::string_view::npos ? "" : cloud::UrlDecode(kv.substr(eq + 1));
-    }
-    pos = amp + 1;
-  }
-  return out;
-}
-
 bool ValidBucketName(std::string_view n) {
   if (n.size() < 3 || n.size() > 63) return false;
   for (char c : n) {
@@ -141,13 +124,18 @@ bool beast_chunked(http::Exchange& ex) {
          boost::beast::string_view::npos;
 }
 
+// Raw bytes of hex text; empty when it is not hex.
 std::string HexDecode(std::string_view hex) {
+  if (hex.size() % 2 != 0 || !std::all_of(hex.begin(), hex.end(), ::isxdigit)) return "";
   std::string out;
   for (size_t i = 0; i + 1 < hex.size(); i += 2) {
     out.push_back(static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
   }
   return out;
 }
+
+Result<std::string> ReadXmlBody(http::Exchange& ex, const SigV4Identity& id, bool checksums,
+                                S3Error* err);
 
 // Checksums a PUT asks for (x-amz-checksum-*, x-amz-sdk-checksum-algorithm, or declared
 // trailers), computed while the body streams.
@@ -210,7 +198,9 @@ struct S3Api::Call {
              std::initializer_list<std::pair<std::string, std::string>> headers = {}) {
     http::Response res = Base(status);
     for (auto& [k, v] : headers) res.set(k, v);
-    res.prepare_payload();
+    if (status != bh::status::no_content && status != bh::status::not_modified) {
+      res.prepare_payload();
+    }
     (void)ex.Respond(std::move(res));
   }
   void Error(const S3Error& e) {
@@ -418,8 +408,9 @@ void S3Api::CreateBucket(Call& c) {
   if (!ValidBucketName(c.bucket_name)) {
     return c.Error(400, "InvalidBucketName", "The specified bucket is not valid.");
   }
-  auto body = c.ex.ReadWholeBody(64 * 1024);  // an optional CreateBucketConfiguration
-  if (!body.ok()) return c.Status(body.status());
+  S3Error err;
+  auto body = ReadXmlBody(c.ex, c.id, true, &err);  // an optional CreateBucketConfiguration
+  if (!body.ok()) return c.Error(err);
   auto made = objects_.store().CreateShare(c.bucket_name, store::ShareKind::kLocal);
   if (made.status().code() == StatusCode::kAlreadyExists) {
     return c.Error(409, "BucketAlreadyOwnedByYou", "You already own this bucket.");
@@ -442,20 +433,22 @@ Result<objects::ListResult> ListIn(objects::Objects& o, const S3Api::Call& c,
   return r;
 }
 
+// max-keys of a listing (1000 at most, the default); -1 when it is not a number.
+int MaxKeys(const S3Api::Call& c) {
+  if (!c.Has("max-keys")) return 1000;
+  const std::string& mk = c.Q("max-keys");
+  if (mk.empty() || mk.size() > 9 || !std::all_of(mk.begin(), mk.end(), ::isdigit)) return -1;
+  return std::min(1000, std::stoi(mk));
+}
+
 }  // namespace
 
 void S3Api::ListObjects(Call& c, int version) {
   std::string prefix = c.Q("prefix");
   std::string delimiter = c.Q("delimiter");
   bool url = c.Q("encoding-type") == "url";
-  int max = 1000;
-  if (c.Has("max-keys")) {
-    const std::string& mk = c.Q("max-keys");
-    if (mk.empty() || mk.size() > 9 || !std::all_of(mk.begin(), mk.end(), ::isdigit)) {
-      return c.Error(400, "InvalidArgument", "max-keys must be a non-negative integer");
-    }
-    max = std::min(1000, std::stoi(mk));
-  }
+  int max = MaxKeys(c);
+  if (max < 0) return c.Error(400, "InvalidArgument", "max-keys must be a non-negative integer");
   std::string marker;
   std::string token;
   if (version == 2) {
@@ -527,14 +520,8 @@ void S3Api::ListVersions(Call& c) {
   std::string delimiter = c.Q("delimiter");
   std::string marker = c.Q("key-marker");
   bool url = c.Q("encoding-type") == "url";
-  int max = 1000;
-  if (c.Has("max-keys")) {
-    const std::string& mk = c.Q("max-keys");
-    if (mk.empty() || mk.size() > 9 || !std::all_of(mk.begin(), mk.end(), ::isdigit)) {
-      return c.Error(400, "InvalidArgument", "max-keys must be a non-negative integer");
-    }
-    max = std::min(1000, std::stoi(mk));
-  }
+  int max = MaxKeys(c);
+  if (max < 0) return c.Error(400, "InvalidArgument", "max-keys must be a non-negative integer");
   auto list = ListIn(objects_, c, prefix, delimiter, marker, static_cast<size_t>(max));
   if (!list.ok()) return c.Status(list.status());
   auto enc = [&](const std::string& s) { return url ? cloud::UrlEncodePath(s) : s; };
@@ -580,12 +567,24 @@ void S3Api::ListVersions(Call& c) {
 
 namespace {
 
-// Reads a small XML request body, checking Content-MD5 or x-amz-checksum-* when sent.
-Result<std::string> ReadXmlBody(http::Exchange& ex, S3Error* err) {
+// Reads a small XML request body, checking the signed payload hash, Content-MD5 and (with
+// `checksums`: on CompleteMultipartUpload they describe the object) x-amz-checksum-*.
+Result<std::string> ReadXmlBody(http::Exchange& ex, const SigV4Identity& id, bool checksums,
+                                S3Error* err) {
   auto body = ex.ReadWholeBody(kMaxXmlBytes);
   if (!body.ok()) {
     *err = {400, "MalformedXML", body.status().message()};
     return body.status();
+  }
+  const std::string& ph = id.payload_hash;
+  if (ph.size() == 64 && crypto::ToHex(crypto::Digest::Sha256(*body)) != Lower(ph)) {
+    *err = {400, "XAmzContentSHA256Mismatch",
+            "The provided 'x-amz-content-sha256' header does not match what was computed."};
+    return InvalidArgumentError("sha256");
+  }
+  if (ph.starts_with("STREAMING-")) {
+    *err = {400, "InvalidRequest", "aws-chunked bodies are only for object data"};
+    return InvalidArgumentError("chunked");
   }
   std::string md5 = std::string(ex.header()["Content-MD5"]);
   if (!md5.empty() && crypto::Base64(crypto::Digest::Md5(*body)) != md5) {
@@ -594,7 +593,7 @@ Result<std::string> ReadXmlBody(http::Exchange& ex, S3Error* err) {
   }
   for (const char* name : kChecksumNames) {
     std::string want = std::string(ex.header()[std::string("x-amz-checksum-") + name]);
-    if (want.empty()) continue;
+    if (want.empty() || !checksums) continue;
     auto sum = crypto::Checksum::Make(name);
     sum->Update({reinterpret_cast<const uint8_t*>(body->data()), body->size()});
     if (crypto::Base64(sum->Final()) != want) {
@@ -611,7 +610,7 @@ Result<std::string> ReadXmlBody(http::Exchange& ex, S3Error* err) {
 
 void S3Api::DeleteObjects(Call& c) {
   S3Error err;
-  auto body = ReadXmlBody(c.ex, &err);
+  auto body = ReadXmlBody(c.ex, c.id, /*checksums=*/true, &err);
   if (!body.ok()) return c.Error(err);
   std::vector<std::string> keys;
   bool quiet = false;
@@ -914,13 +913,30 @@ void S3Api::PutObject(Call& c) {
   }
   BodyReader r{c.ex};
   if (!StartBody(c.ex, c.id, &r, &err)) return c.Error(err);
+  // "If-None-Match: *" holds atomically (the rename refuses an existing key); If-Match is
+  // checked again once the body is in, just before the object replaces the old one.
+  bool no_replace = if_none == "*";
   auto info = objects_.Put(
       *c.bucket, c.Full(), [&r](std::span<uint8_t> out) { return r.Read(out); }, meta,
       [&](const std::string& md5, uint64_t size, ObjectMeta* m) {
-        return FinishBody(c.ex, r, md5, size, m, &err);
-      });
+        FS_RETURN_IF_ERROR(FinishBody(c.ex, r, md5, size, m, &err));
+        if (!if_match.empty()) {
+          auto now = objects_.Head(*c.bucket, c.Full());
+          if (!now.ok() || !EtagListHas(if_match, now->ETag())) {
+            err = {412, "PreconditionFailed",
+                   "At least one of the pre-conditions you specified did not hold"};
+            return FailedPreconditionError("if-match");
+          }
+        }
+        return Status::Ok();
+      },
+      no_replace);
   if (!info.ok()) {
     if (err.set()) return c.Error(err);
+    if (no_replace && info.status().code() == StatusCode::kAlreadyExists) {
+      return c.Error(412, "PreconditionFailed",
+                     "At least one of the pre-conditions you specified did not hold");
+    }
     if (info.status().message().starts_with("too large")) {
       return c.Error(400, "EntityTooLarge",
                      "Your proposed upload exceeds the maximum allowed object size.");
@@ -1130,8 +1146,8 @@ void S3Api::GetObject(Call& c, bool head) {
   } else if (c.Header("x-amz-checksum-mode") == "ENABLED" && info->meta_current()) {
     for (const auto& [name, v] : info->meta.checksums) h.set("x-amz-checksum-" + name, v);
   }
-  if (head) {
-    (void)c.ex.BeginResponse(h, range.length);
+  if (head || info->attr.type != store::NodeType::kFile) {  // a folder marker has no data
+    (void)c.ex.BeginResponse(h, info->attr.type == store::NodeType::kFile ? range.length : 0);
     return;
   }
   auto fh = objects_.Open(*info);
@@ -1232,14 +1248,49 @@ void S3Api::UploadPart(Call& c) {
   uint64_t size = 0;
   ObjectMeta sums;
   std::string copy_source = c.Header("x-amz-copy-source");
+  // The part is verified and tagged with its ETag before it replaces an earlier upload of the
+  // same part, and only into an upload that still exists.
+  auto stage = [&](const objects::Source& source, BodyReader* r) -> Status {
+    objects::StageOptions so;
+    so.make_dirs = false;
+    so.verify = [&](const std::string& got_md5, uint64_t got_size, store::NodeId node) {
+      if (r != nullptr) FS_RETURN_IF_ERROR(FinishBody(c.ex, *r, got_md5, got_size, &sums, &err));
+      nlohmann::json pj;
+      pj["etag"] = crypto::ToHex(got_md5);
+      pj["sums"] = sums.checksums;
+      pj["time"] = c.now;
+      return objects_.store().SetXattr(node, kPartXattr, pj.dump());
+    };
+    auto n = objects_.PutStaged(*c.bucket, PartPath(id, part), source, &md5, so);
+    if (!n.ok()) return n.status();
+    size = *n;
+    return Status::Ok();
+  };
+  auto failed = [&](const Status& s) {
+    if (err.set()) return c.Error(err);
+    if (s.code() == StatusCode::kNotFound) {
+      return c.Error(404, "NoSuchUpload", "The specified upload does not exist.");
+    }
+    if (s.message().starts_with("too large")) {
+      return c.Error(400, "EntityTooLarge", "A part holds at most 5 GiB.");
+    }
+    return c.Status(s);
+  };
   if (!copy_source.empty()) {
     // UploadPartCopy: a range of another object.
     std::string src = cloud::UrlDecode(copy_source);
+    size_t qm = src.find("?versionId=");
+    if (qm != std::string::npos) {
+      if (src.substr(qm + 11) != "null") {
+        return c.Error(404, "NoSuchVersion", "The specified version does not exist.");
+      }
+      src.resize(qm);
+    }
     if (!src.empty() && src.front() == '/') src.erase(0, 1);
     size_t slash = src.find('/');
-    size_t qm = src.find('?');
-    if (qm != std::string::npos) src.resize(qm);
-    if (slash == std::string::npos) return c.Error(400, "InvalidArgument", "bad x-amz-copy-source");
+    if (slash == std::string::npos || slash == 0 || slash + 1 == src.size()) {
+      return c.Error(400, "InvalidArgument", "bad x-amz-copy-source");
+    }
     std::string sbn = src.substr(0, slash);
     if (!c.id.key->CanRead(sbn)) return c.Error(403, "AccessDenied", "Access Denied");
     auto sb = ResolveBucket(sbn);
@@ -1256,35 +1307,15 @@ void S3Api::UploadPart(Call& c) {
     }
     auto h = objects_.Open(*from);
     if (!h.ok()) return c.Status(h.status());
-    auto n = objects_.PutStaged(*c.bucket, PartPath(id, part),
-                                objects::ReadFrom(**h, r.first, r.length), &md5);
-    if (!n.ok()) return c.Status(n.status());
-    size = *n;
+    if (Status s = stage(objects::ReadFrom(**h, r.first, r.length), nullptr); !s.ok()) {
+      return failed(s);
+    }
   } else {
     BodyReader r{c.ex};
     if (!StartBody(c.ex, c.id, &r, &err)) return c.Error(err);
-    auto n = objects_.PutStaged(
-        *c.bucket, PartPath(id, part), [&r](std::span<uint8_t> out) { return r.Read(out); }, &md5);
-    if (!n.ok()) {
-      if (n.status().message().starts_with("too large")) {
-        return c.Error(400, "EntityTooLarge", "A part holds at most 5 GiB.");
-      }
-      return c.Status(n.status());
-    }
-    size = *n;
-    if (!FinishBody(c.ex, r, md5, size, &sums, &err).ok()) {
-      (void)objects_.RemoveStaged(*c.bucket, PartPath(id, part));
-      return c.Error(err);
-    }
+    Status s = stage([&r](std::span<uint8_t> out) { return r.Read(out); }, &r);
+    if (!s.ok()) return failed(s);
   }
-  nlohmann::json pj;
-  pj["etag"] = crypto::ToHex(md5);
-  pj["sums"] = sums.checksums;
-  pj["time"] = c.now;
-  auto st = objects_.StatStaged(*c.bucket, PartPath(id, part));
-  if (!st.ok()) return c.Status(st.status());
-  if (Status s = objects_.store().SetXattr(st->id, kPartXattr, pj.dump()); !s.ok())
-    return c.Status(s);
   if (!copy_source.empty()) {
     XmlWriter x;
     x.Open("CopyPartResult", kS3Namespace);
@@ -1303,15 +1334,33 @@ void S3Api::UploadPart(Call& c) {
 void S3Api::CompleteUpload(Call& c) {
   std::string id = c.Q("uploadId");
   S3Error err;
-  auto up = LoadUpload(objects_, *c.bucket, id, c.Full(), &err);
-  if (!up) return c.Error(err);
-  auto body = ReadXmlBody(c.ex, &err);
+  auto body = ReadXmlBody(c.ex, c.id, /*checksums=*/false, &err);
   if (!body.ok()) return c.Error(err);
   std::vector<CompletedPart> parts;
   if (!ParseCompleteRequest(*body, &parts, &err)) return c.Error(err);
-  if (parts.empty()) {
-    return c.Error(400, "MalformedXML", "You must specify at least one part");
+  auto result = [&](const ObjectInfo& info) {
+    XmlWriter x;
+    x.Open("CompleteMultipartUploadResult", kS3Namespace);
+    x.Leaf("Location", "/" + c.bucket_name + "/" + c.key);
+    x.Leaf("Bucket", c.bucket_name);
+    x.Leaf("Key", c.key);
+    x.Leaf("ETag", Quote(info.ETag()));
+    for (const auto& [name, v] : info.meta.checksums) x.Leaf("Checksum" + Upper(name), v);
+    x.Close("CompleteMultipartUploadResult");
+    c.Xml(bh::status::ok, x.Done());
+  };
+  auto up = LoadUpload(objects_, *c.bucket, id, c.Full(), &err);
+  if (!up && !parts.empty()) {
+    // A retry of a Complete whose answer was lost: the object made of these parts is there.
+    std::string md5s;
+    for (const CompletedPart& p : parts) md5s += HexDecode(Unquote(p.etag));
+    std::string want =
+        crypto::ToHex(crypto::Digest::Md5(md5s)) + "-" + std::to_string(parts.size());
+    auto have = objects_.Head(*c.bucket, c.Full());
+    if (have.ok() && have->meta_current() && have->meta.etag == want) return result(*have);
   }
+  if (!up) return c.Error(err);
+  if (parts.empty()) return c.Error(400, "MalformedXML", "You must specify at least one part");
   std::string algo = up->value("algorithm", "");
   struct Have {
     store::Attr attr;
@@ -1408,15 +1457,7 @@ void S3Api::CompleteUpload(Call& c) {
   if (Status s = objects_.RemoveStaged(*c.bucket, UploadDir(id)); !s.ok()) {
     spdlog::warn("s3: cannot remove the parts of upload {}: {}", id, s.ToString());
   }
-  XmlWriter x;
-  x.Open("CompleteMultipartUploadResult", kS3Namespace);
-  x.Leaf("Location", "/" + c.bucket_name + "/" + c.key);
-  x.Leaf("Bucket", c.bucket_name);
-  x.Leaf("Key", c.key);
-  x.Leaf("ETag", Quote(info->ETag()));
-  for (const auto& [name, v] : info->meta.checksums) x.Leaf("Checksum" + Upper(name), v);
-  x.Close("CompleteMultipartUploadResult");
-  c.Xml(bh::status::ok, x.Done());
+  result(*info);
 }
 
 void S3Api::AbortUpload(Call& c) {

@@ -563,6 +563,76 @@ TEST_F(S3ApiTest, BadKeysDigestsAndXmlGetProperErrorsAndStoreNothing) {
   EXPECT_EQ(Stored("bucket1", "file"), "f");
 }
 
+// Found in review: each of these once changed data it should not have.
+TEST_F(S3ApiTest, UnsignedHeadersSwappedBodiesAndRetriesChangeNothing) {
+  ASSERT_EQ(Send("PUT", "/other/secret", "TOPSECRET").status, 200);
+  // A presigned PUT signs only the host: an added x-amz-copy-source must not turn it into a
+  // copy of something else.
+  std::string url =
+      cloud::s3::PresignUrl("PUT", endpoint_ + "/bucket1/upload-here", {"AKIATESTER", kSecret, ""},
+                            "us-east-1", RealClock::Get().NowUnixNanos(), 300);
+  auto r = client_.Send({"PUT", url, {{"x-amz-copy-source", "other/secret"}}, {}});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 403) << r->body;
+  EXPECT_EQ(Stored("bucket1", "upload-here"), "<missing>");
+  std::string fine = "presigned body";
+  r = client_.Send({"PUT", url, {}, {reinterpret_cast<const uint8_t*>(fine.data()), fine.size()}});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(Stored("bucket1", "upload-here"), fine);
+  // An XML body other than the one signed.
+  ASSERT_EQ(Send("PUT", "/bucket1/keep-me", "k").status, 200);
+  std::string signed_xml = "<Delete><Object><Key>a</Key></Object></Delete>";
+  std::string sent_xml = "<Delete><Object><Key>keep-me</Key></Object></Delete>";
+  cloud::HttpRequest d{"POST", endpoint_ + "/bucket1?delete", {}, {}};
+  cloud::s3::SignRequest(d, {"AKIATESTER", kSecret, ""}, "us-east-1",
+                         RealClock::Get().NowUnixNanos(),
+                         crypto::ToHex(crypto::Digest::Sha256(signed_xml)));
+  d.body = {reinterpret_cast<const uint8_t*>(sent_xml.data()), sent_xml.size()};
+  r = client_.Send(d);
+  ASSERT_TRUE(r.ok());
+  EXPECT_NE(r->body.find("XAmzContentSHA256Mismatch"), std::string::npos) << r->body;
+  EXPECT_EQ(Stored("bucket1", "keep-me"), "k");
+  // A part re-sent with a bad Content-MD5 leaves the part already acknowledged.
+  auto up = Send("POST", "/bucket1/mp?uploads");
+  size_t at = up.body.find("<UploadId>");
+  ASSERT_NE(at, std::string::npos) << up.body;
+  std::string id = up.body.substr(at + 10, 32);
+  std::string part = "the only part";
+  auto p1 = Send("PUT", "/bucket1/mp?partNumber=1&uploadId=" + id, part);
+  ASSERT_EQ(p1.status, 200);
+  std::string etag = p1.Header("etag");
+  auto bad = Send("PUT", "/bucket1/mp?partNumber=1&uploadId=" + id, "other bytes",
+                  {{"Content-MD5", crypto::Base64(crypto::Digest::Md5("x"))}});
+  EXPECT_EQ(bad.status, 400) << bad.body;
+  std::string complete = "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>" + etag +
+                         "</ETag></Part></CompleteMultipartUpload>";
+  auto done = Send("POST", "/bucket1/mp?uploadId=" + id, complete);
+  EXPECT_EQ(done.status, 200) << done.body;
+  EXPECT_EQ(Stored("bucket1", "mp"), part);
+  // Its retry (the answer was lost) succeeds too, with the same ETag.
+  auto again = Send("POST", "/bucket1/mp?uploadId=" + id, complete);
+  EXPECT_EQ(again.status, 200) << again.body;
+  EXPECT_NE(again.body.find("-1&quot;</ETag>"), std::string::npos) << again.body;
+  // A copy source with '?' before its '/' names no bucket: a clean 404, not a crash.
+  auto up2 = Send("POST", "/bucket1/mp2?uploads");
+  std::string id2 = up2.body.substr(up2.body.find("<UploadId>") + 10, 32);
+  auto copy = Send("PUT", "/bucket1/mp2?partNumber=1&uploadId=" + id2, "",
+                   {{"x-amz-copy-source", "bucket1?x/obj"}});
+  EXPECT_NE(copy.body.find("<Code>NoSuchBucket</Code>"), std::string::npos) << copy.body;
+  // If-None-Match: * only creates.
+  auto once = Send("PUT", "/bucket1/lock", "first", {{"If-None-Match", "*"}});
+  EXPECT_EQ(once.status, 200);
+  auto twice = Send("PUT", "/bucket1/lock", "second", {{"If-None-Match", "*"}});
+  EXPECT_EQ(twice.status, 412) << twice.body;
+  EXPECT_EQ(Stored("bucket1", "lock"), "first");
+  // A folder marker reads as an empty object.
+  ASSERT_EQ(Send("PUT", "/bucket1/folder/", "").status, 200);
+  auto marker = Send("GET", "/bucket1/folder/");
+  EXPECT_EQ(marker.status, 200) << marker.body;
+  EXPECT_EQ(marker.body, "");
+}
+
 // A signed aws-chunked body, built the way the SigV4 streaming docs describe.
 std::string ChunkedBody(const SigV4Identity& id, const std::string& data, size_t chunk,
                         bool corrupt_second) {

@@ -34,22 +34,6 @@ S3Error Err(int http, std::string code, std::string message) {
   return {http, std::move(code), std::move(message)};
 }
 
-// Query parameters, decoded.
-std::map<std::string, std::string> QueryParams(std::string_view query) {
-  std::map<std::string, std::string> out;
-  size_t pos = 0;
-  while (pos < query.size()) {
-    size_t amp = query.find('&', pos);
-    if (amp == std::string_view::npos) amp = query.size();
-    std::string_view kv = query.substr(pos, amp - pos);
-    size_t eq = kv.find('=');
-    out[cloud::UrlDecode(kv.substr(0, eq))] =
-        eq == std::string_view::npos ? "" : cloud::UrlDecode(kv.substr(eq + 1));
-    pos = amp + 1;
-  }
-  return out;
-}
-
 // The query without X-Amz-Signature (presigned URLs sign everything else).
 std::string QueryWithoutSignature(std::string_view query) {
   std::string out;
@@ -103,6 +87,21 @@ std::string CanonicalHeaders(const SigV4Request& req, const std::vector<std::str
 
 }  // namespace
 
+std::map<std::string, std::string> ParseQuery(std::string_view query) {
+  std::map<std::string, std::string> out;
+  size_t pos = 0;
+  while (pos < query.size()) {
+    size_t amp = query.find('&', pos);
+    if (amp == std::string_view::npos) amp = query.size();
+    std::string_view kv = query.substr(pos, amp - pos);
+    size_t eq = kv.find('=');
+    out[cloud::UrlDecode(kv.substr(0, eq))] =
+        eq == std::string_view::npos ? "" : cloud::UrlDecode(kv.substr(eq + 1));
+    pos = amp + 1;
+  }
+  return out;
+}
+
 std::string SigV4Request::Header(std::string_view lower_name) const {
   for (const auto& [k, v] : headers) {
     if (Lower(k) == lower_name) return v;
@@ -113,7 +112,7 @@ std::string SigV4Request::Header(std::string_view lower_name) const {
 bool VerifySigV4(const SigV4Request& req, const std::vector<objects::AccessKey>& keys,
                  int64_t now_ns, SigV4Identity* out, S3Error* err) {
   std::string auth = req.Header("authorization");
-  auto params = QueryParams(req.query);
+  auto params = ParseQuery(req.query);
   bool presigned = params.count("X-Amz-Signature") != 0 || params.count("X-Amz-Algorithm") != 0;
   std::string credential, signed_headers, signature, amz_date;
   int64_t expires_s = 0;
@@ -227,6 +226,18 @@ bool VerifySigV4(const SigV4Request& req, const std::vector<objects::AccessKey>&
   if (std::find(names.begin(), names.end(), "host") == names.end()) {
     *err = Err(400, "AuthorizationHeaderMalformed", "the host header must be signed");
     return false;
+  }
+  // x-amz-* headers change what a request does (a copy source, metadata, a checksum): one that
+  // is not signed could have been added by whoever holds a presigned URL or a captured request.
+  for (const auto& [k, v] : req.headers) {
+    std::string name = Lower(k);
+    if (!name.starts_with("x-amz-") || name == "x-amz-user-agent") continue;
+    if (presigned && auth.empty() && name == "x-amz-content-sha256") continue;
+    if (std::find(names.begin(), names.end(), name) == names.end()) {
+      *err = Err(403, "AccessDenied",
+                 "There were headers present in the request which were not signed: " + name);
+      return false;
+    }
   }
   std::string query = presigned && auth.empty() ? QueryWithoutSignature(req.query) : req.query;
   std::string canonical = req.method + "\n" + (req.path.empty() ? "/" : req.path) + "\n" +

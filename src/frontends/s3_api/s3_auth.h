@@ -31,6 +31,9 @@ struct S3Error {
   bool set() const { return http != 0; }
 };
 
+// Query parameters, decoded (a name without '=' has an empty value; the last repeat wins).
+std::map<std::string, std::string> ParseQuery(std::string_view query);
+
 struct SigV4Request {
   std::string method;
   std::string path;   // as sent (percent-encoded)

@@ -6,40 +6,6 @@
 
 namespace fieldstack::frontends::s3_api {
 
-std::string XmlEscape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&apos;";
-        break;
-      case '\r':
-        out += "&#13;";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t') {
-          out += "&#" + std::to_string(static_cast<int>(c)) + ";";
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  return out;
-}
-
 void XmlWriter::Open(std::string_view name, std::string_view xmlns) {
   if (!started_) {
     out_ = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";

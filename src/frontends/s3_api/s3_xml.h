@@ -14,7 +14,7 @@ namespace fieldstack::frontends::s3_api {
 
 inline constexpr char kS3Namespace[] = "http://s3.amazonaws.com/doc/2006-03-01/";
 
-std::string XmlEscape(std::string_view s);
+using objects::XmlEscape;
 
 // Builds a document: an XML declaration, then elements in the order written.
 class XmlWriter {
