@@ -1056,8 +1056,9 @@ Status Store::FlushDirtyChunk(LiveFile& f) {
   return Status::Ok();
 }
 
-Status Store::CommitData(LiveFile& f, bool release_mark) {
-  if (!f.dirty && !(release_mark && f.marked)) return Status::Ok();
+Status Store::CommitData(LiveFile& f, bool release_mark, std::string_view xattr_name,
+                         const std::function<std::string(uint64_t)>& xattr_value) {
+  if (!f.dirty && !(release_mark && f.marked) && !xattr_value) return Status::Ok();
   WriterOrigin origin(f);
   if (f.dirty) {
     FS_RETURN_IF_ERROR(FlushDirtyChunk(f));
@@ -1093,6 +1094,24 @@ Status Store::CommitData(LiveFile& f, bool release_mark) {
         FS_ASSIGN_OR_RETURN(std::string path, PathIn(db, f.id));
         FS_RETURN_IF_ERROR(
             AppendEvent(db, now, f.share_id, f.id, EventKind::kWrite, version, path));
+      }
+    }
+    if (xattr_value) {
+      auto attr = LoadAttr(db, f.id);
+      if (attr.ok()) {  // else unlinked while open
+        std::string value = xattr_value(dirty ? gen : f.committed_gen);
+        if (xattr_name.empty() || xattr_name.size() > 255 || value.size() > kMaxXattrValueBytes) {
+          return InvalidArgumentError(
+              "xattr name must be 1-255 bytes and its value at most 64 KiB");
+        }
+        FS_ASSIGN_OR_RETURN(Stmt x, db.Prepare("INSERT OR REPLACE INTO xattrs VALUES(?,?,?)"));
+        x.Bind(1, static_cast<int64_t>(f.id)).Bind(2, xattr_name).BindBlob(3, value);
+        FS_RETURN_IF_ERROR(x.Run());
+        if (!dirty) {
+          FS_ASSIGN_OR_RETURN(uint64_t v, Touch(db, f.id, now));
+          FS_ASSIGN_OR_RETURN(std::string path, PathIn(db, f.id));
+          FS_RETURN_IF_ERROR(AppendEvent(db, now, f.share_id, f.id, EventKind::kXattr, v, path));
+        }
       }
     }
     if (release_mark) {
@@ -2040,6 +2059,21 @@ Status FileHandle::Sync() {
   if (closed_) return FailedPreconditionError("handle is closed");
   MutexLock l(file_->mu);
   return store_->CommitData(*file_, false);
+}
+
+Status FileHandle::CloseWithXattr(std::string_view name,
+                                  const std::function<std::string(uint64_t)>& value) {
+  if (closed_) return FailedPreconditionError("file already closed");
+  if (!writable_) return InvalidArgumentError("CloseWithXattr needs a writable handle");
+  closed_ = true;
+  Status s;
+  {
+    MutexLock l(file_->mu);
+    --file_->writers;
+    s = store_->CommitData(*file_, file_->writers == 0, name, value);
+  }
+  store_->ReleaseOpenFile(file_);
+  return s;
 }
 
 Status FileHandle::Close() {

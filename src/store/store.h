@@ -98,6 +98,11 @@ class FileHandle {
   // Commit point: after OK, everything written so far survives a crash.
   Status Sync();
   Status Close();
+  // Close that also sets xattr `name`, in the same commit, to value(data_gen) where data_gen
+  // is the generation the data has after it: one commit fewer for front ends that tag what
+  // they wrote (the object APIs' metadata). The value is at most 64 KiB.
+  Status CloseWithXattr(std::string_view name,
+                        const std::function<std::string(uint64_t data_gen)>& value);
 
  private:
   friend class Store;
@@ -246,7 +251,9 @@ class Store {
   Result<std::shared_ptr<LiveFile>> GetOpenFile(NodeId node);
   std::shared_ptr<LiveFile> FindOpen(NodeId node);  // nullptr when the file is not open
   void ReleaseOpenFile(const std::shared_ptr<LiveFile>& f);
-  Status CommitData(LiveFile& f, bool release_mark);
+  // With `xattr_value`: also sets xattr `xattr_name` to xattr_value(committed data_gen).
+  Status CommitData(LiveFile& f, bool release_mark, std::string_view xattr_name = {},
+                    const std::function<std::string(uint64_t)>& xattr_value = nullptr);
   Status FlushDirtyChunk(LiveFile& f);
   Status EnsureMarked(LiveFile& f);
   Status EnsureChunkFile(LiveFile& f);

@@ -102,6 +102,35 @@ TEST_P(StoreTest, PartialChunkReadsSeeEveryChange) {
   EXPECT_EQ(half, want);
 }
 
+TEST_P(StoreTest, CloseWithXattrTagsTheDataGenerationInTheSameCommit) {
+  auto h = store_->Create(root_, "tagged", {});
+  ASSERT_TRUE(h.ok());
+  std::vector<uint8_t> data(5000, 7);
+  ASSERT_TRUE((*h)->Write(0, data).ok());
+  uint64_t seen = 0;
+  ASSERT_TRUE((*h)->CloseWithXattr("fieldstack.test",
+                                   [&](uint64_t gen) {
+                                     seen = gen;
+                                     return "gen " + std::to_string(gen);
+                                   })
+                  .ok());
+  NodeId id = (*h)->node();
+  auto a = store_->GetAttr(id);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->data_gen, seen);
+  EXPECT_NE(seen, 0u);
+  EXPECT_EQ(store_->GetXattr(id, "fieldstack.test").value_or(""), "gen " + std::to_string(seen));
+  EXPECT_EQ((*h)->Close().code(), StatusCode::kOk);  // closing again is harmless
+  Reopen();
+  EXPECT_EQ(store_->GetXattr(id, "fieldstack.test").value_or(""), "gen " + std::to_string(seen));
+  EXPECT_EQ(ReadAll(id), data);
+  // A read-only handle cannot.
+  auto r = store_->OpenFile(id, false);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ((*r)->CloseWithXattr("x", [](uint64_t) { return std::string(); }).code(),
+            StatusCode::kInvalidArgument);
+}
+
 TEST_P(StoreTest, WritesReadsAndSurvivesReopen) {
   auto data = Pattern(3 * 4096 + 123, 1);
   NodeId id = WriteFile("a.bin", data);

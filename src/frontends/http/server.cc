@@ -460,6 +460,7 @@ void HttpServer::Impl::RouterExchange(Exchange& ex, const ServerOptions& o) {
 void HttpServer::Impl::Session(Transport& t, const std::string& peer, bool secure,
                                const ServerOptions& o) {
   beast::flat_buffer buffer;
+  buffer.reserve(64 * 1024);  // else Beast reads bodies 512 bytes per recv()
   for (;;) {
     Parser parser;
     parser.header_limit(o.header_limit_bytes);
