@@ -287,10 +287,12 @@ class ConnExchange : public Exchange {
     if (Status c = ContinueIfBodyless(); !c.ok()) return c;
     responded_ = true;
     head.version(parser_.get().version());
-    bool keep = parser_.is_done() && parser_.get().keep_alive();
+    bool keep = parser_.is_done() && parser_.get().keep_alive() && content_length != kUntilClose;
     head.set(beast_http::field::connection, keep ? "keep-alive" : "close");
     keep_alive_ = keep;
-    head.set(beast_http::field::content_length, std::to_string(content_length));
+    if (content_length != kUntilClose) {
+      head.set(beast_http::field::content_length, std::to_string(content_length));
+    }
     remaining_ = head_ ? 0 : content_length;  // a HEAD answer has no body
     std::string text;
     {

@@ -78,7 +78,10 @@ class Exchange {
 
   // A whole response. Content-Length is set from the body.
   virtual Status Respond(Response res) = 0;
-  // The head of a response of `content_length` body bytes, which WriteBody then sends.
+  // The head of a response of `content_length` body bytes, which WriteBody then sends. With
+  // kUntilClose the length is not known: the body ends when the connection closes after the
+  // handler returns (for answers that must start before their outcome is known).
+  static constexpr uint64_t kUntilClose = ~uint64_t{0};
   virtual Status BeginResponse(ResponseHeader& head, uint64_t content_length) = 0;
   virtual Status WriteBody(std::span<const uint8_t> data) = 0;
   virtual bool responded() const = 0;

@@ -4,9 +4,12 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <pugixml.hpp>
+#include <thread>
 
 #include "cloud/http_client.h"
 #include "crypto/chunk_codec.h"
@@ -1451,13 +1454,76 @@ void S3Api::CompleteUpload(Call& c) {
       ++index;
     }
   };
-  auto info = objects_.Put(*c.bucket, c.Full(), source, meta);
-  current.reset();
-  if (!info.ok()) return c.Status(info.status());
-  if (Status s = objects_.RemoveStaged(*c.bucket, UploadDir(id)); !s.ok()) {
-    spdlog::warn("s3: cannot remove the parts of upload {}: {}", id, s.ToString());
+  // Assembling copies every part, which for a large object takes longer than clients wait for
+  // an answer. As S3 does, answer 200 at once, send a space every few seconds, then the result
+  // or an <Error> (SDKs read the body of a 200 Complete for that).
+  uint64_t total = 0;
+  for (const Have& h : have) total += h.attr.size;
+  bool stream = total >= options_.stream_complete_bytes;
+  if (stream) {
+    http::ResponseHeader h;
+    h.result(bh::status::ok);
+    h.set(bh::field::server, "fieldstack");
+    h.set("x-amz-request-id", c.request_id);
+    h.set(bh::field::date, HttpDate(c.now));
+    h.set(bh::field::content_type, "application/xml");
+    if (!c.ex.BeginResponse(h, http::Exchange::kUntilClose).ok()) return;
+    std::string decl = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+    (void)c.ex.WriteBody({reinterpret_cast<const uint8_t*>(decl.data()), decl.size()});
   }
-  result(*info);
+  std::optional<Result<ObjectInfo>> info;
+  {
+    std::mutex mu;
+    std::condition_variable cv;
+    store::Origin origin{true, 0, 0, 0, "s3:" + c.id.key->user + "@" + c.ex.peer()};
+    std::thread worker([&] {
+      store::Store::SetThreadOrigin(origin);
+      auto r = objects_.Put(*c.bucket, c.Full(), source, meta);
+      current.reset();
+      std::lock_guard l(mu);
+      info = std::move(r);
+      cv.notify_all();
+    });
+    std::unique_lock l(mu);
+    while (!info) {
+      if (cv.wait_for(l, std::chrono::seconds(5), [&] { return info.has_value(); })) break;
+      if (stream) {
+        l.unlock();
+        (void)c.ex.WriteBody({reinterpret_cast<const uint8_t*>(" "), 1});
+        l.lock();
+      }
+    }
+    l.unlock();
+    worker.join();
+  }
+  if (info->ok()) {
+    if (Status s = objects_.RemoveStaged(*c.bucket, UploadDir(id)); !s.ok()) {
+      spdlog::warn("s3: cannot remove the parts of upload {}: {}", id, s.ToString());
+    }
+  }
+  if (!stream) {
+    if (!info->ok()) return c.Status(info->status());
+    return result(**info);
+  }
+  XmlWriter x(/*declaration=*/false);
+  if (info->ok()) {
+    x.Open("CompleteMultipartUploadResult", kS3Namespace);
+    x.Leaf("Location", "/" + c.bucket_name + "/" + c.key);
+    x.Leaf("Bucket", c.bucket_name);
+    x.Leaf("Key", c.key);
+    x.Leaf("ETag", Quote((*info)->ETag()));
+    for (const auto& [name, v] : (*info)->meta.checksums) x.Leaf("Checksum" + Upper(name), v);
+    x.Close("CompleteMultipartUploadResult");
+  } else {
+    S3Error e = FromStatus(info->status(), c.key);
+    x.Open("Error");
+    x.Leaf("Code", e.code);
+    x.Leaf("Message", e.message);
+    x.Leaf("RequestId", c.request_id);
+    x.Close("Error");
+  }
+  std::string tail = x.Done();
+  (void)c.ex.WriteBody({reinterpret_cast<const uint8_t*>(tail.data()), tail.size()});
 }
 
 void S3Api::AbortUpload(Call& c) {

@@ -40,6 +40,9 @@ struct S3Options {
   bool create_buckets = false;
   // Extra buckets by name (besides one per share); rights name these buckets.
   std::map<std::string, BucketMapping> buckets;
+  // A CompleteMultipartUpload of at least this many bytes answers 200 at once and sends spaces
+  // while it assembles the object, then the result or an <Error>.
+  uint64_t stream_complete_bytes = 64ull << 20;
 };
 
 class S3Api {
