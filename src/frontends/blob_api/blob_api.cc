@@ -1007,6 +1007,18 @@ void BlobNotFound(store::Store& st, Request& r) {
   }
 }
 
+// The blob the request names, when it exists and the request's conditions hold; otherwise
+// responds (404 BlobNotFound, 304/412) and returns false.
+bool ExistingBlob(objects::Objects& objects, Request& r, bool write,
+                  std::optional<ObjectInfo>* info) {
+  if (!LookupBlob(objects, r, info)) return false;
+  if (!*info) {
+    BlobNotFound(objects.store(), r);
+    return false;
+  }
+  return CheckConditions(r, *info, write);
+}
+
 // The client's Content-MD5 and x-ms-content-crc64 as raw bytes; false (responded) when one is
 // malformed.
 bool TransactionalChecksums(Request& r, std::string* md5, std::string* crc64) {
@@ -1387,12 +1399,7 @@ void BlobApi::GetBlockList(Request& r) {
 
 void BlobApi::GetBlob(Request& r, bool headers_only) {
   std::optional<ObjectInfo> info;
-  if (!LookupBlob(objects_, r, &info)) return;
-  if (!info) {
-    BlobNotFound(objects_.store(), r);
-    return;
-  }
-  if (!CheckConditions(r, info, false)) return;
+  if (!ExistingBlob(objects_, r, false, &info)) return;
   if (r.comp == "metadata") {
     http::Response res = NewResponse(r, 200);
     res.set(beast_http::field::etag, QuotedEtag(*info));
@@ -1524,12 +1531,7 @@ void BlobApi::GetBlob(Request& r, bool headers_only) {
 void BlobApi::DeleteBlob(Request& r) {
   store::Store& st = objects_.store();
   std::optional<ObjectInfo> info;
-  if (!LookupBlob(objects_, r, &info)) return;
-  if (!info) {
-    BlobNotFound(st, r);
-    return;
-  }
-  if (!CheckConditions(r, info, true)) return;
+  if (!ExistingBlob(objects_, r, true, &info)) return;
   // Unlink, then remove folders of the name left empty, up to but not including the container.
   Status s = st.Unlink(info->attr.parent, info->attr.name);
   if (!s.ok()) {
@@ -1552,12 +1554,7 @@ void BlobApi::DeleteBlob(Request& r) {
 
 void BlobApi::SetBlobMetadata(Request& r) {
   std::optional<ObjectInfo> info;
-  if (!LookupBlob(objects_, r, &info)) return;
-  if (!info) {
-    BlobNotFound(objects_.store(), r);
-    return;
-  }
-  if (!CheckConditions(r, info, true)) return;
+  if (!ExistingBlob(objects_, r, true, &info)) return;
   auto user = UserMeta(r.h);
   if (!user.ok()) {
     Fail(r, 400, "InvalidMetadata", user.status().message());
@@ -1581,12 +1578,7 @@ void BlobApi::SetBlobMetadata(Request& r) {
 
 void BlobApi::SetBlobProperties(Request& r) {
   std::optional<ObjectInfo> info;
-  if (!LookupBlob(objects_, r, &info)) return;
-  if (!info) {
-    BlobNotFound(objects_.store(), r);
-    return;
-  }
-  if (!CheckConditions(r, info, true)) return;
+  if (!ExistingBlob(objects_, r, true, &info)) return;
   // As Azure does, content headers not given are cleared.
   ObjectMeta meta = info->meta;
   ObjectMeta fresh;

@@ -436,6 +436,23 @@ Result<objects::ListResult> ListIn(objects::Objects& o, const S3Api::Call& c,
   return r;
 }
 
+void WriteOwner(XmlWriter& x, const std::string& user) {
+  x.Open("Owner");
+  x.Leaf("ID", user);
+  x.Leaf("DisplayName", user);
+  x.Close("Owner");
+}
+
+template <class Encode>
+void WriteCommonPrefixes(XmlWriter& x, const objects::ListResult& list, const Encode& enc) {
+  for (const objects::ListEntry& e : list.entries) {
+    if (!e.is_prefix) continue;
+    x.Open("CommonPrefixes");
+    x.Leaf("Prefix", enc(e.key));
+    x.Close("CommonPrefixes");
+  }
+}
+
 // max-keys of a listing (1000 at most, the default); -1 when it is not a number.
 int MaxKeys(const S3Api::Call& c) {
   if (!c.Has("max-keys")) return 1000;
@@ -500,20 +517,12 @@ void S3Api::ListObjects(Call& c, int version) {
     x.Leaf("ETag", Quote(e.info.ETag()));
     x.Leaf("Size", std::to_string(e.info.attr.size));
     if (version == 1 || c.Q("fetch-owner") == "true") {
-      x.Open("Owner");
-      x.Leaf("ID", c.id.key->user);
-      x.Leaf("DisplayName", c.id.key->user);
-      x.Close("Owner");
+      WriteOwner(x, c.id.key->user);
     }
     x.Leaf("StorageClass", "STANDARD");
     x.Close("Contents");
   }
-  for (const objects::ListEntry& e : list->entries) {
-    if (!e.is_prefix) continue;
-    x.Open("CommonPrefixes");
-    x.Leaf("Prefix", enc(e.key));
-    x.Close("CommonPrefixes");
-  }
+  WriteCommonPrefixes(x, *list, enc);
   x.Close("ListBucketResult");
   c.Xml(bh::status::ok, x.Done());
 }
@@ -551,19 +560,11 @@ void S3Api::ListVersions(Call& c) {
     x.Leaf("LastModified", IsoDate(e.info.attr.mtime_ns));
     x.Leaf("ETag", Quote(e.info.ETag()));
     x.Leaf("Size", std::to_string(e.info.attr.size));
-    x.Open("Owner");
-    x.Leaf("ID", c.id.key->user);
-    x.Leaf("DisplayName", c.id.key->user);
-    x.Close("Owner");
+    WriteOwner(x, c.id.key->user);
     x.Leaf("StorageClass", "STANDARD");
     x.Close("Version");
   }
-  for (const objects::ListEntry& e : list->entries) {
-    if (!e.is_prefix) continue;
-    x.Open("CommonPrefixes");
-    x.Leaf("Prefix", enc(e.key));
-    x.Close("CommonPrefixes");
-  }
+  WriteCommonPrefixes(x, *list, enc);
   x.Close("ListVersionsResult");
   c.Xml(bh::status::ok, x.Done());
 }
