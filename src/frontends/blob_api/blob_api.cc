@@ -753,19 +753,28 @@ void BlobApi::AccountInfo(Request& r) {
   Send(r, std::move(res));
 }
 
+namespace {
+
+// Lowers `max` to the request's maxresults; responds 400 and returns false for a bad one.
+bool MaxResults(Request& r, size_t* max) {
+  std::string text = r.Q("maxresults");
+  if (text.empty()) return true;
+  char* end = nullptr;
+  unsigned long long v = std::strtoull(text.c_str(), &end, 10);
+  if (*end != '\0' || v == 0) {
+    Fail(r, 400, "OutOfRangeQueryParameterValue", "maxresults must be 1 to 5000.");
+    return false;
+  }
+  *max = std::min<size_t>(*max, v);
+  return true;
+}
+
+}  // namespace
+
 void BlobApi::ListContainers(Request& r) {
   std::string prefix = r.Q("prefix"), marker = r.Q("marker");
   size_t max = options_.max_list_results;
-  std::string max_text = r.Q("maxresults");
-  if (!max_text.empty()) {
-    char* end = nullptr;
-    unsigned long long v = std::strtoull(max_text.c_str(), &end, 10);
-    if (*end != '\0' || v == 0) {
-      Fail(r, 400, "OutOfRangeQueryParameterValue", "maxresults must be 1 to 5000.");
-      return;
-    }
-    max = std::min<size_t>(max, v);
-  }
+  if (!MaxResults(r, &max)) return;
   store::Store& st = objects_.store();
   std::string body = std::string(kXmlHead) + "<EnumerationResults ServiceEndpoint=\"" +
                      XmlEscape((r.ex.secure() ? "https://" : "http://") + Field(r.h, "Host") + "/" +
@@ -916,16 +925,7 @@ void BlobApi::ListBlobs(Request& r) {
   std::string prefix = r.Q("prefix"), delimiter = r.Q("delimiter"), marker = r.Q("marker");
   bool with_meta = r.Q("include").find("metadata") != std::string::npos;
   size_t max = options_.max_list_results;
-  std::string max_text = r.Q("maxresults");
-  if (!max_text.empty()) {
-    char* end = nullptr;
-    unsigned long long v = std::strtoull(max_text.c_str(), &end, 10);
-    if (*end != '\0' || v == 0) {
-      Fail(r, 400, "OutOfRangeQueryParameterValue", "maxresults must be 1 to 5000.");
-      return;
-    }
-    max = std::min<size_t>(max, v);
-  }
+  if (!MaxResults(r, &max)) return;
   std::string base = r.container + "/";
   auto list =
       objects_.List(r.share, base + prefix, delimiter, marker.empty() ? "" : base + marker, max);

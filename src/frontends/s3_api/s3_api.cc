@@ -954,29 +954,46 @@ void S3Api::PutObject(Call& c) {
   (void)c.ex.Respond(std::move(res));
 }
 
-void S3Api::CopyObject(Call& c) {
+std::optional<ObjectInfo> S3Api::CopySource(Call& c, store::ShareInfo* share) {
   std::string src = cloud::UrlDecode(c.Header("x-amz-copy-source"));
   size_t qm = src.find("?versionId=");
   if (qm != std::string::npos) {
     if (src.substr(qm + 11) != "null") {
-      return c.Error(404, "NoSuchVersion", "The specified version does not exist.");
+      c.Error(404, "NoSuchVersion", "The specified version does not exist.");
+      return std::nullopt;
     }
     src.resize(qm);
   }
   if (!src.empty() && src.front() == '/') src.erase(0, 1);
   size_t slash = src.find('/');
   if (slash == std::string::npos || slash == 0 || slash + 1 == src.size()) {
-    return c.Error(400, "InvalidArgument",
-                   "Copy Source must mention the source bucket and key: sourcebucket/sourcekey");
+    c.Error(400, "InvalidArgument",
+            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey");
+    return std::nullopt;
   }
-  std::string src_bucket = src.substr(0, slash), src_key = src.substr(slash + 1);
-  if (!c.id.key->CanRead(src_bucket)) return c.Error(403, "AccessDenied", "Access Denied");
-  auto resolved = ResolveBucket(src_bucket);
-  if (!resolved.ok()) return c.Error(404, "NoSuchBucket", "The specified bucket does not exist");
-  std::optional<store::ShareInfo> sb = resolved->first;
-  src_key = resolved->second + src_key;
-  auto from = objects_.Head(*sb, src_key);
-  if (!from.ok()) return c.Error(404, "NoSuchKey", "The specified key does not exist.");
+  std::string bucket = src.substr(0, slash);
+  if (!c.id.key->CanRead(bucket)) {
+    c.Error(403, "AccessDenied", "Access Denied");
+    return std::nullopt;
+  }
+  auto resolved = ResolveBucket(bucket);
+  if (!resolved.ok()) {
+    c.Error(404, "NoSuchBucket", "The specified bucket does not exist");
+    return std::nullopt;
+  }
+  *share = resolved->first;
+  auto from = objects_.Head(*share, resolved->second + src.substr(slash + 1));
+  if (!from.ok()) {
+    c.Error(404, "NoSuchKey", "The specified key does not exist.");
+    return std::nullopt;
+  }
+  return *from;
+}
+
+void S3Api::CopyObject(Call& c) {
+  store::ShareInfo src_share;
+  auto from = CopySource(c, &src_share);
+  if (!from) return;
   std::string im = c.Header("x-amz-copy-source-if-match");
   if (!im.empty() && !EtagListHas(im, from->ETag())) {
     return c.Error(412, "PreconditionFailed",
@@ -999,7 +1016,7 @@ void S3Api::CopyObject(Call& c) {
     x.Close("CopyObjectResult");
     c.Xml(bh::status::ok, x.Done());
   };
-  if (sb->id == c.bucket->id && src_key == c.Full()) {
+  if (src_share.id == c.bucket->id && from->key == c.Full()) {
     if (!replace) {
       return c.Error(400, "InvalidRequest",
                      "This copy request is illegal because it is trying to copy an object to "
@@ -1282,25 +1299,9 @@ void S3Api::UploadPart(Call& c) {
   };
   if (!copy_source.empty()) {
     // UploadPartCopy: a range of another object.
-    std::string src = cloud::UrlDecode(copy_source);
-    size_t qm = src.find("?versionId=");
-    if (qm != std::string::npos) {
-      if (src.substr(qm + 11) != "null") {
-        return c.Error(404, "NoSuchVersion", "The specified version does not exist.");
-      }
-      src.resize(qm);
-    }
-    if (!src.empty() && src.front() == '/') src.erase(0, 1);
-    size_t slash = src.find('/');
-    if (slash == std::string::npos || slash == 0 || slash + 1 == src.size()) {
-      return c.Error(400, "InvalidArgument", "bad x-amz-copy-source");
-    }
-    std::string sbn = src.substr(0, slash);
-    if (!c.id.key->CanRead(sbn)) return c.Error(403, "AccessDenied", "Access Denied");
-    auto sb = ResolveBucket(sbn);
-    if (!sb.ok()) return c.Error(404, "NoSuchBucket", "The specified bucket does not exist");
-    auto from = objects_.Head(sb->first, sb->second + src.substr(slash + 1));
-    if (!from.ok()) return c.Error(404, "NoSuchKey", "The specified key does not exist.");
+    store::ShareInfo src_share;
+    auto from = CopySource(c, &src_share);
+    if (!from) return;
     Range r;
     std::string rh = c.Header("x-amz-copy-source-range");
     if (!ParseRange(rh, from->attr.size, &r) || (!rh.empty() && !r.partial)) {

@@ -64,6 +64,8 @@ class S3Api {
   void DeleteObjects(Call& c);
   void CreateBucket(Call& c);
   void PutObject(Call& c);
+  // The object x-amz-copy-source names, readable by the caller; else responds and nullopt.
+  std::optional<objects::ObjectInfo> CopySource(Call& c, store::ShareInfo* share);
   void CopyObject(Call& c);
   void GetObject(Call& c, bool head);
   void CreateUpload(Call& c);
