@@ -23,7 +23,18 @@ inline constexpr char kStoreBytesRead[] = "fieldstack_store_bytes_read_total";
 inline constexpr char kStoreCorruptChunks[] = "fieldstack_store_corrupt_chunks_total";
 inline constexpr char kStoreCommitSeconds[] = "fieldstack_store_commit_seconds";
 inline constexpr char kStoreUsedBytes[] = "fieldstack_store_used_bytes";
+inline constexpr char kCacheEvictions[] = "fieldstack_cache_evictions_total";
+inline constexpr char kCacheRecalls[] = "fieldstack_cache_recalls_total";  // files recalled whole
+inline constexpr char kCacheReadHits[] = "fieldstack_cache_read_hits_total";
+inline constexpr char kCacheReadMisses[] = "fieldstack_cache_read_misses_total";
+inline constexpr char kCacheResidentBytes[] = "fieldstack_cache_resident_bytes";
+inline constexpr char kCacheStubBytes[] = "fieldstack_cache_stub_bytes";
+inline constexpr char kCacheBackpressure[] = "fieldstack_cache_backpressure";
+inline constexpr char kRefreshDurationSeconds[] = "fieldstack_refresh_duration_seconds";  // share
+inline constexpr char kRefreshObjects[] = "fieldstack_refresh_objects_total";  // by result
 inline constexpr char kHttpRequests[] = "fieldstack_http_requests_total";
+inline constexpr char kRecallBytes[] = "fieldstack_recall_bytes_total";
+inline constexpr char kRecallFailures[] = "fieldstack_recall_failures_total";
 }  // namespace metric_names
 
 class Metrics {

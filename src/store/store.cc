@@ -54,7 +54,10 @@ struct LiveFile {
   NodeId id = kNoNode;
   uint32_t share_id = 0;
   ShareKind share_kind = ShareKind::kLocal;
-  int handles = 0;       // GUARDED_BY(Store::files_mu_)
+  // Changed under Store::files_mu_, except that a recall fetch, which runs while a handle or an
+  // earlier fetch holds the file open, adds its own without it (lock order).
+  std::atomic<int> handles{0};
+  std::weak_ptr<LiveFile> self;
   bool deleted = false;  // unlinked while open; GUARDED_BY(Store::files_mu_)
   int writers = 0;
   bool marked = false;  // an open_writes row is durable for this file
@@ -81,6 +84,21 @@ struct LiveFile {
   // the kWrite event of the next commit, whichever handle or thread makes it.
   Origin writer;
   int32_t writer_thread = 0;  // the thread id `writer` was resolved from
+  // Recall of a stub (Store::EnsureResident): the cloud copy, and per block of `block` bytes
+  // whether it is in the backing file (kHave), being fetched (kFetching) or not (kMissing).
+  // Every reader waits on recall_cv; the recall goes on, `parallel` blocks at once, until the
+  // whole file is back or a block fails (recall_error; the next read tries again).
+  enum : uint8_t { kMissing = 0, kFetching = 1, kHave = 2 };
+  bool stub = false;
+  bool recall_started = false;  // stub_data row committed and backing file created
+  CloudCopy copy;
+  uint64_t block = 0;
+  std::vector<uint8_t> blocks;
+  size_t blocks_have = 0;
+  size_t fetching = 0;
+  size_t next_block = 0;  // where the recall goes on after the blocks readers wait for
+  Status recall_error;
+  CondVar recall_cv;
 
   uint64_t pending_gen() const { return committed_gen + 1; }
 };
@@ -124,7 +142,7 @@ void OverlayPending(Attr& a, LiveFile& f) REQUIRES(f.mu) {
   a.state = FileState::kWriting;
 }
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID;
@@ -137,7 +155,9 @@ CREATE TABLE IF NOT EXISTS nodes(
   gid INTEGER NOT NULL, size INTEGER NOT NULL DEFAULT 0, atime_ns INTEGER NOT NULL,
   mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, version INTEGER NOT NULL,
   data_gen INTEGER NOT NULL DEFAULT 0, state INTEGER NOT NULL DEFAULT 0, target TEXT,
-  wrapped_key BLOB, key_id INTEGER NOT NULL DEFAULT 0, cloud_key TEXT, cloud_etag TEXT, sync_error TEXT);
+  wrapped_key BLOB, key_id INTEGER NOT NULL DEFAULT 0, cloud_key TEXT, cloud_etag TEXT, sync_error TEXT,
+  used_ns INTEGER NOT NULL DEFAULT 0, part_size INTEGER, part_md5s BLOB, cloud_md5 BLOB,
+  refresh_id INTEGER NOT NULL DEFAULT 0);
 CREATE UNIQUE INDEX IF NOT EXISTS nodes_dentry ON nodes(parent_id, name);
 CREATE TABLE IF NOT EXISTS xattrs(
   node_id INTEGER NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL,
@@ -164,9 +184,24 @@ CREATE TABLE IF NOT EXISTS released_objects(
 CREATE INDEX IF NOT EXISTS released_by_key ON released_objects(share_id, key);
 CREATE TABLE IF NOT EXISTS upload_attempts(
   node_id INTEGER PRIMARY KEY, share_id INTEGER NOT NULL, key TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS stub_data(node_id INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS abandoned_uploads(
   id INTEGER PRIMARY KEY AUTOINCREMENT, share_id INTEGER NOT NULL, key TEXT NOT NULL,
   upload_id TEXT NOT NULL);
+)sql";
+
+// Schema version 1 -> 2 (cache tiering): the columns a version-1 nodes table lacks.
+constexpr const char* kMigrateV2[] = {
+    "ALTER TABLE nodes ADD COLUMN used_ns INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE nodes ADD COLUMN part_size INTEGER",
+    "ALTER TABLE nodes ADD COLUMN part_md5s BLOB",
+    "ALTER TABLE nodes ADD COLUMN cloud_md5 BLOB",
+    "ALTER TABLE nodes ADD COLUMN refresh_id INTEGER NOT NULL DEFAULT 0",
+};
+// Indexes of version 2: clean files by last use (eviction), stubs by share (cache usage).
+constexpr const char* kIndexesV2 = R"sql(
+CREATE INDEX IF NOT EXISTS nodes_lru ON nodes(share_id, used_ns, id) WHERE state=4;
+CREATE INDEX IF NOT EXISTS nodes_stubs ON nodes(share_id, size) WHERE state=6;
 )sql";
 
 constexpr const char* kNodeCols =
@@ -333,6 +368,34 @@ Status ReleaseAttempt(Db& db, NodeId node, std::string_view except) {
 
 // Deletes a node's row and xattrs; a file's data is queued in `orphans` for deletion after the
 // commit (Store::ForgetData) and its bytes leave the share's usage.
+// Makes node `id` a stub of spec.cloud with its attributes and xattrs (replacing all xattrs):
+// size, data generation + 1, state, times and the cloud copy.
+Status SetStub(Db& db, NodeId id, const StubSpec& spec, bool had_data) {
+  FS_ASSIGN_OR_RETURN(
+      Stmt u, db.Prepare("UPDATE nodes SET size=?, data_gen=data_gen+1, state=6, mtime_ns=?, "
+                         "mode=?, uid=?, gid=?, cloud_key=?, cloud_etag=?, part_size=?, "
+                         "part_md5s=?, cloud_md5=?, sync_error=NULL, used_ns=0 WHERE id=?"));
+  u.Bind(1, static_cast<int64_t>(spec.cloud.size)).Bind(2, spec.mtime_ns);
+  u.Bind(3, int64_t{spec.mode & 07777}).Bind(4, int64_t{spec.uid}).Bind(5, int64_t{spec.gid});
+  u.Bind(6, spec.cloud.key).Bind(7, spec.cloud.etag);
+  u.Bind(8, static_cast<int64_t>(spec.cloud.part_size)).BindBlob(9, spec.cloud.part_md5s);
+  u.BindBlob(10, spec.cloud.md5).Bind(11, static_cast<int64_t>(id));
+  FS_RETURN_IF_ERROR(u.Run());
+  FS_ASSIGN_OR_RETURN(Stmt d, db.Prepare("DELETE FROM xattrs WHERE node_id=?"));
+  d.Bind(1, static_cast<int64_t>(id));
+  FS_RETURN_IF_ERROR(d.Run());
+  for (const auto& [name, value] : spec.xattrs) {
+    FS_ASSIGN_OR_RETURN(Stmt x, db.Prepare("INSERT OR REPLACE INTO xattrs VALUES(?,?,?)"));
+    x.Bind(1, static_cast<int64_t>(id)).Bind(2, name).BindBlob(3, value);
+    FS_RETURN_IF_ERROR(x.Run());
+  }
+  if (!had_data) return Status::Ok();
+  // Its data goes after the commit; a crash before that leaves this row for Recover.
+  FS_ASSIGN_OR_RETURN(Stmt r, db.Prepare("INSERT OR IGNORE INTO stub_data VALUES(?)"));
+  r.Bind(1, static_cast<int64_t>(id));
+  return r.Run();
+}
+
 Status RemoveNode(Db& db, const Attr& a) {
   // The object last uploaded for this file is no longer any file's (released_objects); it
   // replaced whatever was released under its key before (one row per key).
@@ -445,6 +508,8 @@ std::string_view EventKindName(EventKind k) {
       return "rmdir";
     case EventKind::kXattr:
       return "xattr";
+    case EventKind::kRefresh:
+      return "refresh";
   }
   return "unknown";
 }
@@ -455,6 +520,7 @@ Store::Store(const StoreOptions& options)
 }
 
 Store::~Store() {
+  recall_pool_.reset();  // lets recall fetches in flight finish (they hold files open)
   std::vector<std::shared_ptr<LiveFile>> open;
   {
     MutexLock l(files_mu_);
@@ -508,6 +574,14 @@ Status Store::Init() {
   if (!version.ok() || !chunk.ok()) {
     return CorruptionError("metadata db " + db_path_ + " lacks its schema version or chunk size");
   }
+  if (std::atoi(version->c_str()) == 1) {
+    FS_RETURN_IF_ERROR(db->Exec("BEGIN"));
+    for (const char* sql : kMigrateV2) FS_RETURN_IF_ERROR(db->Exec(sql));
+    FS_RETURN_IF_ERROR(PutMeta(*db, "schema_version", std::to_string(kSchemaVersion)));
+    FS_RETURN_IF_ERROR(db->Exec("COMMIT"));
+    spdlog::info("store: metadata db {} upgraded to schema version {}", db_path_, kSchemaVersion);
+    *version = std::to_string(kSchemaVersion);
+  }
   if (std::atoi(version->c_str()) != kSchemaVersion) {
     return FailedPreconditionError("metadata db schema version " + *version +
                                    " is not supported (want " + std::to_string(kSchemaVersion) +
@@ -517,6 +591,7 @@ Status Store::Init() {
   if (chunk_size_ < 4096 || (chunk_size_ & (chunk_size_ - 1)) != 0) {
     return CorruptionError("metadata db has a bad chunk size " + *chunk);
   }
+  FS_RETURN_IF_ERROR(db->Exec(kIndexesV2));
   FS_RETURN_IF_ERROR(LoadKeys(*db));
   // Backing files spread over 256 directories by the low byte of the node id.
   for (int i = 0; i < 256; ++i) {
@@ -525,6 +600,7 @@ Status Store::Init() {
     FS_RETURN_IF_ERROR(platform::MakeDirs(dir + shard));
   }
   readers_ = std::make_unique<ReadPool>(db_path_);
+  recall_pool_ = std::make_unique<ThreadPool>(8);
   committer_ = std::make_unique<Committer>(std::move(db));
   if (options_.metrics != nullptr) {
     auto& reg = options_.metrics->registry();
@@ -543,6 +619,26 @@ Status Store::Init() {
                            .Help("Chunks that failed verification on read")
                            .Register(reg)
                            .Add({});
+    evictions_ = &prometheus::BuildCounter()
+                      .Name(metric_names::kCacheEvictions)
+                      .Help("Files whose local data was evicted (now stubs)")
+                      .Register(reg)
+                      .Add({});
+    recalls_ = &prometheus::BuildCounter()
+                    .Name(metric_names::kCacheRecalls)
+                    .Help("Stubs whose data was recalled whole from the cloud")
+                    .Register(reg)
+                    .Add({});
+    read_hits_ = &prometheus::BuildCounter()
+                      .Name(metric_names::kCacheReadHits)
+                      .Help("Reads served from data on the box")
+                      .Register(reg)
+                      .Add({});
+    read_misses_ = &prometheus::BuildCounter()
+                        .Name(metric_names::kCacheReadMisses)
+                        .Help("Reads that waited for a recall from the cloud")
+                        .Register(reg)
+                        .Add({});
   }
   return Recover();
 }
@@ -704,11 +800,26 @@ Status Store::Recover() {
     }
   }
   for (NodeId id : orphans) FS_RETURN_IF_ERROR(platform::RemoveFile(BackingPath(id)));
-  if (!marked.empty() || !orphans.empty()) {
-    spdlog::info("store: recovered {} files with writes in flight, removed {} unlinked files",
-                 marked.size(), orphans.size());
+  // Stubs whose data was being evicted or recalled: a partial backing file is never trusted.
+  std::vector<NodeId> partial;
+  {
+    FS_ASSIGN_OR_RETURN(Stmt s, rd->Prepare("SELECT d.node_id FROM stub_data d JOIN nodes n ON "
+                                            "n.id = d.node_id WHERE n.state=6"));
+    for (;;) {
+      FS_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      partial.push_back(s.Int(0));
+    }
+  }
+  for (NodeId id : partial) FS_RETURN_IF_ERROR(platform::RemoveFile(BackingPath(id)));
+  if (!marked.empty() || !orphans.empty() || !partial.empty()) {
+    spdlog::info(
+        "store: recovered {} files with writes in flight, removed {} unlinked files and "
+        "{} partial recalls or evictions",
+        marked.size(), orphans.size(), partial.size());
     FS_RETURN_IF_ERROR(Commit([](Db& db) {
       FS_RETURN_IF_ERROR(db.Exec("DELETE FROM open_writes"));
+      FS_RETURN_IF_ERROR(db.Exec("DELETE FROM stub_data"));
       return db.Exec("DELETE FROM orphans");
     }));
   }
@@ -819,7 +930,8 @@ Result<std::string> Store::PathOf(NodeId node) {
 }
 
 Result<Attr> Store::InsertNode(NodeId parent, std::string_view name, NodeType type,
-                               const NewNode& opts, std::string_view target, EventKind event) {
+                               const NewNode& opts, std::string_view target, EventKind event,
+                               const StubSpec* stub) {
   FS_RETURN_IF_ERROR(ValidateName(name));
   if (type == NodeType::kSymlink && (target.empty() || target.size() > 4095)) {
     return InvalidArgumentError("symlink target must be 1 to 4095 bytes");
@@ -871,7 +983,10 @@ Result<Attr> Store::InsertNode(NodeId parent, std::string_view name, NodeType ty
       k.BindBlob(1, wrapped).Bind(2, int64_t{key_id}).Bind(3, static_cast<int64_t>(id));
       FS_RETURN_IF_ERROR(k.Run());
     }
-    if (type == NodeType::kFile) {
+    if (stub != nullptr) {
+      FS_RETURN_IF_ERROR(SetStub(db, id, *stub, /*had_data=*/false));
+      FS_RETURN_IF_ERROR(AdjustUsed(db, p.share_id, static_cast<int64_t>(stub->cloud.size)));
+    } else if (type == NodeType::kFile) {
       // Created files are opened for writing: mark them before any data can land.
       FS_ASSIGN_OR_RETURN(Stmt m, db.Prepare("INSERT OR IGNORE INTO open_writes VALUES(?)"));
       m.Bind(1, static_cast<int64_t>(id));
@@ -896,6 +1011,12 @@ Result<Attr> Store::InsertNode(NodeId parent, std::string_view name, NodeType ty
   a.atime_ns = a.mtime_ns = a.ctime_ns = now;
   a.version = 1;
   a.symlink_target = target;
+  if (stub != nullptr) {
+    a.size = stub->cloud.size;
+    a.mtime_ns = stub->mtime_ns;
+    a.data_gen = 1;
+    a.state = FileState::kStub;
+  }
   return a;
 }
 
@@ -929,12 +1050,18 @@ Result<std::unique_ptr<FileHandle>> Store::Create(NodeId parent, std::string_vie
 
 Result<std::unique_ptr<FileHandle>> Store::OpenFile(NodeId node, bool writable) {
   FS_ASSIGN_OR_RETURN(auto f, GetOpenFile(node));
+  // The handle owns the file's open count from here, so an error below releases it.
+  std::unique_ptr<FileHandle> h(new FileHandle(this, f, node, false));
+  NoteUse(node);
   if (writable) {
     MutexLock l(f->mu);
+    // A stub is recalled whole before anyone may change it.
+    FS_RETURN_IF_ERROR(EnsureResident(*f, 0, f->size));
     ++f->writers;
+    h->writable_ = true;
     NoteWriter(*f, /*only_if_unknown=*/true);  // an opener is the writer of nothing yet
   }
-  return std::unique_ptr<FileHandle>(new FileHandle(this, std::move(f), node, writable));
+  return h;
 }
 
 std::shared_ptr<LiveFile> Store::FindOpen(NodeId node) {
@@ -946,6 +1073,7 @@ std::shared_ptr<LiveFile> Store::FindOpen(NodeId node) {
 Result<std::shared_ptr<LiveFile>> Store::GetOpenFile(NodeId node) {
   std::shared_lock rot(rotation_mu_);
   MutexLock l(files_mu_);
+  while (evicting_.count(node) != 0) evict_cv_.wait(files_mu_);
   auto it = files_.find(node);
   if (it != files_.end()) {
     ++it->second->handles;
@@ -954,8 +1082,9 @@ Result<std::shared_ptr<LiveFile>> Store::GetOpenFile(NodeId node) {
   FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
   FS_ASSIGN_OR_RETURN(Stmt s,
                       rd->Prepare("SELECT n.type, n.size, n.data_gen, n.wrapped_key, n.key_id, "
-                                  "n.share_id, s.kind, n.mtime_ns FROM nodes n JOIN shares s ON "
-                                  "s.id = n.share_id WHERE n.id=?"));
+                                  "n.share_id, s.kind, n.mtime_ns, n.state, n.cloud_key, "
+                                  "n.cloud_etag, n.part_size, n.part_md5s, n.cloud_md5 FROM nodes "
+                                  "n JOIN shares s ON s.id = n.share_id WHERE n.id=?"));
   s.Bind(1, static_cast<int64_t>(node));
   FS_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return NotFoundError("no node " + std::to_string(node));
@@ -969,21 +1098,68 @@ Result<std::shared_ptr<LiveFile>> Store::GetOpenFile(NodeId node) {
   f->share_id = static_cast<uint32_t>(s.Int(5));
   f->share_kind = static_cast<ShareKind>(s.Int(6));
   f->mtime_ns = s.Int(7);
+  if (static_cast<FileState>(s.Int(8)) == FileState::kStub && f->size > 0) {
+    f->stub = true;
+    f->copy.key = s.Text(9);
+    f->copy.etag = s.Text(10);
+    f->copy.size = f->size;
+    f->copy.part_size = static_cast<uint64_t>(s.Int(11));
+    f->copy.part_md5s = s.Blob(12);
+    f->copy.md5 = s.Blob(13);
+    // A block is one part of the object when parts fall on chunk boundaries, the whole of a
+    // small single-part object, or else 8 MiB (the fetch then reads the parts it spans).
+    const uint64_t cs = chunk_size_;
+    uint64_t block = f->copy.part_size;
+    if (block == 0 && f->size <= (64u << 20)) block = f->size;
+    if (block == 0 || block % cs != 0) block = std::max<uint64_t>(cs, (8u << 20) / cs * cs);
+    if (block < f->size && block % cs != 0) block = (block + cs - 1) / cs * cs;
+    f->block = block;
+    f->blocks.assign((f->size + block - 1) / block, LiveFile::kMissing);
+  }
   FS_ASSIGN_OR_RETURN(f->codec, CodecFor(node, s.Blob(3), static_cast<uint32_t>(s.Int(4))));
   f->handles = 1;
+  f->self = f;
   files_[node] = f;
   return f;
 }
 
 void Store::ReleaseOpenFile(const std::shared_ptr<LiveFile>& f) {
   bool remove_data = false;
+  bool partial = false;
   {
     MutexLock l(files_mu_);
     if (--f->handles > 0) return;
     files_.erase(f->id);
     remove_data = f->deleted;
+    if (!remove_data) {
+      MutexLock fl(f->mu);
+      partial = f->stub && f->recall_started;
+      // Nobody opens the file again until its partial data is gone.
+      if (partial) evicting_.insert(f->id);
+    }
   }
-  if (remove_data) DeleteBacking(f->id);
+  if (remove_data) {
+    DeleteBacking(f->id);
+    return;
+  }
+  if (partial) {
+    // A recall that stopped part way (a cloud error; nobody reads any more): its blocks are
+    // not tracked across opens, so they go, and the stub_data row with them.
+    NodeId id = f->id;
+    Status s = platform::RemoveFile(BackingPath(id));
+    if (s.ok()) {
+      s = Commit([id](Db& db) {
+        FS_ASSIGN_OR_RETURN(Stmt d, db.Prepare("DELETE FROM stub_data WHERE node_id=?"));
+        d.Bind(1, static_cast<int64_t>(id));
+        return d.Run();
+      });
+    }
+    if (!s.ok())
+      spdlog::warn("store: dropping the partial recall of file {}: {}", id, s.ToString());
+    MutexLock l(files_mu_);
+    evicting_.erase(id);
+    evict_cv_.notify_all();
+  }
 }
 
 void Store::ForgetData(NodeId id) {
@@ -1080,12 +1256,13 @@ Status Store::CommitData(LiveFile& f, bool release_mark, std::string_view xattr_
   FileState state = f.share_kind == ShareKind::kCloud ? FileState::kDirty : FileState::kLocal;
   FS_RETURN_IF_ERROR(Commit([&](Db& db) -> Status {
     if (dirty) {
-      FS_ASSIGN_OR_RETURN(Stmt u,
-                          db.Prepare("UPDATE nodes SET size=?, data_gen=?, mtime_ns=?, ctime_ns=?, "
-                                     "state=?, version=version+1 WHERE id=? RETURNING version"));
+      FS_ASSIGN_OR_RETURN(
+          Stmt u, db.Prepare("UPDATE nodes SET size=?, data_gen=?, mtime_ns=?, ctime_ns=?, "
+                             "state=?, version=version+1, used_ns=?, part_size=NULL, "
+                             "part_md5s=NULL, cloud_md5=NULL WHERE id=? RETURNING version"));
       u.Bind(1, static_cast<int64_t>(f.size)).Bind(2, static_cast<int64_t>(gen));
-      u.Bind(3, f.mtime_ns).Bind(4, now).Bind(5, static_cast<int64_t>(state));
-      u.Bind(6, static_cast<int64_t>(f.id));
+      u.Bind(3, f.mtime_ns).Bind(4, now).Bind(5, static_cast<int64_t>(state)).Bind(6, now);
+      u.Bind(7, static_cast<int64_t>(f.id));
       FS_ASSIGN_OR_RETURN(bool row, u.Step());
       if (row) {  // else unlinked while open: nothing to record
         uint64_t version = u.Int(0);
@@ -1133,6 +1310,7 @@ Status Store::CommitData(LiveFile& f, bool release_mark, std::string_view xattr_
 Status Store::TruncateLocked(LiveFile& f, uint64_t size) {
   NoteWriter(f);
   if (size > kMaxFileBytes) return InvalidArgumentError("size past the 5 TiB file limit");
+  FS_RETURN_IF_ERROR(EnsureResident(f, 0, f.size));
   FS_RETURN_IF_ERROR(EnsureMarked(f));
   FS_RETURN_IF_ERROR(EnsureChunkFile(f));
   FS_RETURN_IF_ERROR(FlushDirtyChunk(f));
@@ -1358,6 +1536,9 @@ Result<std::vector<Attr>> Store::ReadDir(NodeId dir, std::string_view after, siz
 // Xattrs
 
 Status Store::SetXattr(NodeId node, std::string_view name, std::string_view value, XattrMode mode) {
+  if (name == kCacheStateXattr) {
+    return PermissionDeniedError(std::string(kCacheStateXattr) + " is read-only");
+  }
   if (name.empty() || name.size() > 255)
     return InvalidArgumentError("xattr name must be 1-255 bytes");
   if (value.size() > kMaxXattrValueBytes) {
@@ -1385,6 +1566,7 @@ Status Store::SetXattr(NodeId node, std::string_view name, std::string_view valu
 }
 
 Result<std::string> Store::GetXattr(NodeId node, std::string_view name) {
+  if (name == kCacheStateXattr) return CacheStateOf(node);
   FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
   FS_RETURN_IF_ERROR(LoadAttr(rd.db(), node).status());
   FS_ASSIGN_OR_RETURN(Stmt s, rd->Prepare("SELECT value FROM xattrs WHERE node_id=? AND name=?"));
@@ -1409,6 +1591,9 @@ Result<std::vector<std::string>> Store::ListXattrs(NodeId node) {
 }
 
 Status Store::RemoveXattr(NodeId node, std::string_view name) {
+  if (name == kCacheStateXattr) {
+    return PermissionDeniedError(std::string(kCacheStateXattr) + " is read-only");
+  }
   int64_t now = Now();
   return Commit([&](Db& db) -> Status {
     FS_ASSIGN_OR_RETURN(Attr a, LoadAttr(db, node));
@@ -1701,8 +1886,17 @@ Status Store::NoteUploadAttempt(NodeId node, uint32_t share_id, std::string_view
 }
 
 Status Store::FinishUpload(const UploadItem& item, FileState state, std::string_view cloud_key,
-                           std::string_view cloud_etag, std::string_view error) {
+                           std::string_view cloud_etag, std::string_view error,
+                           const CloudCopy* copy) {
   return Commit([&](Db& db) -> Status {
+    if (copy != nullptr) {
+      FS_ASSIGN_OR_RETURN(Stmt c, db.Prepare("UPDATE nodes SET part_size=?, part_md5s=?, "
+                                             "cloud_md5=? WHERE id=? AND data_gen=?"));
+      c.Bind(1, static_cast<int64_t>(copy->part_size)).BindBlob(2, copy->part_md5s);
+      c.BindBlob(3, copy->md5).Bind(4, static_cast<int64_t>(item.node));
+      c.Bind(5, static_cast<int64_t>(item.data_gen));
+      FS_RETURN_IF_ERROR(c.Run());
+    }
     // A newer version queued meanwhile keeps its row; the node's state follows only the
     // version it describes.
     FS_ASSIGN_OR_RETURN(Stmt d,
@@ -1892,6 +2086,499 @@ Status Store::ReadFailed(const Status& s) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Cache: eviction, recall, refresh
+
+namespace {
+
+Status ValidateStub(const StubSpec& spec) {
+  if (spec.cloud.key.empty() || spec.cloud.etag.empty()) {
+    return InvalidArgumentError("a stub needs the key and etag of its cloud object");
+  }
+  if (spec.cloud.size > kMaxFileBytes) return InvalidArgumentError("stub past the 5 TiB limit");
+  if (spec.cloud.part_md5s.size() % 16 != 0 ||
+      (!spec.cloud.md5.empty() && spec.cloud.md5.size() != 16)) {
+    return InvalidArgumentError("stub checksums must be 16-byte MD5s");
+  }
+  for (const auto& [name, value] : spec.xattrs) {
+    if (name.empty() || name.size() > 255 || value.size() > kMaxXattrValueBytes) {
+      return InvalidArgumentError("stub xattr '" + name + "': name 1-255 bytes, value 64 KiB");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+void Store::SetCacheHooks(CacheHooks* hooks) { hooks_.store(hooks); }
+
+void Store::NoteUse(NodeId node) {
+  MutexLock l(access_mu_);
+  access_[node] = Now();
+}
+
+Status Store::FlushAccessTimes() {
+  std::unordered_map<NodeId, int64_t> pending;
+  {
+    MutexLock l(access_mu_);
+    pending.swap(access_);
+  }
+  if (pending.empty()) return Status::Ok();
+  return Commit([&](Db& db) -> Status {
+    for (const auto& [node, ns] : pending) {
+      FS_ASSIGN_OR_RETURN(Stmt u,
+                          db.Prepare("UPDATE nodes SET used_ns=max(used_ns, ?) WHERE id=?"));
+      u.Bind(1, ns).Bind(2, static_cast<int64_t>(node));
+      FS_RETURN_IF_ERROR(u.Run());
+    }
+    return Status::Ok();
+  });
+}
+
+Result<std::vector<CacheFile>> Store::EvictionCandidates(uint32_t share_id, int64_t after_used_ns,
+                                                         NodeId after_node, size_t limit) {
+  FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
+  FS_ASSIGN_OR_RETURN(
+      Stmt s, rd->Prepare("SELECT id, data_gen, size, used_ns FROM nodes WHERE share_id=? AND "
+                          "state=4 AND (used_ns, id) > (?, ?) AND type=1 AND size>0 AND "
+                          "cloud_etag IS NOT NULL ORDER BY used_ns, id LIMIT ?"));
+  s.Bind(1, int64_t{share_id}).Bind(2, after_used_ns).Bind(3, static_cast<int64_t>(after_node));
+  s.Bind(4, static_cast<int64_t>(limit));
+  std::vector<CacheFile> out;
+  for (;;) {
+    FS_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back({static_cast<NodeId>(s.Int(0)), static_cast<uint64_t>(s.Int(1)),
+                   static_cast<uint64_t>(s.Int(2)), s.Int(3)});
+  }
+  return out;
+}
+
+Result<size_t> Store::Evict(const std::vector<CacheFile>& files) {
+  std::vector<NodeId> claimed;
+  {
+    MutexLock l(files_mu_);
+    for (const CacheFile& c : files) {
+      if (files_.count(c.node) != 0 || evicting_.count(c.node) != 0) continue;  // open: in use
+      evicting_.insert(c.node);
+      claimed.push_back(c.node);
+    }
+  }
+  std::vector<NodeId> done_rows;
+  {
+    MutexLock l(evicted_mu_);
+    done_rows.swap(evicted_rows_);
+  }
+  std::vector<NodeId> evicted;
+  Status s = Commit([&](Db& db) -> Status {
+    evicted.clear();
+    for (NodeId id : done_rows) {
+      FS_ASSIGN_OR_RETURN(Stmt d, db.Prepare("DELETE FROM stub_data WHERE node_id=?"));
+      d.Bind(1, static_cast<int64_t>(id));
+      FS_RETURN_IF_ERROR(d.Run());
+    }
+    for (const CacheFile& c : files) {
+      if (std::find(claimed.begin(), claimed.end(), c.node) == claimed.end()) continue;
+      FS_ASSIGN_OR_RETURN(Stmt u, db.Prepare("UPDATE nodes SET state=6 WHERE id=? AND data_gen=? "
+                                             "AND state=4 AND type=1 AND cloud_key IS NOT NULL "
+                                             "AND cloud_etag IS NOT NULL"));
+      u.Bind(1, static_cast<int64_t>(c.node)).Bind(2, static_cast<int64_t>(c.data_gen));
+      FS_RETURN_IF_ERROR(u.Run());
+      if (db.Changes() == 0) continue;  // changed, or uploaded again, since it was listed
+      FS_ASSIGN_OR_RETURN(Stmt r, db.Prepare("INSERT OR IGNORE INTO stub_data VALUES(?)"));
+      r.Bind(1, static_cast<int64_t>(c.node));
+      FS_RETURN_IF_ERROR(r.Run());
+      evicted.push_back(c.node);
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) {
+    MutexLock l(evicted_mu_);
+    evicted_rows_.insert(evicted_rows_.end(), done_rows.begin(), done_rows.end());
+    evicted.clear();
+  }
+  std::vector<NodeId> removed;
+  for (NodeId id : evicted) {
+    Status r = platform::RemoveFile(BackingPath(id));
+    if (r.ok()) {
+      removed.push_back(id);
+    } else {
+      spdlog::warn("store: evicting file {}: {} (removed at the next start)", id, r.ToString());
+    }
+  }
+  {
+    MutexLock l(evicted_mu_);
+    evicted_rows_.insert(evicted_rows_.end(), removed.begin(), removed.end());
+  }
+  {
+    MutexLock l(files_mu_);
+    for (NodeId id : claimed) evicting_.erase(id);
+  }
+  evict_cv_.notify_all();
+  FS_RETURN_IF_ERROR(s);
+  if (evictions_) evictions_->Increment(static_cast<double>(evicted.size()));
+  return evicted.size();
+}
+
+Result<CacheUsage> Store::GetCacheUsage(uint32_t share_id) {
+  CacheUsage u;
+  FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
+  FS_ASSIGN_OR_RETURN(Stmt t, rd->Prepare("SELECT used_bytes FROM shares WHERE id=?"));
+  t.Bind(1, int64_t{share_id});
+  FS_ASSIGN_OR_RETURN(bool row, t.Step());
+  if (!row) return NotFoundError("no share " + std::to_string(share_id));
+  uint64_t used = static_cast<uint64_t>(t.Int(0));
+  FS_ASSIGN_OR_RETURN(Stmt s, rd->Prepare("SELECT coalesce(sum(size), 0), count(*) FROM nodes "
+                                          "WHERE share_id=? AND state=6"));
+  s.Bind(1, int64_t{share_id});
+  FS_ASSIGN_OR_RETURN(row, s.Step());
+  u.stub_bytes = static_cast<uint64_t>(s.Int(0));
+  u.stub_files = static_cast<uint64_t>(s.Int(1));
+  FS_ASSIGN_OR_RETURN(Stmt c, rd->Prepare("SELECT coalesce(sum(size), 0) FROM nodes WHERE "
+                                          "share_id=? AND state=4"));
+  c.Bind(1, int64_t{share_id});
+  FS_ASSIGN_OR_RETURN(row, c.Step());
+  u.clean_bytes = static_cast<uint64_t>(c.Int(0));
+  u.resident_bytes = used > u.stub_bytes ? used - u.stub_bytes : 0;
+  return u;
+}
+
+Result<CloudCopy> Store::CloudCopyOf(NodeId node) {
+  FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
+  FS_ASSIGN_OR_RETURN(Stmt s, rd->Prepare("SELECT cloud_key, cloud_etag, size, part_size, "
+                                          "part_md5s, cloud_md5 FROM nodes WHERE id=?"));
+  s.Bind(1, static_cast<int64_t>(node));
+  FS_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return NotFoundError("no node " + std::to_string(node));
+  if (s.IsNull(0) || s.IsNull(1))
+    return NotFoundError("no cloud copy of node " + std::to_string(node));
+  CloudCopy c;
+  c.key = s.Text(0);
+  c.etag = s.Text(1);
+  c.size = static_cast<uint64_t>(s.Int(2));
+  c.part_size = static_cast<uint64_t>(s.Int(3));
+  c.part_md5s = s.Blob(4);
+  c.md5 = s.Blob(5);
+  return c;
+}
+
+Result<std::string> Store::CacheStateOf(NodeId node) {
+  FS_ASSIGN_OR_RETURN(Attr a, GetAttr(node));
+  if (a.type == NodeType::kDirectory) return std::string("directory");
+  switch (a.state) {
+    case FileState::kLocal:
+      return std::string("local");
+    case FileState::kStub:
+    case FileState::kRecalling:
+      return std::string("stub");
+    case FileState::kClean: {
+      CacheHooks* hooks = hooks_.load();
+      if (hooks != nullptr) {
+        FS_ASSIGN_OR_RETURN(std::string path, PathOf(node));
+        if (hooks->Pinned(a.share_id, path)) return std::string("pinned");
+      }
+      return std::string("resident");
+    }
+    default:
+      return std::string("dirty");
+  }
+}
+
+Result<Attr> Store::CreateStub(NodeId parent, std::string_view name, const StubSpec& spec) {
+  FS_RETURN_IF_ERROR(ValidateStub(spec));
+  NewNode opts{spec.mode, spec.uid, spec.gid};
+  return InsertNode(parent, name, NodeType::kFile, opts, {}, EventKind::kCreate, &spec);
+}
+
+Result<Attr> Store::ReplaceWithStub(NodeId node, uint64_t version, const StubSpec& spec) {
+  FS_RETURN_IF_ERROR(ValidateStub(spec));
+  {
+    MutexLock l(files_mu_);
+    if (files_.count(node) != 0 || evicting_.count(node) != 0) {
+      return FailedPreconditionError("file " + std::to_string(node) + " is open");
+    }
+    evicting_.insert(node);
+  }
+  int64_t now = Now();
+  bool had_data = false;
+  Status s = Commit([&](Db& db) -> Status {
+    FS_ASSIGN_OR_RETURN(Attr a, LoadAttr(db, node));
+    if (a.type != NodeType::kFile || a.version != version ||
+        (a.state != FileState::kClean && a.state != FileState::kStub)) {
+      return FailedPreconditionError("file " + std::to_string(node) + " changed on the box");
+    }
+    had_data = a.state == FileState::kClean;
+    FS_RETURN_IF_ERROR(SetStub(db, node, spec, /*had_data=*/true));
+    FS_RETURN_IF_ERROR(AdjustUsed(
+        db, a.share_id, static_cast<int64_t>(spec.cloud.size) - static_cast<int64_t>(a.size)));
+    FS_ASSIGN_OR_RETURN(uint64_t v, Touch(db, node, now));
+    FS_ASSIGN_OR_RETURN(std::string path, PathIn(db, node));
+    return AppendEvent(db, now, a.share_id, node, EventKind::kRefresh, v, path);
+  });
+  if (s.ok()) {
+    Status r = platform::RemoveFile(BackingPath(node));
+    if (r.ok()) {
+      MutexLock l(evicted_mu_);
+      evicted_rows_.push_back(node);
+    } else {
+      spdlog::warn("store: dropping the old data of file {}: {}", node, r.ToString());
+    }
+  }
+  (void)had_data;
+  {
+    MutexLock l(files_mu_);
+    evicting_.erase(node);
+  }
+  evict_cv_.notify_all();
+  FS_RETURN_IF_ERROR(s);
+  return GetAttr(node);
+}
+
+Status Store::RemoveIfUnchanged(NodeId node, uint64_t version) {
+  {
+    MutexLock l(files_mu_);
+    if (files_.count(node) != 0 || evicting_.count(node) != 0) {
+      return FailedPreconditionError("file " + std::to_string(node) + " is open");
+    }
+    evicting_.insert(node);
+  }
+  int64_t now = Now();
+  Status s = Commit([&](Db& db) -> Status {
+    FS_ASSIGN_OR_RETURN(Attr a, LoadAttr(db, node));
+    if (a.type != NodeType::kFile || a.version != version ||
+        (a.state != FileState::kClean && a.state != FileState::kStub)) {
+      return FailedPreconditionError("file " + std::to_string(node) + " changed on the box");
+    }
+    FS_ASSIGN_OR_RETURN(std::string path, PathIn(db, node));
+    FS_RETURN_IF_ERROR(RemoveNode(db, a));
+    FS_RETURN_IF_ERROR(Touch(db, a.parent, now).status());
+    return AppendEvent(db, now, a.share_id, node, EventKind::kUnlink, a.version + 1, path);
+  });
+  {
+    MutexLock l(files_mu_);
+    evicting_.erase(node);
+  }
+  evict_cv_.notify_all();
+  FS_RETURN_IF_ERROR(s);
+  ForgetData(node);
+  return Status::Ok();
+}
+
+Status Store::MarkRefreshed(const std::vector<NodeId>& nodes, uint64_t refresh_id) {
+  if (nodes.empty()) return Status::Ok();
+  return Commit([&](Db& db) -> Status {
+    for (NodeId id : nodes) {
+      FS_ASSIGN_OR_RETURN(Stmt u, db.Prepare("UPDATE nodes SET refresh_id=? WHERE id=?"));
+      u.Bind(1, static_cast<int64_t>(refresh_id)).Bind(2, static_cast<int64_t>(id));
+      FS_RETURN_IF_ERROR(u.Run());
+    }
+    return Status::Ok();
+  });
+}
+
+Result<std::vector<Attr>> Store::NotRefreshed(uint32_t share_id, std::string_view key_prefix,
+                                              uint64_t refresh_id, NodeId after_node,
+                                              size_t limit) {
+  FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
+  static const std::string sql =
+      std::string("SELECT ") + kNodeCols +
+      " FROM nodes WHERE share_id=? AND id>? AND type=1 AND state IN (4, 6) AND refresh_id<? AND "
+      "cloud_key IS NOT NULL AND substr(cloud_key, 1, ?)=? ORDER BY id LIMIT ?";
+  FS_ASSIGN_OR_RETURN(Stmt s, rd->Prepare(sql.c_str()));
+  s.Bind(1, int64_t{share_id}).Bind(2, static_cast<int64_t>(after_node));
+  s.Bind(3, static_cast<int64_t>(refresh_id)).Bind(4, static_cast<int64_t>(key_prefix.size()));
+  s.Bind(5, key_prefix).Bind(6, static_cast<int64_t>(limit));
+  std::vector<Attr> out;
+  for (;;) {
+    FS_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(ReadAttr(s));
+  }
+  return out;
+}
+
+Status Store::Recall(NodeId node) {
+  FS_ASSIGN_OR_RETURN(auto h, OpenFile(node, false));
+  {
+    LiveFile& f = *h->file_;
+    MutexLock l(f.mu);
+    FS_RETURN_IF_ERROR(EnsureResident(f, 0, f.size));
+  }
+  return h->Close();
+}
+
+Status Store::StartRecall(LiveFile& f) {
+  if (f.recall_started) return Status::Ok();
+  NodeId id = f.id;
+  // Recorded first, so a crash mid-recall leaves no partial backing file behind (Recover).
+  FS_RETURN_IF_ERROR(Commit([id](Db& db) {
+    FS_ASSIGN_OR_RETURN(Stmt r, db.Prepare("INSERT OR IGNORE INTO stub_data VALUES(?)"));
+    r.Bind(1, static_cast<int64_t>(id));
+    return r.Run();
+  }));
+  std::string path = BackingPath(id);
+  FS_ASSIGN_OR_RETURN(auto file, platform::File::Open(path, O_RDWR | O_CREAT | O_TRUNC, 0600));
+  f.created_backing = true;
+  f.chunks = std::make_unique<ChunkFile>(std::move(file), id, chunk_size_, std::move(f.codec));
+  f.buf.assign(chunk_size_, 0);
+  f.scratch.assign(chunk_size_, 0);
+  f.scratch_index = -1;
+  f.recall_started = true;
+  return Status::Ok();
+}
+
+Status Store::EnsureResident(LiveFile& f, uint64_t offset, uint64_t len) {
+  if (!f.stub || len == 0) {
+    if (read_hits_ && len > 0) read_hits_->Increment();
+    return Status::Ok();
+  }
+  if (hooks_.load() == nullptr) {
+    return UnavailableError("file " + std::to_string(f.id) +
+                            " is in the cloud only, and recall "
+                            "is not configured");
+  }
+  FS_RETURN_IF_ERROR(StartRecall(f));
+  const size_t first = offset / f.block;
+  const size_t last = std::min<size_t>((offset + len - 1) / f.block, f.blocks.size() - 1);
+  std::shared_ptr<LiveFile> self = f.self.lock();
+  if (!self) return InternalError("recall of a file that is not open");
+  bool missed = false;
+  f.recall_error = Status::Ok();
+  for (;;) {
+    bool all = true;
+    bool failed = false;
+    for (size_t b = first; b <= last; ++b) {
+      if (f.blocks[b] == LiveFile::kHave) continue;
+      all = false;
+      if (f.blocks[b] == LiveFile::kMissing) {
+        if (!f.recall_error.ok()) {
+          failed = true;
+          break;
+        }
+        ScheduleBlock(self, b);
+      }
+    }
+    if (all || !f.stub) break;
+    if (failed) return f.recall_error;
+    missed = true;
+    // Read-ahead: the recall goes on from here, past what this reader needs.
+    if (f.next_block < last + 1) f.next_block = last + 1;
+    while (f.fetching < 4 && f.recall_error.ok()) {
+      while (f.next_block < f.blocks.size() && f.blocks[f.next_block] != LiveFile::kMissing) {
+        ++f.next_block;
+      }
+      if (f.next_block >= f.blocks.size()) break;
+      ScheduleBlock(self, f.next_block++);
+    }
+    f.recall_cv.wait(f.mu);
+  }
+  if (missed) {
+    if (read_misses_) read_misses_->Increment();
+  } else if (read_hits_) {
+    read_hits_->Increment();
+  }
+  return Status::Ok();
+}
+
+void Store::ScheduleBlock(const std::shared_ptr<LiveFile>& f, size_t block) {
+  f->blocks[block] = LiveFile::kFetching;
+  ++f->fetching;
+  ++f->handles;  // the fetch keeps the file open until it lands (released in FetchBlock)
+  recall_pool_->Submit([this, f, block] { FetchBlock(f, block); });
+}
+
+void Store::FetchBlock(std::shared_ptr<LiveFile> f, size_t block) {
+  const uint64_t offset = block * f->block;
+  uint64_t len;
+  CloudCopy copy;
+  {
+    MutexLock l(f->mu);
+    len = std::min<uint64_t>(f->block, f->size - offset);
+    copy = f->copy;
+  }
+  std::vector<uint8_t> buf(len);
+  CacheHooks* hooks = hooks_.load();
+  Status s = hooks->Admit(f->share_id, len);
+  if (s.ok()) s = hooks->Fetch(f->share_id, copy, offset, buf);
+  {
+    MutexLock l(f->mu);
+    --f->fetching;
+    if (s.ok() && f->stub) {
+      // Written at the committed generation, into a backing file that holds nothing else.
+      const uint64_t gen = f->committed_gen;
+      const uint64_t first = offset / chunk_size_;
+      const uint64_t whole = len / chunk_size_ * chunk_size_;
+      if (whole > 0) {
+        s = f->chunks->WriteWholeChunks(first, gen, gen - 1, {buf.data(), whole},
+                                        ThreadPool::Shared());
+      }
+      if (s.ok() && whole < len) {
+        s = f->chunks->Write(first + whole / chunk_size_, gen, gen - 1,
+                             {buf.data() + whole, len - whole});
+      }
+    }
+    if (s.ok() && f->stub) {
+      f->blocks[block] = LiveFile::kHave;
+      ++f->blocks_have;
+      if (f->blocks_have == f->blocks.size()) {
+        s = FinishRecall(*f);
+        if (!s.ok()) {
+          // Keep the data out of use: every block is fetched again by the next reader.
+          std::fill(f->blocks.begin(), f->blocks.end(), LiveFile::kMissing);
+          f->blocks_have = 0;
+        }
+      }
+    } else if (f->stub) {
+      f->blocks[block] = LiveFile::kMissing;
+    }
+    if (!s.ok()) {
+      spdlog::warn("store: recall of file {} at {}: {}", f->id, offset, s.ToString());
+      f->recall_error = s;
+    } else {
+      // Keep the recall going, a few blocks at a time, until the whole file is back.
+      while (f->stub && f->fetching < 4 && f->recall_error.ok()) {
+        while (f->next_block < f->blocks.size() && f->blocks[f->next_block] != LiveFile::kMissing) {
+          ++f->next_block;
+        }
+        if (f->next_block >= f->blocks.size()) {
+          // Gaps before the cursor (blocks a reader skipped over) are filled last.
+          auto gap = std::find(f->blocks.begin(), f->blocks.end(), LiveFile::kMissing);
+          if (gap == f->blocks.end()) break;
+          f->next_block = static_cast<size_t>(gap - f->blocks.begin());
+          continue;
+        }
+        ScheduleBlock(f, f->next_block++);
+      }
+    }
+    f->recall_cv.notify_all();
+  }
+  ReleaseOpenFile(f);
+}
+
+Status Store::FinishRecall(LiveFile& f) {
+  FS_RETURN_IF_ERROR(f.chunks->file().DataSync());
+  if (f.created_backing) {
+    FS_RETURN_IF_ERROR(platform::SyncDir(platform::DirName(BackingPath(f.id))));
+    f.created_backing = false;
+  }
+  NodeId id = f.id;
+  uint64_t gen = f.committed_gen;
+  int64_t now = Now();
+  FS_RETURN_IF_ERROR(Commit([&](Db& db) -> Status {
+    FS_ASSIGN_OR_RETURN(Stmt u, db.Prepare("UPDATE nodes SET state=4, used_ns=? WHERE id=? AND "
+                                           "data_gen=? AND state=6"));
+    u.Bind(1, now).Bind(2, static_cast<int64_t>(id)).Bind(3, static_cast<int64_t>(gen));
+    FS_RETURN_IF_ERROR(u.Run());
+    FS_ASSIGN_OR_RETURN(Stmt d, db.Prepare("DELETE FROM stub_data WHERE node_id=?"));
+    d.Bind(1, static_cast<int64_t>(id));
+    return d.Run();
+  }));
+  f.stub = false;
+  f.recall_started = false;
+  if (recalls_) recalls_->Increment();
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
 // FileHandle
 
 FileHandle::~FileHandle() {
@@ -1953,6 +2640,7 @@ Result<size_t> FileHandle::Read(uint64_t offset, std::span<uint8_t> out) {
   MutexLock l(f.mu);
   if (offset >= f.size || out.empty()) return size_t{0};
   size_t want = static_cast<size_t>(std::min<uint64_t>(out.size(), f.size - offset));
+  FS_RETURN_IF_ERROR(store_->EnsureResident(f, offset, want));
   FS_RETURN_IF_ERROR(store_->ReadRange(f, offset, out.subspan(0, want), false));
   return want;
 }
@@ -1977,6 +2665,7 @@ Result<size_t> FileHandle::ReadCommitted(uint64_t data_gen, uint64_t offset,
   FS_RETURN_IF_ERROR(SameGeneration(f, data_gen));
   if (offset >= f.committed_size || out.empty()) return size_t{0};
   size_t want = static_cast<size_t>(std::min<uint64_t>(out.size(), f.committed_size - offset));
+  FS_RETURN_IF_ERROR(store_->EnsureResident(f, offset, want));
   FS_RETURN_IF_ERROR(store_->ReadRange(f, offset, out.subspan(0, want), true));
   return want;
 }
@@ -1996,6 +2685,10 @@ Status FileHandle::Write(uint64_t offset, std::span<const uint8_t> data) {
     return InvalidArgumentError("write would pass the 5 TiB file size limit");
   }
   if (data.empty()) return Status::Ok();
+  // Back-pressure: over the cache's hard cap, the writer waits here (then NoSpace).
+  if (CacheHooks* hooks = store_->hooks_.load()) {
+    FS_RETURN_IF_ERROR(hooks->Admit(file_->share_id, data.size()));
+  }
   LiveFile& f = *file_;
   MutexLock l(f.mu);
   NoteWriter(f);

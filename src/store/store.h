@@ -39,12 +39,14 @@
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "common/mutex.h"
 #include "common/status.h"
+#include "common/thread_pool.h"
 #include "crypto/key_store.h"
 #include "platform/file.h"
 #include "store/types.h"
@@ -198,8 +200,10 @@ class Store {
   // Removes `item` from the queue (if its version is still the queued one) and records the
   // result on the file if its committed version is still item.data_gen: state (kClean or
   // kFailed), the object's key and etag (kept when empty), and the error (empty for none).
+  // With `copy` (kClean): how a later recall checks the object (its part size and part MD5s).
   Status FinishUpload(const UploadItem& item, FileState state, std::string_view cloud_key,
-                      std::string_view cloud_etag, std::string_view error);
+                      std::string_view cloud_etag, std::string_view error,
+                      const CloudCopy* copy = nullptr);
   // Called before an upload of a file under a key its recorded upload does not hold. If the
   // answer is lost (a crash after the cloud committed), the object exists unknown to the Store;
   // when the file is then deleted or goes up under another key, that key is released as
@@ -220,6 +224,52 @@ class Store {
   Result<std::string> ReleasedEtag(uint32_t share_id, std::string_view key);
   Status UpdateReleased(const ReleasedObject& r);
   Status ForgetReleased(uint64_t id);
+
+  // --- Cache: eviction, recall, refresh (DESIGN.md section 3: clean -> stub -> clean) ---
+  // A clean file can be evicted: its data goes, its metadata, xattrs and place stay (kStub).
+  // Reading a stub recalls its data through CacheHooks::Fetch, in blocks (a part of the cloud
+  // object each), several at once and ahead of the reader; every reader of the file shares
+  // one recall, which goes on until the whole file is back (then kClean again). Opening a stub
+  // for writing or truncating it (but to zero) recalls it whole first.
+  //
+  // Hooks for the cache policy and the cloud; set once, before front ends start. Without
+  // hooks, writes are not paced and reading a stub fails with Unavailable.
+  void SetCacheHooks(CacheHooks* hooks);
+  // Resident clean files of a share with a cloud copy, least recently used first (paged after
+  // (after_used_ns, after_node)). Use is recorded on open and commit (FlushAccessTimes).
+  Result<std::vector<CacheFile>> EvictionCandidates(uint32_t share_id, int64_t after_used_ns,
+                                                    NodeId after_node, size_t limit);
+  // Drops the local data of each of `files` that is still clean at its data_gen, not open and
+  // has a cloud copy, in one commit (others are skipped). Returns how many became stubs.
+  Result<size_t> Evict(const std::vector<CacheFile>& files);
+  Result<CacheUsage> GetCacheUsage(uint32_t share_id);
+  // Writes the use times recorded in memory since the last flush (one commit).
+  Status FlushAccessTimes();
+  // Recalls the whole of `node` if it is a stub; returns when it is resident.
+  Status Recall(NodeId node);
+  // "resident", "stub", "pinned" (resident and pinned by policy), "dirty" (not yet in the
+  // cloud: writing, dirty, uploading or failed), "local" (a local share's), or "directory".
+  // Also the value of the read-only xattr kCacheStateXattr.
+  Result<std::string> CacheStateOf(NodeId node);
+  static constexpr char kCacheStateXattr[] = "user.fieldstack.cache";
+  // The cloud copy recorded for a file (NotFound when none).
+  Result<CloudCopy> CloudCopyOf(NodeId node);
+
+  // Refresh (cloud -> box). A new file that is a stub of `spec.cloud` (event kCreate).
+  Result<Attr> CreateStub(NodeId parent, std::string_view name, const StubSpec& spec);
+  // Makes file `node` a stub of a newer cloud object (event kRefresh), if it is still at
+  // `version`, clean or a stub, and not open; FailedPrecondition otherwise (a local change
+  // wins: the caller treats it as a conflict or tries again later).
+  Result<Attr> ReplaceWithStub(NodeId node, uint64_t version, const StubSpec& spec);
+  // Deletes file `node` (its object is gone from the cloud) if it is still at `version`,
+  // clean or a stub, and not open; FailedPrecondition otherwise.
+  Status RemoveIfUnchanged(NodeId node, uint64_t version);
+  // Records that a refresh (`refresh_id`, increasing) saw the cloud objects of `nodes`.
+  Status MarkRefreshed(const std::vector<NodeId>& nodes, uint64_t refresh_id);
+  // Files of a share whose cloud copy's key starts with `key_prefix`, clean or stubs, that
+  // refresh `refresh_id` did not see: their objects were deleted in the cloud. Paged by node.
+  Result<std::vector<Attr>> NotRefreshed(uint32_t share_id, std::string_view key_prefix,
+                                         uint64_t refresh_id, NodeId after_node, size_t limit);
 
   // --- Small durable values of other components (e.g. the uploader's data budget) ---
   // NotFound when never set. Keys are namespaced by the caller ("upload.budget.day").
@@ -258,7 +308,15 @@ class Store {
   Status EnsureMarked(LiveFile& f);
   Status EnsureChunkFile(LiveFile& f);
   Result<Attr> InsertNode(NodeId parent, std::string_view name, NodeType type, const NewNode& opts,
-                          std::string_view target, EventKind event);
+                          std::string_view target, EventKind event, const StubSpec* stub = nullptr);
+  // Recall (see SetCacheHooks). REQUIRES f.mu. Returns once bytes [offset, offset + len) of a
+  // stub are in its backing file (at once for resident files).
+  Status EnsureResident(LiveFile& f, uint64_t offset, uint64_t len);
+  Status StartRecall(LiveFile& f);
+  void ScheduleBlock(const std::shared_ptr<LiveFile>& f, size_t block);
+  void FetchBlock(std::shared_ptr<LiveFile> f, size_t block);
+  Status FinishRecall(LiveFile& f);
+  void NoteUse(NodeId node);
   Status TruncateLocked(LiveFile& f, uint64_t size);
   Result<std::unique_ptr<crypto::ChunkCodec>> CodecFor(NodeId id, const std::string& wrapped,
                                                        uint32_t key_id);
@@ -291,10 +349,26 @@ class Store {
 
   Mutex files_mu_;
   std::unordered_map<NodeId, std::shared_ptr<LiveFile>> files_ GUARDED_BY(files_mu_);
+  // Files whose data Evict is dropping: not opened until it is done.
+  std::unordered_set<NodeId> evicting_ GUARDED_BY(files_mu_);
+  CondVar evict_cv_;
+
+  std::atomic<CacheHooks*> hooks_{nullptr};
+  std::unique_ptr<ThreadPool> recall_pool_;  // runs CacheHooks::Fetch, one block per task
+  Mutex access_mu_;
+  std::unordered_map<NodeId, int64_t> access_ GUARDED_BY(access_mu_);  // not yet flushed
+  // Evicted files whose backing file is gone but whose stub_data row is still in the db; the
+  // next eviction's commit drops the rows.
+  Mutex evicted_mu_;
+  std::vector<NodeId> evicted_rows_ GUARDED_BY(evicted_mu_);
 
   prometheus::Counter* bytes_written_ = nullptr;
   prometheus::Counter* bytes_read_ = nullptr;
   prometheus::Counter* corrupt_chunks_ = nullptr;
+  prometheus::Counter* evictions_ = nullptr;
+  prometheus::Counter* recalls_ = nullptr;
+  prometheus::Counter* read_hits_ = nullptr;
+  prometheus::Counter* read_misses_ = nullptr;
 };
 
 }  // namespace fieldstack::store

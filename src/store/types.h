@@ -4,7 +4,12 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
 
 namespace fieldstack::store {
 
@@ -84,6 +89,7 @@ enum class EventKind : int {
   kUnlink = 7,
   kRmdir = 8,
   kXattr = 9,
+  kRefresh = 10,  // the data was replaced by a newer object from the cloud (now a stub)
 };
 std::string_view EventKindName(EventKind k);
 
@@ -149,6 +155,65 @@ struct ReleasedObject {
   uint32_t attempts = 0;
   int64_t not_before_ns = 0;
   std::string last_error;
+};
+
+// The cloud object that holds a file's committed data (uploaded by this box, or found by a
+// refresh), and how recalled bytes are checked: by the MD5 of each part as it was sent, or
+// (objects this box did not write) by the etag, and the whole object's MD5 when the service
+// keeps one.
+struct CloudCopy {
+  std::string key;
+  std::string etag;
+  uint64_t size = 0;
+  uint64_t part_size = 0;  // bytes per part (the last may be shorter); 0: one part
+  std::string part_md5s;   // raw 16-byte MD5 of each part in order; empty: not known
+  std::string md5;         // raw MD5 of the whole object; empty: not known
+};
+
+// What a refresh brings in for one cloud object: a stub (metadata only; data on first read).
+struct StubSpec {
+  CloudCopy cloud;
+  int64_t mtime_ns = 0;
+  uint32_t mode = 0644;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  std::vector<std::pair<std::string, std::string>> xattrs;  // set with the stub
+};
+
+// A resident clean file the evictor may drop (Store::EvictionCandidates).
+struct CacheFile {
+  NodeId node = kNoNode;
+  uint64_t data_gen = 0;
+  uint64_t size = 0;
+  int64_t used_ns = 0;  // last open or commit, as the Store tracks it
+};
+
+// Bytes of a share by cache state (Store::GetCacheUsage). resident = everything but stubs.
+struct CacheUsage {
+  uint64_t resident_bytes = 0;
+  uint64_t stub_bytes = 0;
+  uint64_t clean_bytes = 0;  // resident and in the cloud: what eviction can free
+  uint64_t stub_files = 0;
+};
+
+// What the Store asks of the cache policy and the cloud; src/sync implements it (Evictor,
+// Recaller) and the daemon sets it before any front end starts (Store::SetCacheHooks).
+class CacheHooks {
+ public:
+  virtual ~CacheHooks() = default;
+  // Called before `bytes` more data land on the box in share `share_id` (a write, or a block
+  // of a recall). May block while the cache is over its hard cap (back-pressure), then
+  // returns NoSpace; OK lets the data in.
+  virtual Status Admit(uint32_t share_id, uint64_t bytes) = 0;
+  // Reads bytes [offset, offset + out.size()) of `copy` from share `share_id`'s cloud target,
+  // checked as CloudCopy says. `offset` is a multiple of the Store's chunk size; the range
+  // ends at a chunk boundary or at the end of the object. Unavailable when the cloud is not
+  // reachable within the recall timeout, Corruption when the bytes fail their checksum,
+  // FailedPrecondition when the object changed in the cloud.
+  virtual Status Fetch(uint32_t share_id, const CloudCopy& copy, uint64_t offset,
+                       std::span<uint8_t> out) = 0;
+  // Whether a path of the share must stay resident.
+  virtual bool Pinned(uint32_t share_id, std::string_view path) = 0;
 };
 
 struct SetAttrRequest {
