@@ -302,6 +302,7 @@ TEST_P(ConformanceTest, ListIsSortedPrefixedAndPaged) {
   ASSERT_EQ(prefixed->objects.size(), 2u);
   EXPECT_EQ(prefixed->objects[0].key, "a/c/d");
   EXPECT_EQ(prefixed->objects[0].size, 5u);
+  EXPECT_EQ(prefixed->objects[0].etag, store_->Head("a/c/d")->etag);  // one form of etag
   auto first = store_->List("a/", "", 1);
   ASSERT_TRUE(first.ok());
   ASSERT_FALSE(first->next_token.empty());

@@ -7,6 +7,7 @@
 #include "platform/file.h"
 #include "store/names.h"
 #include "sync/bandwidth.h"
+#include "sync/evictor.h"
 
 namespace fieldstack::daemon {
 namespace {
@@ -65,6 +66,26 @@ class Parser {
     return Status::Ok();
   }
 
+  // A [cache] or [shares.cache] table.
+  Status Cache(const toml::table& t, const std::string& prefix, CacheConfig& out) const {
+    FS_RETURN_IF_ERROR(
+        Known(t, prefix,
+              {"high_watermark", "low_watermark", "hard_cap", "max_age_days", "pinned",
+               "interval_s", "backpressure_timeout_s", "recall_timeout_s"}));
+    for (auto [key, field] : {std::pair{"high_watermark", &out.high_watermark},
+                              {"low_watermark", &out.low_watermark},
+                              {"hard_cap", &out.hard_cap}}) {
+      FS_RETURN_IF_ERROR(String(t, prefix + ".", key, *field));
+      if (field->empty()) continue;
+      auto size = sync::CacheSize::Parse(*field);
+      if (!size.ok()) return Error(prefix + "." + key, size.status().message());
+    }
+    int64_t age = out.max_age_days;
+    FS_RETURN_IF_ERROR(Int(t, prefix + ".", "max_age_days", 0, 36500, age));
+    out.max_age_days = static_cast<uint32_t>(age);
+    return Strings(t, prefix + ".", "pinned", "[\"projects/**/*.db\"]", out.pinned);
+  }
+
   // An array of non-empty strings; `example` shows one in the error.
   Status Strings(const toml::table& t, const std::string& prefix, const char* key,
                  const char* example, std::vector<std::string>& out) const {
@@ -110,8 +131,8 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
   Config c;
   FS_RETURN_IF_ERROR(
       p.Known(root, "",
-              {"data_dir", "http", "log", "encryption", "store", "shares", "upload", "smb", "nfs",
-               "mountpoint", "s3", "blob", "tls", "access_keys", "buckets"}));
+              {"data_dir", "http", "log", "encryption", "store", "shares", "upload", "cache", "smb",
+               "nfs", "mountpoint", "s3", "blob", "tls", "access_keys", "buckets"}));
   FS_RETURN_IF_ERROR(p.String(root, "", "mountpoint", c.mountpoint));
   FS_RETURN_IF_ERROR(p.String(root, "", "data_dir", c.data_dir));
   if (c.data_dir.empty()) return p.Error("data_dir", "must not be empty");
@@ -189,6 +210,17 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
       if (*out && **out < (uint64_t{c.upload_part_size_mib} << 20)) {
         return p.Error(name, "is smaller than one upload part (upload.part_size_mib)");
       }
+    }
+  }
+  FS_RETURN_IF_ERROR(st);
+  if (const toml::table* t = p.Table(root, "cache", st)) {
+    FS_RETURN_IF_ERROR(p.Cache(*t, "cache", c.cache));
+    for (auto [key, field] : {std::pair{"interval_s", &c.cache_interval_s},
+                              {"backpressure_timeout_s", &c.backpressure_timeout_s},
+                              {"recall_timeout_s", &c.recall_timeout_s}}) {
+      int64_t v = *field;
+      FS_RETURN_IF_ERROR(p.Int(*t, "cache.", key, 1, 86400, v));
+      *field = static_cast<uint32_t>(v);
     }
   }
   FS_RETURN_IF_ERROR(st);
@@ -336,9 +368,10 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
       std::string prefix = "shares[" + std::to_string(i) + "]";
       const toml::table* t = arr->get(i)->as_table();
       if (t == nullptr) return p.Error(prefix, "must be a table");
-      FS_RETURN_IF_ERROR(p.Known(*t, prefix,
-                                 {"name", "kind", "target", "smb", "smb_encrypt", "nfs",
-                                  "nfs_clients", "nfs_read_only", "nfs_squash"}));
+      FS_RETURN_IF_ERROR(
+          p.Known(*t, prefix,
+                  {"name", "kind", "target", "smb", "smb_encrypt", "nfs", "nfs_clients",
+                   "nfs_read_only", "nfs_squash", "cache", "refresh_ttl_s"}));
       ShareConfig share;
       FS_RETURN_IF_ERROR(p.String(*t, prefix + ".", "name", share.name));
       Status valid = store::ValidateName(share.name);
@@ -346,6 +379,18 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
       if (!seen.insert(share.name).second) {
         return p.Error(prefix + ".name", "repeats share '" + share.name + "'");
       }
+      if (const toml::node* cn = t->get("cache")) {
+        if (!cn->is_table()) return p.Error(prefix + ".cache", "must be a table");
+        FS_RETURN_IF_ERROR(p.Cache(*cn->as_table(), prefix + ".cache", share.cache));
+        for (const char* box_only : {"interval_s", "backpressure_timeout_s", "recall_timeout_s"}) {
+          if (cn->as_table()->contains(box_only)) {
+            return p.Error(prefix + ".cache." + box_only, "is set for the box in [cache] only");
+          }
+        }
+      }
+      int64_t ttl = 0;
+      FS_RETURN_IF_ERROR(p.Int(*t, prefix + ".", "refresh_ttl_s", 0, 365 * 86400, ttl));
+      share.refresh_ttl_s = static_cast<uint32_t>(ttl);
       FS_RETURN_IF_ERROR(p.Bool(*t, prefix + ".", "smb", share.smb));
       FS_RETURN_IF_ERROR(p.String(*t, prefix + ".", "smb_encrypt", share.smb_encrypt));
       if (share.smb_encrypt != "off" && share.smb_encrypt != "desired" &&
@@ -423,6 +468,14 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
         }
         if (tc.policy != "keep" && tc.policy != "mirror") {
           return p.Error(tp + ".policy", "must be \"keep\" or \"mirror\"");
+        }
+      }
+      if (share.kind != store::ShareKind::kCloud) {
+        if (share.refresh_ttl_s != 0) {
+          return p.Error(prefix + ".refresh_ttl_s", "is only for kind = \"cloud\" shares");
+        }
+        if (t->contains("cache")) {
+          return p.Error(prefix + ".cache", "is only for kind = \"cloud\" shares");
         }
       }
       c.shares.push_back(share);

@@ -36,6 +36,16 @@ struct TargetConfig {
   std::string policy = "keep";
 };
 
+// Cache limits (sync::CachePolicy); sizes are bytes, "500GiB" or "20%" of the data volume,
+// checked by sync::CacheSize::Parse. Empty: unset.
+struct CacheConfig {
+  std::string high_watermark;
+  std::string low_watermark;
+  std::string hard_cap;
+  uint32_t max_age_days = 0;  // 0: no age limit
+  std::vector<std::string> pinned;
+};
+
 struct ShareConfig {
   std::string name;
   store::ShareKind kind = store::ShareKind::kLocal;
@@ -46,6 +56,8 @@ struct ShareConfig {
   std::vector<std::string> nfs_clients;  // addresses or CIDR prefixes allowed, or "*"
   bool nfs_read_only = false;
   std::string nfs_squash = "root";  // "root", "all" or "none"
+  CacheConfig cache;                // [shares.cache]: this share's own limits
+  uint32_t refresh_ttl_s = 0;       // refresh from the cloud this often; 0: only on demand
 };
 
 struct SmbUserConfig {
@@ -94,6 +106,11 @@ struct Config {
   // Data caps for metered links, in bytes; nullopt: none.
   std::optional<uint64_t> upload_daily_budget;
   std::optional<uint64_t> upload_monthly_budget;
+  // [cache]: the box's limits on the data of all shares, and recall.
+  CacheConfig cache{"90%", "80%", "95%", 0, {}};
+  uint32_t cache_interval_s = 5;
+  uint32_t backpressure_timeout_s = 30;
+  uint32_t recall_timeout_s = 60;
   // File shares: the FUSE mount of every share (empty: <data_dir>/mnt) and Samba on it.
   std::string mountpoint;
   bool smb_enabled = false;

@@ -188,3 +188,38 @@ TEST(ConfigTest, BadInputNamesTheKey) {
 
 }  // namespace
 }  // namespace fieldstack::daemon
+
+namespace fieldstack::daemon {
+namespace {
+
+TEST(ConfigTest, CacheLimitsForTheBoxAndPerShare) {
+  auto d = ParseConfig("", "t");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->cache.high_watermark, "90%");
+  EXPECT_EQ(d->cache.hard_cap, "95%");
+  auto c = ParseConfig(
+      "[cache]\nhigh_watermark = \"500GiB\"\nlow_watermark = \"400GiB\"\nhard_cap = \"98%\"\n"
+      "max_age_days = 30\npinned = [\"db/\"]\nbackpressure_timeout_s = 10\n"
+      "recall_timeout_s = 20\n[[shares]]\nname = \"a\"\nkind = \"cloud\"\nrefresh_ttl_s = 600\n"
+      "[shares.cache]\nhigh_watermark = \"10G\"\npinned = [\"**/*.idx\"]\n",
+      "t");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->cache.low_watermark, "400GiB");
+  EXPECT_EQ(c->cache.max_age_days, 30u);
+  EXPECT_EQ(c->cache.pinned, std::vector<std::string>{"db/"});
+  EXPECT_EQ(c->backpressure_timeout_s, 10u);
+  EXPECT_EQ(c->recall_timeout_s, 20u);
+  EXPECT_EQ(c->shares[0].refresh_ttl_s, 600u);
+  EXPECT_EQ(c->shares[0].cache.high_watermark, "10G");
+  EXPECT_EQ(c->shares[0].cache.pinned, std::vector<std::string>{"**/*.idx"});
+  ExpectError("[cache]\nhigh_watermark = \"lots\"\n", "'cache.high_watermark'");
+  ExpectError("[cache]\nhard_cap = \"120%\"\n", "'cache.hard_cap'");
+  ExpectError("[cache]\nsize = 1\n", "unknown key 'cache.size'");
+  ExpectError("[cache]\nrecall_timeout_s = 0\n", "'cache.recall_timeout_s'");
+  ExpectError("[[shares]]\nname = \"a\"\nrefresh_ttl_s = 5\n", "only for kind");
+  ExpectError("[[shares]]\nname = \"a\"\nkind = \"cloud\"\n[shares.cache]\ninterval_s = 5\n",
+              "'shares[0].cache.interval_s' is set for the box");
+}
+
+}  // namespace
+}  // namespace fieldstack::daemon

@@ -4,6 +4,10 @@
 //   fieldstack keys rotate [--config PATH]  replace the master key (the daemon must be stopped)
 //   fieldstack drain [--config PATH]        upload everything pending (the daemon stopped)
 //   fieldstack remove-smb-users             delete the system users made for SMB users
+//   fieldstack share refresh NAME [--path P]... [--server URL]
+//                                           pull what changed in the cloud into a share
+//   fieldstack file state SHARE PATH [--server URL]
+//                                           a file's cache state (resident, stub, pinned, dirty)
 //   fieldstack version
 //
 // Exit codes: 0 success, 1 runtime failure (store, network), 2 bad configuration or usage.
@@ -15,6 +19,8 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -40,6 +46,9 @@
 #include "store/store.h"
 #include "sync/audit_log.h"
 #include "sync/copy_log.h"
+#include "sync/evictor.h"
+#include "sync/recall.h"
+#include "sync/refresher.h"
 #include "sync/uploader.h"
 
 namespace fieldstack::daemon {
@@ -165,8 +174,20 @@ Result<std::unique_ptr<cloud::ObjectStore>> MakeTarget(const ShareConfig& share)
   return std::unique_ptr<cloud::ObjectStore>(std::move(*s));
 }
 
-// The upload side of the daemon: one ObjectStore per cloud share with a target, and a thread
-// that runs the Uploader until Stop.
+sync::CachePolicy PolicyFrom(const CacheConfig& c) {
+  sync::CachePolicy p;
+  // Sizes were checked when the config was read.
+  if (!c.high_watermark.empty()) p.high = *sync::CacheSize::Parse(c.high_watermark);
+  if (!c.low_watermark.empty()) p.low = *sync::CacheSize::Parse(c.low_watermark);
+  if (!c.hard_cap.empty()) p.cap = *sync::CacheSize::Parse(c.hard_cap);
+  if (c.max_age_days > 0) p.max_age = std::chrono::hours(24) * c.max_age_days;
+  p.pinned = c.pinned;
+  return p;
+}
+
+// The cloud side of the daemon: one ObjectStore per cloud share with a target; a thread that
+// runs the Uploader; the cache (Evictor as the Store's CacheHooks, with the Recaller behind
+// it); the Refresher, on demand and by each share's refresh_ttl_s.
 class UploadService {
  public:
   // With `background`, a thread runs the uploader until the service is destroyed; without,
@@ -185,6 +206,43 @@ class UploadService {
                        ? share.target.endpoint + "/" + share.target.bucket
                        : share.target.endpoint + "/" + share.target.container);
     }
+    auto* targets = &svc->targets_;
+    auto target_of = [targets](uint32_t share) -> cloud::ObjectStore* {
+      auto it = targets->find(share);
+      return it == targets->end() ? nullptr : it->second.get();
+    };
+    sync::BandwidthSchedule schedule;
+    if (!c.upload_bandwidth.empty()) {
+      FS_ASSIGN_OR_RETURN(schedule, sync::BandwidthSchedule::ParseTimetable(c.upload_bandwidth));
+    }
+    sync::Recaller::Options ro;
+    ro.schedule = schedule;  // its download rates
+    ro.timeout = std::chrono::seconds(c.recall_timeout_s);
+    svc->recaller_ = std::make_unique<sync::Recaller>(target_of, RealClock::Get(), ro, &metrics);
+    sync::Evictor::Options eo;
+    eo.box = PolicyFrom(c.cache);
+    eo.interval = std::chrono::seconds(c.cache_interval_s);
+    eo.backpressure_timeout = std::chrono::seconds(c.backpressure_timeout_s);
+    for (const ShareConfig& share : c.shares) {
+      FS_ASSIGN_OR_RETURN(store::ShareInfo info, st.GetShare(share.name));
+      eo.shares[info.id] = PolicyFrom(share.cache);
+      if (share.refresh_ttl_s > 0) svc->ttl_[info.id] = {share.name, share.refresh_ttl_s, 0};
+    }
+    svc->evictor_ =
+        std::make_unique<sync::Evictor>(st, RealClock::Get(), eo, svc->recaller_.get(), &metrics);
+    st.SetCacheHooks(svc->evictor_.get());
+    if (background) svc->evictor_->Start();
+    sync::Refresher::Options fo;
+    fo.mirror = [m = &svc->mirror_](uint32_t share) { return m->count(share) > 0; };
+    fo.pinned = [e = svc->evictor_.get()](uint32_t share, std::string_view path) {
+      return e->Pinned(share, path);
+    };
+    fo.part_size_bytes = uint64_t{c.upload_part_size_mib} << 20;
+    svc->refresher_ = std::make_unique<sync::Refresher>(st, target_of, RealClock::Get(), fo,
+                                                        &svc->log_, &metrics);
+    if (background && !svc->ttl_.empty()) {
+      svc->ttl_thread_ = std::thread([s = svc.get()] { s->RefreshLoop(); });
+    }
     if (svc->targets_.empty()) return svc;
     sync::Uploader::Options opts;
     opts.part_size_bytes = uint64_t{c.upload_part_size_mib} << 20;
@@ -192,18 +250,9 @@ class UploadService {
     opts.budget.daily_bytes = c.upload_daily_budget;
     opts.budget.monthly_bytes = c.upload_monthly_budget;
     opts.mirror = [m = &svc->mirror_](uint32_t share) { return m->count(share) > 0; };
-    if (!c.upload_bandwidth.empty()) {
-      FS_ASSIGN_OR_RETURN(opts.schedule,
-                          sync::BandwidthSchedule::ParseTimetable(c.upload_bandwidth));
-    }
-    auto* targets = &svc->targets_;
-    svc->uploader_ = std::make_unique<sync::Uploader>(
-        st,
-        [targets](uint32_t share) -> cloud::ObjectStore* {
-          auto it = targets->find(share);
-          return it == targets->end() ? nullptr : it->second.get();
-        },
-        RealClock::Get(), opts, &svc->log_, &metrics);
+    opts.schedule = schedule;
+    svc->uploader_ = std::make_unique<sync::Uploader>(st, target_of, RealClock::Get(), opts,
+                                                      &svc->log_, &metrics);
     if (background) svc->thread_ = std::thread([s = svc.get()] { s->Loop(); });
     return svc;
   }
@@ -218,9 +267,17 @@ class UploadService {
     return pass;
   }
 
+  // Refreshes share `share` (folders `paths`, or all of it) now.
+  Result<sync::Refresher::Pass> Refresh(const std::string& share,
+                                        const std::vector<std::string>& paths) {
+    return refresher_->Run(share, paths);
+  }
+
   ~UploadService() {
     stop_ = true;
     if (thread_.joinable()) thread_.join();
+    if (ttl_thread_.joinable()) ttl_thread_.join();
+    store_.SetCacheHooks(nullptr);  // waits for recalls in flight
   }
 
  private:
@@ -239,9 +296,46 @@ class UploadService {
     }
   }
 
+  // Refreshes each share with a refresh_ttl_s when it is due.
+  void RefreshLoop() {
+    while (!stop_) {
+      int64_t now = RealClock::Get().MonotonicNanos();
+      for (auto& [id, t] : ttl_) {
+        if (stop_ || (t.last_ns != 0 && now - t.last_ns < int64_t{t.ttl_s} * 1'000'000'000)) {
+          continue;
+        }
+        t.last_ns = now;
+        auto pass = refresher_->Run(t.share, {});
+        if (!pass.ok()) {
+          spdlog::warn("refresh of share '{}': {}", t.share, pass.status().ToString());
+        } else {
+          spdlog::info(
+              "refresh of share '{}': {} listed, {} added, {} changed, {} deleted, {} "
+              "conflicts, {} failed in {} ms",
+              t.share, pass->listed, pass->added, pass->changed, pass->deleted, pass->conflicts,
+              pass->failed, pass->duration_ms);
+        }
+      }
+      for (int i = 0; i < 10 && !stop_; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    }
+  }
+
+  struct Ttl {
+    std::string share;
+    uint32_t ttl_s = 0;
+    int64_t last_ns = 0;
+  };
+
   store::Store& store_;
   sync::CopyLog log_;
   std::map<uint32_t, std::unique_ptr<cloud::ObjectStore>> targets_;
+  std::unique_ptr<sync::Recaller> recaller_;
+  std::unique_ptr<sync::Evictor> evictor_;
+  std::unique_ptr<sync::Refresher> refresher_;
+  std::map<uint32_t, Ttl> ttl_;
+  std::thread ttl_thread_;
   std::set<uint32_t> mirror_;  // shares whose policy is "mirror"
   std::unique_ptr<sync::Uploader> uploader_;
   std::atomic<bool> stop_{false};
@@ -387,6 +481,64 @@ int Serve(const std::string& config_path) {
     return http::MakeResponse(req, bh::status::ok, "text/plain; version=0.0.4",
                               metrics.Serialize());
   });
+  // Cache and refresh (until the management API of issue 7 takes these over; local only, like
+  // the rest of this port).
+  router.Add(bh::verb::post, "/api/v1/refresh", [&](const http::Request& req) {
+    auto bad = [&](const std::string& msg) {
+      nlohmann::json e = {{"error", msg}};
+      return http::MakeResponse(req, bh::status::bad_request, "application/json", e.dump());
+    };
+    nlohmann::json in = nlohmann::json::parse(req.body(), nullptr, false);
+    if (in.is_discarded() || !in.is_object() || !in.contains("share") || !in["share"].is_string()) {
+      return bad("the body must be JSON like {\"share\": \"name\", \"paths\": [\"folder\"]}");
+    }
+    std::vector<std::string> paths;
+    if (in.contains("paths")) {
+      if (!in["paths"].is_array()) return bad("\"paths\" must be an array of folders");
+      for (const auto& p : in["paths"]) {
+        if (!p.is_string()) return bad("\"paths\" must be an array of folders");
+        paths.push_back(p.get<std::string>());
+      }
+    }
+    auto pass = (*uploads)->Refresh(in["share"].get<std::string>(), paths);
+    if (!pass.ok()) {
+      nlohmann::json e = {{"error", pass.status().ToString()}};
+      auto code = pass.status().code() == StatusCode::kNotFound ? bh::status::not_found
+                  : pass.status().code() == StatusCode::kInvalidArgument ||
+                          pass.status().code() == StatusCode::kFailedPrecondition
+                      ? bh::status::bad_request
+                      : bh::status::service_unavailable;
+      return http::MakeResponse(req, code, "application/json", e.dump());
+    }
+    nlohmann::json j = {{"listed", pass->listed},       {"added", pass->added},
+                        {"changed", pass->changed},     {"deleted", pass->deleted},
+                        {"kept", pass->kept},           {"conflicts", pass->conflicts},
+                        {"unchanged", pass->unchanged}, {"skipped", pass->skipped},
+                        {"failed", pass->failed},       {"duration_ms", pass->duration_ms}};
+    return http::MakeResponse(req, bh::status::ok, "application/json", j.dump());
+  });
+  router.Add(bh::verb::post, "/api/v1/file-state", [&](const http::Request& req) {
+    nlohmann::json in = nlohmann::json::parse(req.body(), nullptr, false);
+    if (in.is_discarded() || !in.is_object() || !in.contains("share") || !in["share"].is_string() ||
+        !in.contains("path") || !in["path"].is_string()) {
+      nlohmann::json e = {{"error",
+                           "the body must be JSON like {\"share\": \"name\", "
+                           "\"path\": \"folder/file\"}"}};
+      return http::MakeResponse(req, bh::status::bad_request, "application/json", e.dump());
+    }
+    auto attr = st->Resolve(in["share"].get<std::string>(), in["path"].get<std::string>());
+    auto state = attr.ok() ? st->CacheStateOf(attr->id) : Result<std::string>(attr.status());
+    if (!state.ok()) {
+      nlohmann::json e = {{"error", state.status().ToString()}};
+      return http::MakeResponse(req,
+                                state.status().code() == StatusCode::kNotFound
+                                    ? bh::status::not_found
+                                    : bh::status::bad_request,
+                                "application/json", e.dump());
+    }
+    nlohmann::json j = {{"state", *state}, {"size", attr->size}};
+    return http::MakeResponse(req, bh::status::ok, "application/json", j.dump());
+  });
   http::ServerOptions so;
   so.address = c.http_address;
   so.port = c.http_port;
@@ -482,6 +634,48 @@ int Drain(const std::string& config_path) {
   }
 }
 
+// Client commands: POST a JSON body to the running daemon's HTTP port, print the answer.
+// Exit 0 on 2xx, 1 when the daemon cannot be reached or fails, 2 when it refuses the input.
+int PostToDaemon(const std::string& server, const std::string& path, const std::string& body) {
+  std::string url = server;
+  if (url.starts_with("http://")) url = url.substr(7);
+  if (url.ends_with("/")) url.pop_back();
+  std::string host = url, port = "80";
+  if (auto colon = url.rfind(':'); colon != std::string::npos) {
+    host = url.substr(0, colon);
+    port = url.substr(colon + 1);
+  }
+  if (host.empty() || port.empty() || server.starts_with("https://")) {
+    return Fail(2, "--server must be http://HOST:PORT (got '" + server + "')");
+  }
+  try {
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::resolver resolver(io);
+    boost::beast::tcp_stream stream(io);
+    stream.expires_after(std::chrono::hours(2));  // a refresh of a large share takes a while
+    stream.connect(resolver.resolve(host, port));
+    bh::request<bh::string_body> req{bh::verb::post, path, 11};
+    req.set(bh::field::host, host);
+    req.set(bh::field::content_type, "application/json");
+    req.body() = body;
+    req.prepare_payload();
+    bh::write(stream, req);
+    boost::beast::flat_buffer buf;
+    bh::response<bh::string_body> res;
+    bh::read(stream, buf, res);
+    nlohmann::json j = nlohmann::json::parse(res.body(), nullptr, false);
+    std::string text = j.is_discarded() ? res.body() : j.dump(2);
+    if (res.result_int() / 100 == 2) {
+      std::printf("%s\n", text.c_str());
+      return 0;
+    }
+    std::string err = j.is_object() && j.contains("error") ? j["error"].get<std::string>() : text;
+    return Fail(res.result_int() / 100 == 4 ? 2 : 1, err);
+  } catch (const std::exception& e) {
+    return Fail(1, "cannot reach the daemon at " + server + ": " + e.what());
+  }
+}
+
 int RotateKeys(const std::string& config_path) {
   auto config = ConfigFrom(config_path);
   if (!config.ok()) return Fail(2, config.status().message());
@@ -525,6 +719,24 @@ int main(int argc, char** argv) {
   auto* remove_users = app.add_subcommand(
       "remove-smb-users",
       "delete the system users made for SMB (comment \"fieldstack SMB user\"), daemon stopped");
+  std::string server = "http://127.0.0.1:8480";
+  auto* share = app.add_subcommand("share", "share commands (talk to the running daemon)");
+  share->require_subcommand(1);
+  auto* refresh = share->add_subcommand(
+      "refresh", "pull objects added, changed or deleted in the cloud into a share");
+  std::string share_name;
+  std::vector<std::string> paths;
+  refresh->add_option("name", share_name, "the share")->required();
+  refresh->add_option("--path,-p", paths, "a folder of the share (repeatable; default: all)");
+  refresh->add_option("--server", server, "the daemon's HTTP address");
+  auto* file = app.add_subcommand("file", "file commands (talk to the running daemon)");
+  file->require_subcommand(1);
+  auto* state =
+      file->add_subcommand("state", "a file's cache state: resident, stub, pinned, dirty or local");
+  std::string file_path;
+  state->add_option("share", share_name, "the share")->required();
+  state->add_option("path", file_path, "the file's path in the share")->required();
+  state->add_option("--server", server, "the daemon's HTTP address");
   app.add_subcommand("version", "print the version");
   try {
     app.parse(argc, argv);
@@ -535,6 +747,14 @@ int main(int argc, char** argv) {
   if (serve->parsed()) return fieldstack::daemon::Serve(config);
   if (rotate->parsed()) return fieldstack::daemon::RotateKeys(config);
   if (drain->parsed()) return fieldstack::daemon::Drain(config);
+  if (refresh->parsed()) {
+    nlohmann::json body = {{"share", share_name}, {"paths", paths}};
+    return fieldstack::daemon::PostToDaemon(server, "/api/v1/refresh", body.dump());
+  }
+  if (state->parsed()) {
+    nlohmann::json body = {{"share", share_name}, {"path", file_path}};
+    return fieldstack::daemon::PostToDaemon(server, "/api/v1/file-state", body.dump());
+  }
   if (remove_users->parsed()) {
     fieldstack::Status s = fieldstack::frontends::smb::SmbServer::RemoveSystemUsers();
     if (!s.ok()) {

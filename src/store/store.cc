@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fstream>
 #include <shared_mutex>
+#include <thread>
 
 #include "common/thread_pool.h"
 #include "crypto/chunk_codec.h"
@@ -2109,7 +2110,12 @@ Status ValidateStub(const StubSpec& spec) {
 
 }  // namespace
 
-void Store::SetCacheHooks(CacheHooks* hooks) { hooks_.store(hooks); }
+void Store::SetCacheHooks(CacheHooks* hooks) {
+  hooks_.store(hooks);
+  if (hooks != nullptr) return;
+  // Fetches in flight may still use the old hooks: wait for them.
+  while (fetches_in_flight_.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+}
 
 void Store::NoteUse(NodeId node) {
   MutexLock l(access_mu_);
@@ -2483,6 +2489,7 @@ void Store::ScheduleBlock(const std::shared_ptr<LiveFile>& f, size_t block) {
   f->blocks[block] = LiveFile::kFetching;
   ++f->fetching;
   ++f->handles;  // the fetch keeps the file open until it lands (released in FetchBlock)
+  ++fetches_in_flight_;
   recall_pool_->Submit([this, f, block] { FetchBlock(f, block); });
 }
 
@@ -2497,7 +2504,8 @@ void Store::FetchBlock(std::shared_ptr<LiveFile> f, size_t block) {
   }
   std::vector<uint8_t> buf(len);
   CacheHooks* hooks = hooks_.load();
-  Status s = hooks->Admit(f->share_id, len);
+  Status s =
+      hooks == nullptr ? UnavailableError("recall is stopping") : hooks->Admit(f->share_id, len);
   if (s.ok()) s = hooks->Fetch(f->share_id, copy, offset, buf);
   {
     MutexLock l(f->mu);
@@ -2535,7 +2543,7 @@ void Store::FetchBlock(std::shared_ptr<LiveFile> f, size_t block) {
       f->recall_error = s;
     } else {
       // Keep the recall going, a few blocks at a time, until the whole file is back.
-      while (f->stub && f->fetching < 4 && f->recall_error.ok()) {
+      while (f->stub && f->fetching < 4 && f->recall_error.ok() && hooks_.load() != nullptr) {
         while (f->next_block < f->blocks.size() && f->blocks[f->next_block] != LiveFile::kMissing) {
           ++f->next_block;
         }
@@ -2552,6 +2560,7 @@ void Store::FetchBlock(std::shared_ptr<LiveFile> f, size_t block) {
     f->recall_cv.notify_all();
   }
   ReleaseOpenFile(f);
+  --fetches_in_flight_;
 }
 
 Status Store::FinishRecall(LiveFile& f) {

@@ -233,7 +233,8 @@ class Store {
   // for writing or truncating it (but to zero) recalls it whole first.
   //
   // Hooks for the cache policy and the cloud; set once, before front ends start. Without
-  // hooks, writes are not paced and reading a stub fails with Unavailable.
+  // hooks, writes are not paced and reading a stub fails with Unavailable. Setting nullptr
+  // waits for recall fetches in flight (so the old hooks may then be destroyed).
   void SetCacheHooks(CacheHooks* hooks);
   // Resident clean files of a share with a cloud copy, least recently used first (paged after
   // (after_used_ns, after_node)). Use is recorded on open and commit (FlushAccessTimes).
@@ -355,6 +356,7 @@ class Store {
 
   std::atomic<CacheHooks*> hooks_{nullptr};
   std::unique_ptr<ThreadPool> recall_pool_;  // runs CacheHooks::Fetch, one block per task
+  std::atomic<int> fetches_in_flight_{0};
   Mutex access_mu_;
   std::unordered_map<NodeId, int64_t> access_ GUARDED_BY(access_mu_);  // not yet flushed
   // Evicted files whose backing file is gone but whose stub_data row is still in the db; the

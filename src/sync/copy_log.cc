@@ -51,16 +51,20 @@ Status CopyLog::Append(const CopyRecord& r) {
                       {"md5", r.md5_base64},
                       {"duration_ms", r.duration_ms},
                       {"result", r.result}};
-  if (r.error != UploadError::kNone) {
-    j["code"] = static_cast<int>(r.error);
-    j["message"] = r.message;
-  }
+  // In errors.log, which holds both, this tells a refresh's line from an upload's.
+  if (r.log == LogKind::kRefresh) j["log"] = "refresh";
+  if (r.error != UploadError::kNone) j["code"] = static_cast<int>(r.error);
+  // A refresh explains some outcomes that are no error (skipped, kept).
+  if (r.error != UploadError::kNone || !r.message.empty()) j["message"] = r.message;
   std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   std::string dir = dir_ + "/" + r.share;
   MutexLock l(mu_);
   FS_RETURN_IF_ERROR(platform::MakeDirs(dir));
-  FS_RETURN_IF_ERROR(platform::AppendToRotatingLog(dir + "/upload.log", line, max_bytes_, keep_));
-  if (r.error != UploadError::kNone) FS_RETURN_IF_ERROR(platform::AppendToRotatingLog(dir + "/errors.log", line, max_bytes_, keep_));
+  const char* file = r.log == LogKind::kRefresh ? "/refresh.log" : "/upload.log";
+  FS_RETURN_IF_ERROR(platform::AppendToRotatingLog(dir + file, line, max_bytes_, keep_));
+  if (r.error != UploadError::kNone) {
+    FS_RETURN_IF_ERROR(platform::AppendToRotatingLog(dir + "/errors.log", line, max_bytes_, keep_));
+  }
   return Status::Ok();
 }
 

@@ -90,6 +90,7 @@ Result<UploadReport> FileUploader::Upload(UploadJob& job) {
     }
     report.object = *info;
     report.md5 = *put.content_md5;
+    report.part_md5s = report.md5;
     report.bytes = data.size();
     report.parts_sent = 1;
   } else {
@@ -126,11 +127,17 @@ Result<UploadReport> FileUploader::Upload(UploadJob& job) {
     CondVar cv;
     std::vector<size_t> free_slots;  // guarded by mu
     for (size_t i = 0; i < bufs.size(); ++i) free_slots.push_back(i);
-    size_t in_flight = 0;  // guarded by mu
-    Status send_error;     // guarded by mu: the first failed send
+    size_t in_flight = 0;                       // guarded by mu
+    Status send_error;                          // guarded by mu: the first failed send
+    std::map<uint32_t, std::string> part_md5s;  // guarded by mu: hashed where the part is sent
     auto send = [&](uint32_t number, std::span<const uint8_t> data) {
+      std::string md5 = Md5Of(data);
+      {
+        MutexLock l(mu);
+        part_md5s[number] = md5;
+      }
       Status st = options_.before_send ? options_.before_send(data.size()) : Status::Ok();
-      if (st.ok()) st = cloud_.PutPart(*job.upload, number, data, Md5Of(data));
+      if (st.ok()) st = cloud_.PutPart(*job.upload, number, data, md5);
       return st;
     };
     std::vector<uint32_t> numbers;
@@ -172,6 +179,13 @@ Result<UploadReport> FileUploader::Upload(UploadJob& job) {
       auto it = stored.find(n);
       if (it != stored.end() && it->second == data.size()) {
         ++report.parts_reused;  // same upload, same pinned version: same bytes
+        // Recorded from the bytes we hold, not taken on trust from the service: a recall
+        // checks against it.
+        std::string md5 = Md5Of(data);
+        {
+          MutexLock l(mu);
+          part_md5s[n] = std::move(md5);
+        }
         release();
       } else if (options_.pool != nullptr) {
         ++report.parts_sent;
@@ -210,6 +224,15 @@ Result<UploadReport> FileUploader::Upload(UploadJob& job) {
       return read_error.WithContext(kLocalReadContext);
     }
     report.md5 = whole.Final();
+    report.part_size = ps;
+    {
+      MutexLock l(mu);
+      for (uint32_t n : numbers) {
+        auto md5 = part_md5s.find(n);
+        FS_CHECK(md5 != part_md5s.end());  // Invariant: every part was hashed, sent or reused
+        report.part_md5s += md5->second;
+      }
+    }
     auto info = cloud_.CommitUpload(*job.upload, numbers, {job.meta, job.precondition, report.md5});
     std::string ours;
     if (!info.ok() && Changed(info.status())) {

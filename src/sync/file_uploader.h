@@ -51,6 +51,11 @@ struct UploadReport {
   uint64_t bytes = 0;         // bytes of the file
   uint32_t parts_sent = 0;    // parts (or Puts) sent by this call
   uint32_t parts_reused = 0;  // parts found already stored from an earlier attempt
+  // How the object was cut, so a recall can check each part it reads back (store::CloudCopy):
+  // bytes per part (0 for a single Put) and the raw 16-byte MD5 of each part in part order,
+  // always of the bytes this file holds (a reused part is read and hashed too).
+  uint64_t part_size = 0;
+  std::string part_md5s;
 };
 
 // Errors from reading the file through the Store carry this context ("local read: ..."), so a

@@ -9,6 +9,7 @@
 #include "cloud/memory/memory_store.h"
 #include "crypto/hash.h"
 #include "platform/file.h"
+#include "sync/recall.h"
 #include "test/support/fault_object_store.h"
 #include "test/support/pattern.h"
 #include "test/support/temp_dir.h"
@@ -104,6 +105,46 @@ TEST_F(FileUploaderTest, InterruptedUploadResumesWithoutResendingStoredParts) {
   EXPECT_EQ(second->parts_sent, 3u);
   EXPECT_EQ(faulty_.parts, 5) << "no part was sent twice";
   EXPECT_EQ(Cloud("share/resume"), Str(data));
+}
+
+TEST_F(FileUploaderTest, ReportsPartMd5sThatARecallChecksAgainst) {
+  const uint64_t ps = 64 * 1024;
+  auto data = Pattern(ps * 4 + 777, 11);
+  std::string_view all(reinterpret_cast<const char*>(data.data()), data.size());
+  std::string expected;
+  for (uint64_t off = 0; off < data.size(); off += ps) {
+    expected += crypto::Digest::Md5(all.substr(off, ps));
+  }
+  UploadJob job = Write("parts", data);
+  // Interrupted, then resumed: the reused parts are hashed from the bytes we hold too.
+  faulty_.fail_parts_after = 2;
+  ASSERT_FALSE(uploader_->Upload(job).ok());
+  faulty_.fail_parts_after = -1;
+  auto r = uploader_->Upload(job);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->parts_reused, 2u);
+  EXPECT_EQ(r->part_size, ps);
+  EXPECT_EQ(r->part_md5s, expected);
+
+  Recaller recaller([this](uint32_t) -> cloud::ObjectStore* { return &mem_; }, clock_, {});
+  store::CloudCopy copy{.key = job.key,
+                        .etag = r->object.etag,
+                        .size = r->bytes,
+                        .part_size = r->part_size,
+                        .part_md5s = r->part_md5s,
+                        .md5 = r->md5};
+  for (uint64_t off = 0; off < data.size(); off += ps) {
+    std::vector<uint8_t> out(std::min<uint64_t>(ps, data.size() - off));
+    ASSERT_TRUE(recaller.Fetch(1, copy, off, out).ok());
+    EXPECT_TRUE(std::equal(out.begin(), out.end(), data.begin() + off));
+  }
+
+  // A single Put is one part: the object's MD5.
+  UploadJob small = Write("one", Pattern(1000, 12));
+  auto one = uploader_->Upload(small);
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(one->part_size, 0u);
+  EXPECT_EQ(one->part_md5s, one->md5);
 }
 
 TEST_F(FileUploaderTest, FileCommittedAgainMidUploadIsAbandonedNotTorn) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <thread>
 
@@ -289,6 +290,26 @@ Status Uploader::DeleteReleased(const std::map<uint32_t, std::string>& share_nam
   return Status::Ok();
 }
 
+Result<cloud::ObjectMeta> Uploader::MetaOf(const store::Attr& attr) {
+  FS_ASSIGN_OR_RETURN(auto names, store_.ListXattrs(attr.id));
+  std::vector<std::pair<std::string, std::string>> xattrs;
+  for (std::string& name : names) {
+    if (IsInternalXattr(name)) continue;  // never sent; not worth reading
+    auto value = store_.GetXattr(attr.id, name);
+    if (value.status().code() == StatusCode::kNotFound) continue;  // removed meanwhile
+    if (!value.ok()) return value.status();
+    xattrs.emplace_back(std::move(name), std::move(*value));
+  }
+  const std::string owner = std::to_string(attr.id);
+  // The owner mark counts against the same budget.
+  const size_t owner_bytes = std::strlen(kOwnerMetaKey) + owner.size();
+  cloud::ObjectMeta meta = EncodeFileMeta(
+      attr, xattrs,
+      options_.meta_budget_bytes > owner_bytes ? options_.meta_budget_bytes - owner_bytes : 0);
+  meta[kOwnerMetaKey] = owner;
+  return meta;
+}
+
 // The etag of the object at `key` if it carries the owner mark of file `node`; "" when it is
 // missing or someone else's.
 Result<std::string> Uploader::OwnedEtag(cloud::ObjectStore& target, const std::string& key,
@@ -338,11 +359,13 @@ Result<Uploader::Outcome> Uploader::UploadOne(store::UploadItem& item,
   job.node = item.node;
   job.data_gen = item.data_gen;
   job.key = *path;
-  job.meta = {{"mtime_ns", std::to_string(attr->mtime_ns)},
-              {"mode", std::to_string(attr->mode)},
-              {"uid", std::to_string(attr->uid)},
-              {"gid", std::to_string(attr->gid)},
-              {kOwnerMetaKey, std::to_string(item.node)}};
+  auto meta = MetaOf(*attr);
+  if (!meta.ok() && meta.status().code() == StatusCode::kNotFound) {
+    FS_RETURN_IF_ERROR(store_.FinishUpload(item, store::FileState::kDirty, "", "", ""));
+    return Outcome::kSkipped;  // deleted meanwhile
+  }
+  FS_RETURN_IF_ERROR(meta.status());
+  job.meta = std::move(*meta);
   if (!item.cloud_etag.empty() && item.cloud_key == job.key) {
     job.precondition.if_match = item.cloud_etag;
   } else {
@@ -390,8 +413,15 @@ Result<Uploader::Outcome> Uploader::UploadOne(store::UploadItem& item,
   }
   Outcome outcome;
   if (r.ok() && r->outcome == UploadOutcome::kUploaded) {
+    // How a recall after eviction checks what it reads back.
+    store::CloudCopy copy{.key = job.key,
+                          .etag = r->object.etag,
+                          .size = r->bytes,
+                          .part_size = r->part_size,
+                          .part_md5s = r->part_md5s,
+                          .md5 = r->md5};
     FS_RETURN_IF_ERROR(
-        store_.FinishUpload(item, store::FileState::kClean, job.key, r->object.etag, ""));
+        store_.FinishUpload(item, store::FileState::kClean, job.key, r->object.etag, "", &copy));
     outcome = Outcome::kUploaded;
     rec.result = "uploaded";
     if (files_uploaded_) files_uploaded_->Increment();

@@ -41,6 +41,7 @@
 #include "sync/budget.h"
 #include "sync/copy_log.h"
 #include "sync/file_uploader.h"
+#include "sync/object_meta.h"
 
 namespace fieldstack::sync {
 
@@ -62,6 +63,9 @@ class Uploader {
     std::function<bool(uint32_t share_id)> mirror;
     // Daily and monthly caps for metered links (none by default).
     BudgetLimits budget;
+    // User metadata per object, names and values together (S3 allows 2 KiB): the file's
+    // times, owner, mode and as many of its xattrs as fit (object_meta.h).
+    size_t meta_budget_bytes = 2048;
   };
   // The ObjectStore of a share, or nullptr when the share has no cloud target (its files wait).
   using Targets = std::function<cloud::ObjectStore*(uint32_t share_id)>;
@@ -98,6 +102,8 @@ class Uploader {
                         Pass& pass);
   // Aborts multi-part uploads of versions no longer wanted (Store::AbandonedUploads).
   Status AbortAbandoned();
+  // The object metadata of file `attr`: object_meta.h's, and the owner mark.
+  Result<cloud::ObjectMeta> MetaOf(const store::Attr& attr);
   static Result<std::string> OwnedEtag(cloud::ObjectStore& target, const std::string& key,
                                        const std::string& node);
   std::string EncodeUploadId(const std::string& id) const;

@@ -12,6 +12,7 @@
 #include "cloud/s3/s3_store.h"
 #include "crypto/hash.h"
 #include "platform/file.h"
+#include "sync/recall.h"
 #include "test/support/azurite.h"
 #include "test/support/fault_object_store.h"
 #include "test/support/fault_proxy.h"
@@ -129,6 +130,66 @@ TEST_F(UploaderTest, CloudShareFilesArriveInNativeFormatOnce) {
   int puts = faulty_.puts;
   EXPECT_EQ(uploader_->RunOnce()->uploaded, 0u);
   EXPECT_EQ(faulty_.puts, puts);
+}
+
+TEST_F(UploaderTest, ObjectCarriesXattrsAndTheStoreRecordsHowToCheckIt) {
+  // What Samba keeps: DOS attributes and an NT ACL, binary; the box's own stay home.
+  const std::string dos("0x20\0\0\4\0\x11", 9);
+  std::string acl(400, '\0');
+  for (size_t i = 0; i < acl.size(); ++i) acl[i] = static_cast<char>(i * 7);
+  auto small = Pattern(1000, 21), large = Pattern(300000, 22);  // one Put; 5 parts
+  store::NodeId ns = Write(root_, "small.doc", small);
+  store::NodeId nl = Write(root_, "large.bin", large);
+  for (store::NodeId n : {ns, nl}) {
+    ASSERT_TRUE(store_->SetXattr(n, "user.DOSATTRIB", dos).ok());
+    ASSERT_TRUE(store_->SetXattr(n, "security.NTACL", acl).ok());
+    ASSERT_TRUE(store_->SetXattr(n, "fieldstack.object", "internal").ok());
+  }
+  EXPECT_EQ(Drain().uploaded, 2u);
+  for (auto [n, key, data] : {std::tuple{ns, "small.doc", &small}, {nl, "large.bin", &large}}) {
+    auto head = mem_.Head(key);
+    ASSERT_TRUE(head.ok());
+    EXPECT_EQ(head->meta.at(kOwnerMetaKey), std::to_string(n));
+    FileMeta meta = DecodeFileMeta(head->meta);
+    EXPECT_TRUE(meta.xattrs_complete);
+    std::sort(meta.xattrs.begin(), meta.xattrs.end());
+    EXPECT_EQ(meta.xattrs, (std::vector<std::pair<std::string, std::string>>{
+                               {"security.NTACL", acl}, {"user.DOSATTRIB", dos}}))
+        << key;
+    EXPECT_EQ(meta.mode, store_->GetAttr(n)->mode);
+    size_t meta_bytes = 0;
+    for (const auto& [k, v] : head->meta) meta_bytes += k.size() + v.size();
+    EXPECT_LE(meta_bytes, 2048u);
+
+    auto copy = store_->CloudCopyOf(n);
+    ASSERT_TRUE(copy.ok()) << copy.status().ToString();
+    EXPECT_EQ(copy->key, key);
+    EXPECT_EQ(copy->etag, head->etag);
+    EXPECT_EQ(copy->size, data->size());
+    EXPECT_EQ(copy->md5, crypto::Digest::Md5(Str(*data)));
+    if (n == ns) {
+      EXPECT_EQ(copy->part_size, 0u);
+      EXPECT_EQ(copy->part_md5s, copy->md5);
+    } else {
+      EXPECT_EQ(copy->part_size, part_size_);
+      ASSERT_EQ(copy->part_md5s.size(), 5u * 16);
+      EXPECT_EQ(copy->part_md5s.substr(16, 16),
+                crypto::Digest::Md5(Str(*data).substr(part_size_, part_size_)));
+    }
+  }
+}
+
+TEST_F(UploaderTest, XattrsBeyondTheMetadataBudgetAreLeftOutAndMarked) {
+  store::NodeId n = Write(root_, "f", Pattern(100, 23));
+  ASSERT_TRUE(store_->SetXattr(n, "user.DOSATTRIB", "0x20").ok());
+  ASSERT_TRUE(store_->SetXattr(n, "security.NTACL", std::string(3000, 'a')).ok());
+  EXPECT_EQ(Drain().uploaded, 1u);
+  auto head = mem_.Head("f");
+  ASSERT_TRUE(head.ok());
+  FileMeta meta = DecodeFileMeta(head->meta);
+  EXPECT_FALSE(meta.xattrs_complete);
+  EXPECT_EQ(meta.xattrs,
+            (std::vector<std::pair<std::string, std::string>>{{"user.DOSATTRIB", "0x20"}}));
 }
 
 TEST_F(UploaderTest, NewVersionReplacesTheObjectConditionally) {
@@ -554,6 +615,11 @@ TEST(UploaderS3Test, FilesArriveByteIdenticalAndMirrorFollowsRenamesAndDeletes) 
   write("small.csv", Pattern(1000, 1));
   write("large.bin", Pattern(700 * 1024 + 17, 2));
   write("empty", {});
+  store::NodeId large_node = s->Lookup(share->root, "large.bin")->id;
+  std::string acl(500, '\0');
+  for (size_t i = 0; i < acl.size(); ++i) acl[i] = static_cast<char>(i * 13);
+  ASSERT_TRUE(s->SetXattr(large_node, "security.NTACL", acl).ok());
+  ASSERT_TRUE(s->SetXattr(large_node, "user.DOSATTRIB", std::string("0x20\0\x01", 6)).ok());
   Uploader::Options opts;
   opts.part_size_bytes = 256 * 1024;  // the large file goes up in 3 parts, in parallel
   opts.mirror = [](uint32_t) { return true; };
@@ -572,6 +638,23 @@ TEST(UploaderS3Test, FilesArriveByteIdenticalAndMirrorFollowsRenamesAndDeletes) 
   EXPECT_TRUE(get("large.bin") == std::string(large.begin(), large.end()));
   EXPECT_EQ(get("empty"), "");
   EXPECT_EQ((*s3)->Head("large.bin")->meta.count("mtime_ns"), 1u);
+  // The xattrs (binary) come back from the service's metadata, and a recall reads the parts
+  // back checked by the MD5s recorded at upload.
+  FileMeta meta = DecodeFileMeta((*s3)->Head("large.bin")->meta);
+  std::sort(meta.xattrs.begin(), meta.xattrs.end());
+  EXPECT_EQ(meta.xattrs, (std::vector<std::pair<std::string, std::string>>{
+                             {"security.NTACL", acl}, {"user.DOSATTRIB", {"0x20\0\x01", 6}}}));
+  auto copy = s->CloudCopyOf(large_node);
+  ASSERT_TRUE(copy.ok()) << copy.status().ToString();
+  Recaller recaller([&](uint32_t) -> cloud::ObjectStore* { return s3->get(); }, RealClock::Get(),
+                    {});
+  std::vector<uint8_t> back(large.size());
+  for (uint64_t off = 0; off < large.size(); off += copy->part_size) {
+    auto part =
+        std::span(back).subspan(off, std::min<uint64_t>(copy->part_size, large.size() - off));
+    ASSERT_TRUE(recaller.Fetch(share->id, *copy, off, part).ok());
+  }
+  EXPECT_TRUE(back == large);
   // A new version replaces the object (If-Match on our etag); a rename and a delete follow.
   write("large.bin", Pattern(300 * 1024, 3));
   ASSERT_TRUE(s->Rename(share->root, "small.csv", share->root, "renamed.csv").ok());
@@ -629,6 +712,19 @@ TEST(UploaderAzuriteTest, FilesArriveByteIdenticalInAzureBlobStorage) {
     ASSERT_TRUE(got.ok()) << path << ": " << got.status().ToString();
     EXPECT_TRUE(*got == std::string(data.begin(), data.end())) << path;
     EXPECT_EQ(azure->Head(path)->meta.count("mtime_ns"), 1u) << path;
+    // Read back as a recall does: part by part, checked by the MD5s recorded at upload.
+    auto copy = s->CloudCopyOf(s->Resolve("ingest", path)->id);
+    ASSERT_TRUE(copy.ok()) << path << ": " << copy.status().ToString();
+    Recaller recaller([&](uint32_t) -> cloud::ObjectStore* { return azure.get(); },
+                      RealClock::Get(), {});
+    std::vector<uint8_t> back(data.size());
+    uint64_t step = copy->part_size == 0 ? std::max<uint64_t>(data.size(), 1) : copy->part_size;
+    for (uint64_t off = 0; off < data.size(); off += step) {
+      auto part = std::span(back).subspan(off, std::min<uint64_t>(step, data.size() - off));
+      Status got = recaller.Fetch(share->id, *copy, off, part);
+      ASSERT_TRUE(got.ok()) << path << ": " << got.ToString();
+    }
+    EXPECT_TRUE(back == data) << path;
   }
   EXPECT_EQ(*s->PendingUploads(), 0u);
 }

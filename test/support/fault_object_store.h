@@ -2,7 +2,9 @@
 
 // FaultObjectStore wraps an ObjectStore for tests: counts Puts and parts, fails the next
 // `fail_puts` Puts and every part after `fail_parts_after` with Unavailable, and runs `on_part`
-// before each part (to change a file mid-upload).
+// before each part (to change a file mid-upload). Reads: counts Gets and Heads, fails the next
+// `fail_gets` Gets and `fail_heads` Heads with Unavailable, and lets `on_get` change the bytes
+// a Get returns (damage on the way).
 
 #include <atomic>
 #include <functional>
@@ -19,6 +21,11 @@ class FaultObjectStore final : public cloud::ObjectStore {
   std::atomic<int> fail_puts = 0;
   std::atomic<int> fail_parts_after = -1;
   std::function<void()> on_part;
+  std::atomic<int> gets = 0;
+  std::atomic<int> heads = 0;
+  std::atomic<int> fail_gets = 0;
+  std::atomic<int> fail_heads = 0;
+  std::function<void(std::string& bytes)> on_get;
 
   Result<cloud::ObjectInfo> Put(std::string_view k, std::span<const uint8_t> d,
                                 const cloud::PutOptions& o) override {
@@ -49,9 +56,23 @@ class FaultObjectStore final : public cloud::ObjectStore {
     return in_.CommitUpload(u, p, o);
   }
   Status AbortUpload(const cloud::Upload& u) override { return in_.AbortUpload(u); }
-  Result<cloud::ObjectInfo> Head(std::string_view k) override { return in_.Head(k); }
+  Result<cloud::ObjectInfo> Head(std::string_view k) override {
+    ++heads;
+    if (fail_heads > 0) {
+      --fail_heads;
+      return UnavailableError("injected: link down");
+    }
+    return in_.Head(k);
+  }
   Result<std::string> Get(std::string_view k, uint64_t o, uint64_t l) override {
-    return in_.Get(k, o, l);
+    ++gets;
+    if (fail_gets > 0) {
+      --fail_gets;
+      return UnavailableError("injected: link down");
+    }
+    auto got = in_.Get(k, o, l);
+    if (got.ok() && on_get) on_get(*got);
+    return got;
   }
   Status Delete(std::string_view k, const cloud::Precondition& c) override {
     return in_.Delete(k, c);

@@ -472,7 +472,10 @@ Result<ListPage> AzureBlobStore::List(std::string_view prefix, std::string_view 
     if (info.key.starts_with(kStagingPrefix)) continue;  // page blobs being assembled
     auto p = b.child("Properties");
     info.size = std::stoull(p.child_value("Content-Length"));
+    // A listing gives the bare etag, the headers of Put and Head the quoted one: one form, so
+    // a listed object compares equal to the one a Put returned (refresh: "unchanged").
     info.etag = p.child_value("Etag");
+    if (!info.etag.starts_with('"')) info.etag = '"' + info.etag + '"';
     info.content_md5 = Base64Decode(p.child_value("Content-MD5"));
     info.mtime_ns = ParseUtc(p.child_value("Last-Modified"), kRfc1123);
     for (auto m : b.child("Metadata").children()) info.meta[m.name()] = m.child_value();
