@@ -99,6 +99,9 @@ struct LiveFile {
   size_t fetching = 0;
   size_t next_block = 0;  // where the recall goes on after the blocks readers wait for
   Status recall_error;
+  // Bumped by each read that starts waiting: fetches scheduled before report their failure
+  // only as a missing block, so an old outage never fails a read made after it.
+  uint64_t recall_epoch = 0;
   CondVar recall_cv;
 
   uint64_t pending_gen() const { return committed_gen + 1; }
@@ -1049,11 +1052,11 @@ Result<std::unique_ptr<FileHandle>> Store::Create(NodeId parent, std::string_vie
   return std::unique_ptr<FileHandle>(new FileHandle(this, std::move(f), a.id, true));
 }
 
-Result<std::unique_ptr<FileHandle>> Store::OpenFile(NodeId node, bool writable) {
+Result<std::unique_ptr<FileHandle>> Store::OpenFile(NodeId node, bool writable, bool for_sync) {
   FS_ASSIGN_OR_RETURN(auto f, GetOpenFile(node));
   // The handle owns the file's open count from here, so an error below releases it.
   std::unique_ptr<FileHandle> h(new FileHandle(this, f, node, false));
-  NoteUse(node);
+  if (!for_sync) NoteUse(node);
   if (writable) {
     MutexLock l(f->mu);
     // A stub is recalled whole before anyone may change it.
@@ -2248,6 +2251,17 @@ Result<CacheUsage> Store::GetCacheUsage(uint32_t share_id) {
   return u;
 }
 
+uint64_t Store::UncommittedBytes(uint32_t share_id) {
+  uint64_t total = 0;
+  MutexLock l(files_mu_);
+  for (auto& [id, f] : files_) {
+    if (f->share_id != share_id) continue;
+    MutexLock fl(f->mu);
+    if (f->dirty && f->size > f->committed_size) total += f->size - f->committed_size;
+  }
+  return total;
+}
+
 Result<CloudCopy> Store::CloudCopyOf(NodeId node) {
   FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
   FS_ASSIGN_OR_RETURN(Stmt s, rd->Prepare("SELECT cloud_key, cloud_etag, size, part_size, "
@@ -2449,6 +2463,7 @@ Status Store::EnsureResident(LiveFile& f, uint64_t offset, uint64_t len) {
   if (!self) return InternalError("recall of a file that is not open");
   bool missed = false;
   f.recall_error = Status::Ok();
+  ++f.recall_epoch;
   for (;;) {
     bool all = true;
     bool failed = false;
@@ -2468,7 +2483,7 @@ Status Store::EnsureResident(LiveFile& f, uint64_t offset, uint64_t len) {
     missed = true;
     // Read-ahead: the recall goes on from here, past what this reader needs.
     if (f.next_block < last + 1) f.next_block = last + 1;
-    while (f.fetching < 4 && f.recall_error.ok()) {
+    while (f.fetching < 2 && f.recall_error.ok()) {
       while (f.next_block < f.blocks.size() && f.blocks[f.next_block] != LiveFile::kMissing) {
         ++f.next_block;
       }
@@ -2490,10 +2505,10 @@ void Store::ScheduleBlock(const std::shared_ptr<LiveFile>& f, size_t block) {
   ++f->fetching;
   ++f->handles;  // the fetch keeps the file open until it lands (released in FetchBlock)
   ++fetches_in_flight_;
-  recall_pool_->Submit([this, f, block] { FetchBlock(f, block); });
+  recall_pool_->Submit([this, f, block, epoch = f->recall_epoch] { FetchBlock(f, block, epoch); });
 }
 
-void Store::FetchBlock(std::shared_ptr<LiveFile> f, size_t block) {
+void Store::FetchBlock(std::shared_ptr<LiveFile> f, size_t block, uint64_t epoch) {
   const uint64_t offset = block * f->block;
   uint64_t len;
   CloudCopy copy;
@@ -2540,10 +2555,10 @@ void Store::FetchBlock(std::shared_ptr<LiveFile> f, size_t block) {
     }
     if (!s.ok()) {
       spdlog::warn("store: recall of file {} at {}: {}", f->id, offset, s.ToString());
-      f->recall_error = s;
+      if (epoch == f->recall_epoch) f->recall_error = s;
     } else {
       // Keep the recall going, a few blocks at a time, until the whole file is back.
-      while (f->stub && f->fetching < 4 && f->recall_error.ok() && hooks_.load() != nullptr) {
+      while (f->stub && f->fetching < 2 && f->recall_error.ok() && hooks_.load() != nullptr) {
         while (f->next_block < f->blocks.size() && f->blocks[f->next_block] != LiveFile::kMissing) {
           ++f->next_block;
         }

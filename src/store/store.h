@@ -145,7 +145,9 @@ class Store {
   // Creates a regular file and opens it for writing. AlreadyExists if the name is taken.
   Result<std::unique_ptr<FileHandle>> Create(NodeId parent, std::string_view name,
                                              const NewNode& opts);
-  Result<std::unique_ptr<FileHandle>> OpenFile(NodeId node, bool writable);
+  // `for_sync`: the box's own reader (the uploader), not a use of the file for the cache's
+  // least-recently-used order.
+  Result<std::unique_ptr<FileHandle>> OpenFile(NodeId node, bool writable, bool for_sync = false);
   // Hard links are not supported: always PermissionDenied.
   Status Link(NodeId node, NodeId new_parent, std::string_view new_name);
   Status Unlink(NodeId parent, std::string_view name);
@@ -244,6 +246,8 @@ class Store {
   // has a cloud copy, in one commit (others are skipped). Returns how many became stubs.
   Result<size_t> Evict(const std::vector<CacheFile>& files);
   Result<CacheUsage> GetCacheUsage(uint32_t share_id);
+  // Bytes by which the open files of a share grew without committing yet.
+  uint64_t UncommittedBytes(uint32_t share_id);
   // Writes the use times recorded in memory since the last flush (one commit).
   Status FlushAccessTimes();
   // Recalls the whole of `node` if it is a stub; returns when it is resident.
@@ -315,7 +319,7 @@ class Store {
   Status EnsureResident(LiveFile& f, uint64_t offset, uint64_t len);
   Status StartRecall(LiveFile& f);
   void ScheduleBlock(const std::shared_ptr<LiveFile>& f, size_t block);
-  void FetchBlock(std::shared_ptr<LiveFile> f, size_t block);
+  void FetchBlock(std::shared_ptr<LiveFile> f, size_t block, uint64_t epoch);
   Status FinishRecall(LiveFile& f);
   void NoteUse(NodeId node);
   Status TruncateLocked(LiveFile& f, uint64_t size);

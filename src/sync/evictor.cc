@@ -319,7 +319,8 @@ Result<Evictor::Pass> Evictor::RunOnce() {
   auto measure = [&]() -> Status {
     for (const auto& sh : shares) {
       FS_ASSIGN_OR_RETURN(store::CacheUsage u, store_.GetCacheUsage(sh.id));
-      resident[sh.id] = u.resident_bytes;
+      // Data written but not yet committed is on the box too.
+      resident[sh.id] = u.resident_bytes + store_.UncommittedBytes(sh.id);
       if (resident_)
         resident_->Add({{"share", sh.name}}).Set(static_cast<double>(u.resident_bytes));
       if (stubs_) stubs_->Add({{"share", sh.name}}).Set(static_cast<double>(u.stub_bytes));

@@ -1509,6 +1509,13 @@ void BlobApi::GetBlob(Request& r, bool headers_only) {
   } else if (!content_md5.empty()) {
     head.set("Content-MD5", content_md5);
   }
+  if (buffered.empty() && length > 0) {
+    // Bring the first block in before the status goes out: a blob whose data is in the cloud
+    // and cannot be fetched now (offline) gets 503, not a cut body.
+    uint8_t probe;
+    auto n = (*h)->Read(first, {&probe, 1});
+    if (!n.ok()) return Fail(r, ErrorFromStatus(n.status()));
+  }
   if (!r.ex.BeginResponse(head, length).ok()) return;
   if (!buffered.empty()) {
     (void)r.ex.WriteBody({reinterpret_cast<const uint8_t*>(buffered.data()), buffered.size()});

@@ -43,6 +43,8 @@ int ToErrno(const Status& s) {
     case StatusCode::kCorruption:
       return EIO;  // never hand out bytes that failed verification
     case StatusCode::kUnavailable:
+      // A recall that cannot reach the cloud: an I/O error, never short or wrong data.
+      if (Has(s, "recall") || Has(s, "in the cloud only")) return EIO;
       return EAGAIN;
     case StatusCode::kInternal:
       return EIO;

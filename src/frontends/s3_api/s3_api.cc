@@ -113,6 +113,11 @@ S3Error FromStatus(const Status& s, std::string_view key) {
     case StatusCode::kNoSpace:
       return {507, "InsufficientStorage", "the box is out of space: " + s.message()};
     case StatusCode::kUnavailable:
+      if (s.message().find("recall") != std::string::npos ||
+          s.message().find("in the cloud only") != std::string::npos) {
+        return {503, "ServiceUnavailable",
+                "the object's data is in the cloud and cannot be fetched now: " + s.message()};
+      }
       return {400, "IncompleteBody", s.message()};
     case StatusCode::kPermissionDenied:
       return {403, "AccessDenied", s.message()};
@@ -1173,12 +1178,21 @@ void S3Api::GetObject(Call& c, bool head) {
   }
   auto fh = objects_.Open(*info);
   if (!fh.ok()) return c.Status(fh.status());
-  if (!c.ex.BeginResponse(h, range.length).ok()) return;
   std::vector<uint8_t> buf(1 << 20);
   uint64_t off = range.first, left = range.length;
+  // The first piece is read before the status goes out, so a file whose data must come back
+  // from the cloud and cannot (offline) gets a proper error rather than a cut body.
+  Result<size_t> first = size_t{0};
+  if (left > 0) {
+    first = (*fh)->Read(off, std::span(buf).first(std::min<uint64_t>(buf.size(), left)));
+    if (!first.ok()) return c.Status(first.status());
+  }
+  if (!c.ex.BeginResponse(h, range.length).ok()) return;
+  bool have_first = left > 0;
   while (left > 0) {
     size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), left));
-    auto n = (*fh)->Read(off, std::span(buf).first(want));
+    auto n = have_first ? first : (*fh)->Read(off, std::span(buf).first(want));
+    have_first = false;
     if (!n.ok() || *n == 0) {
       spdlog::warn("s3: read of {}/{} failed mid-response: {}", c.bucket_name, c.key,
                    n.ok() ? "object shrank" : n.status().ToString());
