@@ -2383,6 +2383,25 @@ Status Store::RemoveIfUnchanged(NodeId node, uint64_t version) {
   return Status::Ok();
 }
 
+Status Store::ReuploadIfUnchanged(NodeId node, uint64_t version) {
+  return Commit([&](Db& db) -> Status {
+    FS_ASSIGN_OR_RETURN(Attr a, LoadAttr(db, node));
+    if (a.type != NodeType::kFile || a.version != version || a.state != FileState::kClean) {
+      return FailedPreconditionError("file " + std::to_string(node) + " changed on the box");
+    }
+    FS_ASSIGN_OR_RETURN(Stmt u, db.Prepare("UPDATE nodes SET state=2, cloud_key=NULL, "
+                                           "cloud_etag=NULL, part_size=NULL, part_md5s=NULL, "
+                                           "cloud_md5=NULL WHERE id=?"));
+    u.Bind(1, static_cast<int64_t>(node));
+    FS_RETURN_IF_ERROR(u.Run());
+    FS_ASSIGN_OR_RETURN(Stmt q, db.Prepare("INSERT OR REPLACE INTO upload_queue(node_id, "
+                                           "share_id, data_gen) VALUES(?,?,?)"));
+    q.Bind(1, static_cast<int64_t>(node)).Bind(2, int64_t{a.share_id});
+    q.Bind(3, static_cast<int64_t>(a.data_gen));
+    return q.Run();
+  });
+}
+
 Status Store::MarkRefreshed(const std::vector<NodeId>& nodes, uint64_t refresh_id) {
   if (nodes.empty()) return Status::Ok();
   return Commit([&](Db& db) -> Status {

@@ -269,6 +269,10 @@ class Store {
   // Deletes file `node` (its object is gone from the cloud) if it is still at `version`,
   // clean or a stub, and not open; FailedPrecondition otherwise.
   Status RemoveIfUnchanged(NodeId node, uint64_t version);
+  // The cloud lost the object of clean file `node` (deleted there) while the box keeps the
+  // file: forgets the cloud copy and queues the file for upload again, so it is never evicted
+  // with no copy anywhere else. FailedPrecondition unless still clean at `version`.
+  Status ReuploadIfUnchanged(NodeId node, uint64_t version);
   // Records that a refresh (`refresh_id`, increasing) saw the cloud objects of `nodes`.
   Status MarkRefreshed(const std::vector<NodeId>& nodes, uint64_t refresh_id);
   // Files of a share whose cloud copy's key starts with `key_prefix`, clean or stubs, that

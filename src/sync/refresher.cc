@@ -397,8 +397,14 @@ Status Refresher::SweepDeleted(ShareRun& run, const std::string& prefix) {
           rec.message =
               "the object is gone from the cloud; the file is a stub, so its data is "
               "lost (delete policy keep)";
+        } else if (Status again = store_.ReuploadIfUnchanged(f.id, f.version); again.ok()) {
+          // The box holds the only copy now: it goes up again, so eviction can never drop it.
+          rec.message =
+              "the object is gone from the cloud; the file stays and is uploaded again (delete "
+              "policy keep)";
         } else {
-          rec.message = "the object is gone from the cloud; the file stays (delete policy keep)";
+          rec.message = "the object is gone from the cloud; the file stays (delete policy keep; " +
+                        again.ToString() + ")";
         }
         Log(run, std::move(rec));
         Count(run, Outcome::kKept);

@@ -510,6 +510,25 @@ TEST_F(RefresherTest, FilesDeletedOrRenamedOnTheBoxAreNotBroughtBack) {
   EXPECT_EQ(At("gone.txt").size, 30u);
 }
 
+// Under `keep`, a clean file whose object was deleted in the cloud is the only copy left: it
+// goes up again (and so can never be evicted with no copy anywhere).
+TEST_F(RefresherTest, AKeptFileWhoseObjectIsGoneIsUploadedAgain) {
+  auto up = MakeUploader(*store_);
+  store::NodeId id = Write(root_, "only.txt", Pattern(40, 7));
+  ASSERT_EQ(up->RunOnce()->uploaded, 1u);
+  ASSERT_TRUE(Run().unchanged >= 1u);
+  ASSERT_TRUE(azure_->Delete("only.txt", {}).ok());
+  auto p = Run();
+  EXPECT_EQ(p.kept, 1u);
+  EXPECT_EQ(At("only.txt").state, store::FileState::kDirty);
+  EXPECT_EQ(*store_->CacheStateOf(id), "dirty");
+  EXPECT_EQ(up->RunOnce()->uploaded, 1u);
+  auto head = azure_->Head("only.txt");
+  ASSERT_TRUE(head.ok()) << head.status().ToString();
+  EXPECT_EQ(head->size, 40u);
+  EXPECT_EQ(At("only.txt").state, store::FileState::kClean);
+}
+
 // An open file is never replaced or removed under its reader: it is skipped, and the next
 // refresh (the file closed) does it.
 TEST_F(RefresherTest, OpenFilesAreSkippedAndTakenUpByTheNextRefresh) {
