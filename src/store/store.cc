@@ -2502,7 +2502,7 @@ Status Store::EnsureResident(LiveFile& f, uint64_t offset, uint64_t len) {
     missed = true;
     // Read-ahead: the recall goes on from here, past what this reader needs.
     if (f.next_block < last + 1) f.next_block = last + 1;
-    while (f.fetching < 2 && f.recall_error.ok()) {
+    while (f.fetching < 4 && f.recall_error.ok()) {
       while (f.next_block < f.blocks.size() && f.blocks[f.next_block] != LiveFile::kMissing) {
         ++f.next_block;
       }
@@ -2577,7 +2577,7 @@ void Store::FetchBlock(std::shared_ptr<LiveFile> f, size_t block, uint64_t epoch
       if (epoch == f->recall_epoch) f->recall_error = s;
     } else {
       // Keep the recall going, a few blocks at a time, until the whole file is back.
-      while (f->stub && f->fetching < 2 && f->recall_error.ok() && hooks_.load() != nullptr) {
+      while (f->stub && f->fetching < 4 && f->recall_error.ok() && hooks_.load() != nullptr) {
         while (f->next_block < f->blocks.size() && f->blocks[f->next_block] != LiveFile::kMissing) {
           ++f->next_block;
         }

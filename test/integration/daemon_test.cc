@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "cloud/localfs/localfs_store.h"
 #include "cloud/s3/s3_store.h"
 #include "platform/file.h"
 #include "store/store.h"
@@ -619,6 +620,65 @@ TEST_F(DaemonTest, ServesS3AndBlobOverHttpsUploadsWhatArrivesAndSurvivesAKillMid
             StatusCode::kNotFound);
   EXPECT_TRUE((*st)->Resolve("ingest", "in/a.bin").ok());
   EXPECT_FALSE(platform::PathExists(exported + "/.fieldstack-staging"));
+}
+
+// Refresh on demand with the CLI (and by TTL), the cache state of a file, bad input: the client
+// commands talk to the running daemon.
+TEST_F(DaemonTest, ShareRefreshAndFileStateFromTheCommandLine) {
+  std::string exported = dir_.path() + "/export";
+  auto cloud = cloud::localfs::LocalFsStore::Open(exported);
+  ASSERT_TRUE(cloud.ok());
+  std::string report = "site,value\nA,1\n";
+  ASSERT_TRUE((*cloud)
+                  ->Put("news/report.csv",
+                        {reinterpret_cast<const uint8_t*>(report.data()), report.size()}, {})
+                  .ok());
+  auto p = Start({"serve", "--config",
+                  WriteConfig("[[shares]]\nname = \"ingest\"\nkind = \"cloud\"\n"
+                              "refresh_ttl_s = 1\n[shares.target]\ntype = \"localfs\"\n"
+                              "path = \"" +
+                              exported + "\"\n")},
+                 dir_.path());
+  int port = Port(*p);
+  ASSERT_GT(port, 0);
+  std::string cli = std::string(FS_BINARY) + " ";
+  std::string server = " --server http://127.0.0.1:" + std::to_string(port);
+  auto r = Shell(cli + "share refresh ingest --path news" + server);
+  EXPECT_EQ(r.first, 0) << r.second;
+  auto j = nlohmann::json::parse(r.second, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << r.second;
+  // The TTL refresh may have been first: either way the file is there, once.
+  EXPECT_EQ(j["failed"], 0);
+  r = Shell(cli + "file state ingest news/report.csv" + server);
+  EXPECT_EQ(r.first, 0) << r.second;
+  EXPECT_NE(r.second.find("\"state\": \"stub\""), std::string::npos) << r.second;
+  // The TTL refresh brings in what comes later.
+  ASSERT_TRUE((*cloud)->Put("news/later.csv", {reinterpret_cast<const uint8_t*>("x"), 1}, {}).ok());
+  bool arrived = false;
+  for (int i = 0; i < 50 && !arrived; ++i) {
+    arrived = Shell(cli + "file state ingest news/later.csv" + server).first == 0;
+    if (!arrived) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(arrived) << p->output;
+  // Bad input: clear errors, exit 2.
+  r = Shell(cli + "share refresh nope" + server);
+  EXPECT_EQ(r.first, 2) << r.second;
+  EXPECT_NE(r.second.find("nope"), std::string::npos) << r.second;
+  r = Shell(cli + "share refresh ingest --path ../up" + server);
+  EXPECT_EQ(r.first, 2) << r.second;
+  r = Shell(cli + "file state ingest missing.txt" + server);
+  EXPECT_EQ(r.first, 2) << r.second;
+  r = Shell(cli + "share refresh ingest --server http://127.0.0.1:1");
+  EXPECT_EQ(r.first, 1) << r.second;
+  EXPECT_NE(r.second.find("cannot reach the daemon"), std::string::npos) << r.second;
+  std::string metrics = HttpGet(port, "/metrics").body();
+  for (const char* m :
+       {"fieldstack_cache_resident_bytes", "fieldstack_cache_stub_bytes",
+        "fieldstack_refresh_duration_seconds", "fieldstack_cache_evictions_total"}) {
+    EXPECT_NE(metrics.find(m), std::string::npos) << m;
+  }
+  ::kill(p->pid, SIGTERM);
+  EXPECT_EQ(p->Wait(), 0) << p->output;
 }
 
 }  // namespace
