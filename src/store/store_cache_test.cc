@@ -12,20 +12,13 @@
 #include "common/mutex.h"
 #include "crypto/hash.h"
 #include "store/store.h"
+#include "test/support/pattern.h"
 #include "test/support/temp_dir.h"
 
 namespace fieldstack::store {
 namespace {
 
-std::vector<uint8_t> Pattern(size_t n, uint8_t seed) {
-  std::vector<uint8_t> v(n);
-  uint32_t x = seed * 2654435761u + 1;
-  for (auto& b : v) {
-    x = x * 1664525u + 1013904223u;
-    b = static_cast<uint8_t>(x >> 24);
-  }
-  return v;
-}
+using testing::Pattern;
 
 // Objects by key; counts fetches per (key, offset); can fail, stall or refuse room.
 class FakeCloud : public CacheHooks {

@@ -18,8 +18,8 @@
 //
 // "Resident" is what the Store counts: committed file sizes of a share, less its stubs, plus
 // what open files grew by and have not committed yet, measured at each pass, plus the bytes
-// admitted since (so the cap can be passed by at most one write in flight per writer). Use times are the
-// Store's own (open and commit), flushed to its db at each pass.
+// admitted since (so the cap can be passed by at most one write in flight per writer). Use times
+// are the Store's own (open and commit), flushed to its db at each pass.
 //
 // Thread safety: Admit, Fetch and Pinned may be called from any thread; RunOnce from one at a
 // time (Start runs it on a background thread).

@@ -54,7 +54,8 @@ Result<UploadReport> FileUploader::Abandon(UploadJob& job, UploadOutcome outcome
 }
 
 Result<UploadReport> FileUploader::Upload(UploadJob& job) {
-  FS_ASSIGN_OR_RETURN(auto handle, store_.OpenFile(job.node, /*writable=*/false, /*for_sync=*/true));
+  FS_ASSIGN_OR_RETURN(auto handle,
+                      store_.OpenFile(job.node, /*writable=*/false, /*for_sync=*/true));
   const uint64_t ps = options_.part_size_bytes;
   std::vector<uint8_t> buf(ps + 1);
   UploadReport report;

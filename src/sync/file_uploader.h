@@ -56,6 +56,16 @@ struct UploadReport {
   // always of the bytes this file holds (a reused part is read and hashed too).
   uint64_t part_size = 0;
   std::string part_md5s;
+
+  // The cloud copy this upload made, as the Store records it (FinishUpload) for recalls.
+  store::CloudCopy CloudCopyOf(const std::string& key) const {
+    return {.key = key,
+            .etag = object.etag,
+            .size = bytes,
+            .part_size = part_size,
+            .part_md5s = part_md5s,
+            .md5 = md5};
+  }
 };
 
 // Errors from reading the file through the Store carry this context ("local read: ..."), so a

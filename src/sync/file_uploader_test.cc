@@ -127,12 +127,7 @@ TEST_F(FileUploaderTest, ReportsPartMd5sThatARecallChecksAgainst) {
   EXPECT_EQ(r->part_md5s, expected);
 
   Recaller recaller([this](uint32_t) -> cloud::ObjectStore* { return &mem_; }, clock_, {});
-  store::CloudCopy copy{.key = job.key,
-                        .etag = r->object.etag,
-                        .size = r->bytes,
-                        .part_size = r->part_size,
-                        .part_md5s = r->part_md5s,
-                        .md5 = r->md5};
+  store::CloudCopy copy = r->CloudCopyOf(job.key);
   for (uint64_t off = 0; off < data.size(); off += ps) {
     std::vector<uint8_t> out(std::min<uint64_t>(ps, data.size() - off));
     ASSERT_TRUE(recaller.Fetch(1, copy, off, out).ok());

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "crypto/hash.h"
+#include "sync/backoff.h"
 
 namespace fieldstack::sync {
 namespace {
@@ -60,13 +61,9 @@ Status Recaller::Failed(const char* reason, Status s) {
 }
 
 std::chrono::nanoseconds Recaller::Backoff(uint32_t attempt) {
-  double base = std::chrono::duration<double>(options_.backoff_base).count();
-  double cap = std::chrono::duration<double>(options_.backoff_max).count();
-  double delay = std::min(cap, base * std::pow(2.0, std::min<uint32_t>(attempt, 30) - 1));
-  // Jitter in [delay/2, delay]: readers of many files do not hit a recovering link in step.
-  std::uniform_real_distribution<double> jitter(0.5, 1.0);
+  // Readers of many files do not hit a recovering link in step.
   MutexLock l(mu_);
-  return std::chrono::nanoseconds(static_cast<int64_t>(delay * jitter(rng_) * 1e9));
+  return JitteredBackoff(options_.backoff_base, options_.backoff_max, attempt, rng_);
 }
 
 Status Recaller::Pace(uint64_t bytes, int64_t deadline) {

@@ -17,6 +17,7 @@
 #include "sync/uploader.h"
 #include "test/support/azurite.h"
 #include "test/support/pattern.h"
+#include "test/support/shell.h"
 #include "test/support/temp_dir.h"
 
 namespace fieldstack::sync {
@@ -26,16 +27,7 @@ using testing::Pattern;
 
 std::string Str(const std::vector<uint8_t>& v) { return {v.begin(), v.end()}; }
 
-// Runs `cmd` through the shell; returns its exit status and stdout+stderr.
-std::pair<int, std::string> RunShell(const std::string& cmd) {
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) return {-1, "popen failed"};
-  std::string out;
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
-  int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using testing::RunShell;
 
 // Reads recalled data for the Store straight from the share's container (what the Recaller
 // does, without its checks): enough for pinned files to come in whole.

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "crypto/hash.h"
+#include "sync/backoff.h"
 
 namespace fieldstack::sync {
 namespace {
@@ -132,13 +133,8 @@ void Uploader::Log(CopyRecord r) {
 }
 
 std::chrono::nanoseconds Uploader::Backoff(uint32_t attempts) {
-  double base = std::chrono::duration<double>(options_.backoff_base).count();
-  double cap = std::chrono::duration<double>(options_.backoff_max).count();
-  double delay = std::min(cap, base * std::pow(2.0, std::min<uint32_t>(attempts, 30) - 1));
-  // Full jitter in [delay/2, delay]: many boxes on one link do not retry in step.
-  std::uniform_real_distribution<double> jitter(0.5, 1.0);
   MutexLock l(rng_mu_);
-  return std::chrono::nanoseconds(static_cast<int64_t>(delay * jitter(rng_) * 1e9));
+  return JitteredBackoff(options_.backoff_base, options_.backoff_max, attempts, rng_);
 }
 
 Result<Uploader::Pass> Uploader::RunOnce() {
@@ -414,12 +410,7 @@ Result<Uploader::Outcome> Uploader::UploadOne(store::UploadItem& item,
   Outcome outcome;
   if (r.ok() && r->outcome == UploadOutcome::kUploaded) {
     // How a recall after eviction checks what it reads back.
-    store::CloudCopy copy{.key = job.key,
-                          .etag = r->object.etag,
-                          .size = r->bytes,
-                          .part_size = r->part_size,
-                          .part_md5s = r->part_md5s,
-                          .md5 = r->md5};
+    store::CloudCopy copy = r->CloudCopyOf(job.key);
     FS_RETURN_IF_ERROR(
         store_.FinishUpload(item, store::FileState::kClean, job.key, r->object.etag, "", &copy));
     outcome = Outcome::kUploaded;

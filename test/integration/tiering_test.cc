@@ -33,6 +33,7 @@
 #include "sync/uploader.h"
 #include "test/support/azurite.h"
 #include "test/support/private_net.h"
+#include "test/support/shell.h"
 #include "test/support/temp_dir.h"
 
 namespace fieldstack {
@@ -41,19 +42,7 @@ namespace {
 namespace fs = std::filesystem;
 constexpr char kSecret[] = "dGllcmluZy10ZXN0LXNlY3JldC1rZXktMDEyMzQ1Ng==";
 
-struct ShellRun {
-  int rc;
-  std::string out;
-};
-
-ShellRun Shell(const std::string& cmd) {
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  std::string out;
-  char buf[4096];
-  while (p && fgets(buf, sizeof buf, p)) out += buf;
-  int rc = p ? pclose(p) : -1;
-  return {rc, out};
-}
+using testing::Shell;
 
 std::string Pattern(size_t n, int seed) {
   std::string s(n, '\0');
@@ -171,6 +160,16 @@ class TieringTest : public ::testing::Test {
 
   std::string Path(const std::string& name) { return mnt_ + "/field/" + name; }
 
+  // ganesha exporting the share's folder of the mount to 127.0.0.1, without squashing.
+  Result<std::unique_ptr<frontends::nfs::NfsServer>> StartNfs() {
+    return frontends::nfs::NfsServer::Start({.state_dir = dir_.path() + "/nfs", .port = 0},
+                                            {{.id = share_,
+                                              .name = "field",
+                                              .path = mnt_ + "/field",
+                                              .clients = {"127.0.0.1"},
+                                              .squash = "none"}});
+  }
+
   void Upload() {
     for (int i = 0; i < 300; ++i) {
       auto pass = uploader_->RunOnce();
@@ -277,12 +276,7 @@ TEST_F(TieringTest, EvictedFilesReadBackIdenticalOverFuseSmbNfsAndS3) {
   smb->reset();
   EXPECT_TRUE(frontends::smb::SmbServer::RemoveSystemUsers({"fstier"}).ok());
   // NFS.
-  auto nfs = frontends::nfs::NfsServer::Start({.state_dir = dir_.path() + "/nfs", .port = 0},
-                                              {{.id = share_,
-                                                .name = "field",
-                                                .path = mnt_ + "/field",
-                                                .clients = {"127.0.0.1"},
-                                                .squash = "none"}});
+  auto nfs = StartNfs();
   ASSERT_TRUE(nfs.ok()) << nfs.status().ToString();
   got = dir_.path() + "/nfs-e3.bin";
   r = Shell("nfs-cp nfs://127.0.0.1/field/e3.bin " + got);
@@ -386,12 +380,7 @@ TEST_F(TieringTest, ARefreshBringsInWhatAzCliPutAndItReadsBackOverNfs) {
   EXPECT_EQ(pass->added, 1u);
   EXPECT_EQ(CacheState("incoming/az.bin"), "stub");
   EXPECT_EQ(fs::file_size(Path("incoming/az.bin")), data.size());
-  auto nfs = frontends::nfs::NfsServer::Start({.state_dir = dir_.path() + "/nfs", .port = 0},
-                                              {{.id = share_,
-                                                .name = "field",
-                                                .path = mnt_ + "/field",
-                                                .clients = {"127.0.0.1"},
-                                                .squash = "none"}});
+  auto nfs = StartNfs();
   ASSERT_TRUE(nfs.ok()) << nfs.status().ToString();
   std::string got = dir_.path() + "/nfs-az.bin";
   r = Shell("nfs-cp nfs://127.0.0.1/field/incoming/az.bin " + got);

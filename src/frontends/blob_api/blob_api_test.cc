@@ -24,6 +24,7 @@
 #include "crypto/hash.h"
 #include "frontends/blob_api/blob_auth.h"
 #include "test/support/pattern.h"
+#include "test/support/shell.h"
 #include "test/support/temp_dir.h"
 
 namespace fieldstack::frontends::blob_api {
@@ -46,16 +47,7 @@ std::string RandomSecret() {
   return crypto::Base64(raw);
 }
 
-// Runs `cmd` through the shell; returns its exit status and stdout+stderr.
-std::pair<int, std::string> RunShell(const std::string& cmd) {
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) return {-1, "popen failed"};
-  std::string out;
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
-  int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using testing::RunShell;
 
 std::string ReadFile(const std::string& path) {
   std::ifstream f(path, std::ios::binary);

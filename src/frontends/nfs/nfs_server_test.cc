@@ -26,24 +26,14 @@
 #include "store/store.h"
 #include "sync/audit_log.h"
 #include "test/support/private_net.h"
+#include "test/support/shell.h"
 #include "test/support/temp_dir.h"
 
 namespace fieldstack::frontends::nfs {
 namespace {
 
-struct ShellRun {
-  int rc;
-  std::string out;
-};
-
-ShellRun Shell(const std::string& cmd) {
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  std::string out;
-  char buf[4096];
-  while (p && fgets(buf, sizeof buf, p)) out += buf;
-  int rc = p ? pclose(p) : -1;
-  return {rc, out};
-}
+using testing::Shell;
+using testing::ShellRun;
 
 std::string Pattern(size_t n, int seed) {
   std::string s(n, '\0');
@@ -171,8 +161,7 @@ TEST_F(NfsTest, CpLsCatAndTheApiReachTheStore) {
   EXPECT_EQ(r.rc, 0) << r.out;
   // NFSv4 (libnfs 4.0 reads over v4; its v4 writes do not work, see the issue).
   r = Shell("nfs-cat '" + Url("ingest/survey/moved.bin") + "?version=4&nfsport=" +
-            std::to_string(nfs_->port()) + "' | cmp - " + dir_.path() +
-            "/big.bin");
+            std::to_string(nfs_->port()) + "' | cmp - " + dir_.path() + "/big.bin");
   EXPECT_EQ(r.rc, 0) << r.out;
   ASSERT_EQ(nfs_unlink(c.get(), "/survey/moved.bin"), 0) << c.error();
   EXPECT_EQ(store_->Resolve("ingest", "survey/moved.bin").status().code(), StatusCode::kNotFound);
