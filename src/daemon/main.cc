@@ -275,9 +275,11 @@ class UploadService {
 
   ~UploadService() {
     stop_ = true;
+    // First no more recalls (a refresh recalling a pinned file then fails at once), waiting
+    // for the fetches in flight; then the threads.
+    store_.SetCacheHooks(nullptr);
     if (thread_.joinable()) thread_.join();
     if (ttl_thread_.joinable()) ttl_thread_.join();
-    store_.SetCacheHooks(nullptr);  // waits for recalls in flight
   }
 
  private:

@@ -59,7 +59,8 @@ struct LiveFile {
   // earlier fetch holds the file open, adds its own without it (lock order).
   std::atomic<int> handles{0};
   std::weak_ptr<LiveFile> self;
-  bool deleted = false;  // unlinked while open; GUARDED_BY(Store::files_mu_)
+  // Unlinked while open; set under Store::files_mu_, read by a recall to stop fetching.
+  std::atomic<bool> deleted{false};
   int writers = 0;
   bool marked = false;  // an open_writes row is durable for this file
   uint64_t committed_gen = 0;
@@ -97,7 +98,8 @@ struct LiveFile {
   std::vector<uint8_t> blocks;
   size_t blocks_have = 0;
   size_t fetching = 0;
-  size_t next_block = 0;  // where the recall goes on after the blocks readers wait for
+  size_t next_block = 0;  // where the recall goes on (PumpRecall)
+  size_t parallel = 4;    // blocks fetched at once (fewer when blocks are large)
   Status recall_error;
   // Bumped by each read that starts waiting: fetches scheduled before report their failure
   // only as a missing block, so an old outage never fails a read made after it.
@@ -201,6 +203,8 @@ constexpr const char* kMigrateV2[] = {
     "ALTER TABLE nodes ADD COLUMN part_md5s BLOB",
     "ALTER TABLE nodes ADD COLUMN cloud_md5 BLOB",
     "ALTER TABLE nodes ADD COLUMN refresh_id INTEGER NOT NULL DEFAULT 0",
+    // Files from before tiering count as used when they last changed or were read.
+    "UPDATE nodes SET used_ns = max(atime_ns, mtime_ns)",
 };
 // Indexes of version 2: clean files by last use (eviction), stubs by share (cache usage).
 constexpr const char* kIndexesV2 = R"sql(
@@ -426,6 +430,10 @@ Status RemoveNode(Db& db, const Attr& a) {
   x.Bind(1, static_cast<int64_t>(a.id));
   FS_RETURN_IF_ERROR(x.Run());
   if (a.type != NodeType::kFile) return Status::Ok();
+  // Its backing file goes as an orphan's; no stub row may outlive the node.
+  FS_ASSIGN_OR_RETURN(Stmt sd, db.Prepare("DELETE FROM stub_data WHERE node_id=?"));
+  sd.Bind(1, static_cast<int64_t>(a.id));
+  FS_RETURN_IF_ERROR(sd.Run());
   FS_ASSIGN_OR_RETURN(Stmt o, db.Prepare("INSERT OR IGNORE INTO orphans VALUES(?)"));
   o.Bind(1, static_cast<int64_t>(a.id));
   FS_RETURN_IF_ERROR(o.Run());
@@ -524,7 +532,9 @@ Store::Store(const StoreOptions& options)
 }
 
 Store::~Store() {
-  recall_pool_.reset();  // lets recall fetches in flight finish (they hold files open)
+  // Recall fetches in flight finish and start no more; then their pool goes.
+  SetCacheHooks(nullptr);
+  recall_pool_.reset();
   std::vector<std::shared_ptr<LiveFile>> open;
   {
     MutexLock l(files_mu_);
@@ -1056,6 +1066,7 @@ Result<std::unique_ptr<FileHandle>> Store::OpenFile(NodeId node, bool writable, 
   FS_ASSIGN_OR_RETURN(auto f, GetOpenFile(node));
   // The handle owns the file's open count from here, so an error below releases it.
   std::unique_ptr<FileHandle> h(new FileHandle(this, f, node, false));
+  h->note_use_ = !for_sync;
   if (!for_sync) NoteUse(node);
   if (writable) {
     MutexLock l(f->mu);
@@ -1114,11 +1125,12 @@ Result<std::shared_ptr<LiveFile>> Store::GetOpenFile(NodeId node) {
     // small single-part object, or else 8 MiB (the fetch then reads the parts it spans).
     const uint64_t cs = chunk_size_;
     uint64_t block = f->copy.part_size;
-    if (block == 0 && f->size <= (64u << 20)) block = f->size;
-    if (block == 0 || block % cs != 0) block = std::max<uint64_t>(cs, (8u << 20) / cs * cs);
-    if (block < f->size && block % cs != 0) block = (block + cs - 1) / cs * cs;
+    if (block == 0) block = f->size;  // one part: the whole object (at most an upload part)
+    if (block < f->size && block % cs != 0) block = std::max<uint64_t>(cs, (8u << 20) / cs * cs);
     f->block = block;
     f->blocks.assign((f->size + block - 1) / block, LiveFile::kMissing);
+    // At most about 256 MiB of blocks in flight per file (parts may be large).
+    f->parallel = std::clamp<uint64_t>((256u << 20) / block, 1, 4);
   }
   FS_ASSIGN_OR_RETURN(f->codec, CodecFor(node, s.Blob(3), static_cast<uint32_t>(s.Int(4))));
   f->handles = 1;
@@ -1314,6 +1326,12 @@ Status Store::CommitData(LiveFile& f, bool release_mark, std::string_view xattr_
 Status Store::TruncateLocked(LiveFile& f, uint64_t size) {
   NoteWriter(f);
   if (size > kMaxFileBytes) return InvalidArgumentError("size past the 5 TiB file limit");
+  if (f.stub && size == 0) {
+    // Nothing of the old data is needed: an empty backing file, and the stub is a file again.
+    FS_RETURN_IF_ERROR(StartRecall(f));
+    f.stub = false;
+    f.recall_started = false;
+  }
   FS_RETURN_IF_ERROR(EnsureResident(f, 0, f.size));
   FS_RETURN_IF_ERROR(EnsureMarked(f));
   FS_RETURN_IF_ERROR(EnsureChunkFile(f));
@@ -2252,10 +2270,16 @@ Result<CacheUsage> Store::GetCacheUsage(uint32_t share_id) {
 }
 
 uint64_t Store::UncommittedBytes(uint32_t share_id) {
+  std::vector<std::shared_ptr<LiveFile>> open;
+  {
+    MutexLock l(files_mu_);
+    for (auto& [id, f] : files_) {
+      if (f->share_id == share_id) open.push_back(f);
+    }
+  }
+  // Not under files_mu_: a file's lock may be held through an fsync.
   uint64_t total = 0;
-  MutexLock l(files_mu_);
-  for (auto& [id, f] : files_) {
-    if (f->share_id != share_id) continue;
+  for (auto& f : open) {
     MutexLock fl(f->mu);
     if (f->dirty && f->size > f->committed_size) total += f->size - f->committed_size;
   }
@@ -2448,6 +2472,11 @@ Status Store::Recall(NodeId node) {
 Status Store::StartRecall(LiveFile& f) {
   if (f.recall_started) return Status::Ok();
   NodeId id = f.id;
+  {
+    // Its row must stay until the recall is done: the next eviction must not drop it.
+    MutexLock l(evicted_mu_);
+    std::erase(evicted_rows_, id);
+  }
   // Recorded first, so a crash mid-recall leaves no partial backing file behind (Recover).
   FS_RETURN_IF_ERROR(Commit([id](Db& db) {
     FS_ASSIGN_OR_RETURN(Stmt r, db.Prepare("INSERT OR IGNORE INTO stub_data VALUES(?)"));
@@ -2485,30 +2514,21 @@ Status Store::EnsureResident(LiveFile& f, uint64_t offset, uint64_t len) {
   ++f.recall_epoch;
   for (;;) {
     bool all = true;
-    bool failed = false;
+    size_t first_missing = SIZE_MAX;
     for (size_t b = first; b <= last; ++b) {
       if (f.blocks[b] == LiveFile::kHave) continue;
       all = false;
-      if (f.blocks[b] == LiveFile::kMissing) {
-        if (!f.recall_error.ok()) {
-          failed = true;
-          break;
-        }
-        ScheduleBlock(self, b);
-      }
+      if (f.blocks[b] == LiveFile::kMissing && first_missing == SIZE_MAX) first_missing = b;
     }
     if (all || !f.stub) break;
-    if (failed) return f.recall_error;
+    if (first_missing != SIZE_MAX && !f.recall_error.ok()) return f.recall_error;
     missed = true;
-    // Read-ahead: the recall goes on from here, past what this reader needs.
-    if (f.next_block < last + 1) f.next_block = last + 1;
-    while (f.fetching < 4 && f.recall_error.ok()) {
-      while (f.next_block < f.blocks.size() && f.blocks[f.next_block] != LiveFile::kMissing) {
-        ++f.next_block;
-      }
-      if (f.next_block >= f.blocks.size()) break;
-      ScheduleBlock(self, f.next_block++);
-    }
+    // The recall goes on from the first block this reader lacks, then ahead of it (read-ahead)
+    // to the end of the file, a few blocks at a time.
+    if (first_missing != SIZE_MAX) f.next_block = first_missing;
+    PumpRecall(self);
+    if (f.fetching == 0)
+      return UnavailableError("recall of file " + std::to_string(f.id) + " stopped");
     f.recall_cv.wait(f.mu);
   }
   if (missed) {
@@ -2517,6 +2537,23 @@ Status Store::EnsureResident(LiveFile& f, uint64_t offset, uint64_t len) {
     read_hits_->Increment();
   }
   return Status::Ok();
+}
+
+void Store::PumpRecall(const std::shared_ptr<LiveFile>& f) {
+  const size_t n = f->blocks.size();
+  while (f->stub && f->fetching < f->parallel && f->recall_error.ok() && !f->deleted &&
+         hooks_.load() != nullptr) {
+    // The next missing block from the cursor on, then the gaps before it.
+    size_t tries = 0;
+    size_t b = f->next_block % n;
+    while (tries < n && f->blocks[b] != LiveFile::kMissing) {
+      b = (b + 1) % n;
+      ++tries;
+    }
+    if (tries == n) return;
+    f->next_block = b + 1;
+    ScheduleBlock(f, b);
+  }
 }
 
 void Store::ScheduleBlock(const std::shared_ptr<LiveFile>& f, size_t block) {
@@ -2562,7 +2599,9 @@ void Store::FetchBlock(std::shared_ptr<LiveFile> f, size_t block, uint64_t epoch
       f->blocks[block] = LiveFile::kHave;
       ++f->blocks_have;
       if (f->blocks_have == f->blocks.size()) {
-        s = FinishRecall(*f);
+        // Objects checked only by etag: still the same object, so no block came from another.
+        if (f->copy.part_md5s.empty()) s = hooks->Confirm(f->share_id, f->copy);
+        if (s.ok()) s = FinishRecall(*f);
         if (!s.ok()) {
           // Keep the data out of use: every block is fetched again by the next reader.
           std::fill(f->blocks.begin(), f->blocks.end(), LiveFile::kMissing);
@@ -2576,20 +2615,7 @@ void Store::FetchBlock(std::shared_ptr<LiveFile> f, size_t block, uint64_t epoch
       spdlog::warn("store: recall of file {} at {}: {}", f->id, offset, s.ToString());
       if (epoch == f->recall_epoch) f->recall_error = s;
     } else {
-      // Keep the recall going, a few blocks at a time, until the whole file is back.
-      while (f->stub && f->fetching < 4 && f->recall_error.ok() && hooks_.load() != nullptr) {
-        while (f->next_block < f->blocks.size() && f->blocks[f->next_block] != LiveFile::kMissing) {
-          ++f->next_block;
-        }
-        if (f->next_block >= f->blocks.size()) {
-          // Gaps before the cursor (blocks a reader skipped over) are filled last.
-          auto gap = std::find(f->blocks.begin(), f->blocks.end(), LiveFile::kMissing);
-          if (gap == f->blocks.end()) break;
-          f->next_block = static_cast<size_t>(gap - f->blocks.begin());
-          continue;
-        }
-        ScheduleBlock(f, f->next_block++);
-      }
+      PumpRecall(f);  // keep the recall going until the whole file is back
     }
     f->recall_cv.notify_all();
   }
@@ -2815,6 +2841,8 @@ Status FileHandle::CloseWithXattr(std::string_view name,
 Status FileHandle::Close() {
   if (closed_) return Status::Ok();
   closed_ = true;
+  // Closing is a use too: a file open for days is not the least recently used when it closes.
+  if (note_use_) store_->NoteUse(node_);
   Status s;
   {
     MutexLock l(file_->mu);

@@ -115,6 +115,7 @@ class FileHandle {
   NodeId node_;
   bool writable_;
   bool closed_ = false;
+  bool note_use_ = false;  // a use for the cache's LRU order (not the uploader's reads)
 };
 
 class Store {
@@ -322,6 +323,8 @@ class Store {
   // stub are in its backing file (at once for resident files).
   Status EnsureResident(LiveFile& f, uint64_t offset, uint64_t len);
   Status StartRecall(LiveFile& f);
+  // Keeps the file's recall going: up to its parallel blocks in flight. REQUIRES f->mu.
+  void PumpRecall(const std::shared_ptr<LiveFile>& f);
   void ScheduleBlock(const std::shared_ptr<LiveFile>& f, size_t block);
   void FetchBlock(std::shared_ptr<LiveFile> f, size_t block, uint64_t epoch);
   Status FinishRecall(LiveFile& f);

@@ -31,8 +31,17 @@ class FakeCloud : public CacheHooks {
     {
       MutexLock l(mu);
       ++fetches[{copy.key, offset}];
+      max_concurrent = std::max(max_concurrent, ++concurrent);
     }
     while (stall.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+    struct Done {
+      FakeCloud* c;
+      ~Done() {
+        MutexLock l(c->mu);
+        --c->concurrent;
+      }
+    } done{this};
     if (down.load() || offset >= fail_from.load()) return UnavailableError("cloud down");
     MutexLock l(mu);
     auto it = objects.find(copy.key);
@@ -41,11 +50,14 @@ class FakeCloud : public CacheHooks {
     std::memcpy(out.data(), it->second.data() + offset, out.size());
     return Status::Ok();
   }
+  Status Confirm(uint32_t, const CloudCopy&) override { return Status::Ok(); }
   bool Pinned(uint32_t, std::string_view path) override { return path.starts_with("keep/"); }
 
   Mutex mu;
   std::map<std::string, std::vector<uint8_t>> objects;
   std::map<std::pair<std::string, uint64_t>, int> fetches;
+  int concurrent = 0;
+  int max_concurrent = 0;
   std::atomic<bool> down{false};
   std::atomic<bool> stall{false};
   std::atomic<bool> refuse_room{false};
@@ -391,6 +403,70 @@ TEST_F(StoreCacheTest, PinnedStateAndPartialRecallsAreDroppedOnRestart) {
   auto back = ReadAll(id);
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(*back, data);
+}
+
+TEST_F(StoreCacheTest, RecallsAreBoundedStopForDeletedFilesAndSurviveShutdown) {
+  auto data = Pattern(400'000, 5);  // 49 blocks
+  NodeId big = CleanFile("big", data);
+  NodeId gone = CleanFile("gone", data);
+  EXPECT_EQ(EvictAll(), 2u);
+  // A whole-file recall keeps at most 4 blocks of the file in flight.
+  ASSERT_TRUE(store_->Recall(big).ok());
+  {
+    MutexLock l(cloud_.mu);
+    EXPECT_LE(cloud_.max_concurrent, 4);
+  }
+  EXPECT_EQ(store_->GetAttr(big)->state, FileState::kClean);
+  // A stub deleted while it is recalled stops being fetched.
+  cloud_.stall = true;
+  std::thread reader([&] {
+    auto h = store_->OpenFile(gone, false);
+    std::vector<uint8_t> out(10);
+    if (h.ok()) (void)(*h)->Read(0, out);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  ASSERT_TRUE(store_->Unlink(root_, "gone").ok());
+  cloud_.stall = false;
+  reader.join();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  {
+    MutexLock l(cloud_.mu);
+    size_t n = 0;
+    for (const auto& [key, count] : cloud_.fetches) n += key.first == "gone" ? 1 : 0;
+    EXPECT_LE(n, 8u) << "fetches of a deleted file went on";
+  }
+  // Shutting down in the middle of a recall: fetches in flight finish, no more start.
+  NodeId third = CleanFile("third", data);
+  EXPECT_EQ(EvictAll(), 2u);  // big and third
+  {
+    auto h = store_->OpenFile(third, false);
+    std::vector<uint8_t> out(1);
+    ASSERT_TRUE((*h)->Read(0, out).ok());
+  }
+  Reopen();
+  auto back = ReadAll(third);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, data);
+}
+
+TEST_F(StoreCacheTest, TruncatingAStubToZeroNeedsNoCloud) {
+  NodeId id = CleanFile("t", Pattern(50'000, 2));
+  EXPECT_EQ(EvictAll(), 1u);
+  cloud_.down = true;
+  SetAttrRequest req;
+  req.size = 0;
+  auto a = store_->SetAttr(id, req);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(a->size, 0u);
+  EXPECT_EQ(store_->GetAttr(id)->state, FileState::kDirty);
+  {
+    auto h = store_->OpenFile(id, true);
+    ASSERT_TRUE(h.ok()) << h.status().ToString();
+    ASSERT_TRUE((*h)->Write(0, Pattern(10, 3)).ok());
+  }
+  EXPECT_EQ(*ReadAll(id), Pattern(10, 3));
+  Reopen();
+  EXPECT_EQ(*ReadAll(id), Pattern(10, 3));
 }
 
 TEST_F(StoreCacheTest, AVersionOneStoreIsUpgraded) {

@@ -212,6 +212,9 @@ class CacheHooks {
   // FailedPrecondition when the object changed in the cloud.
   virtual Status Fetch(uint32_t share_id, const CloudCopy& copy, uint64_t offset,
                        std::span<uint8_t> out) = 0;
+  // After every block of `copy` was fetched: Ok if the object is still that copy (its etag).
+  // Called for copies without part MD5s, before the recalled file is clean.
+  virtual Status Confirm(uint32_t share_id, const CloudCopy& copy) = 0;
   // Whether a path of the share must stay resident.
   virtual bool Pinned(uint32_t share_id, std::string_view path) = 0;
 };

@@ -186,6 +186,11 @@ Status Evictor::Fetch(uint32_t share_id, const store::CloudCopy& copy, uint64_t 
   return recaller_->Fetch(share_id, copy, offset, out);
 }
 
+Status Evictor::Confirm(uint32_t share_id, const store::CloudCopy& copy) {
+  if (recaller_ == nullptr) return UnavailableError("recall is not configured on this box");
+  return recaller_->Confirm(share_id, copy);
+}
+
 Status Evictor::Admit(uint32_t share_id, uint64_t bytes) {
   const CachePolicy* share = PolicyOf(share_id);
   if (!options_.box.cap.set() && (share == nullptr || !share->cap.set())) return Status::Ok();
@@ -216,8 +221,18 @@ Status Evictor::Admit(uint32_t share_id, uint64_t bytes) {
         if (backpressure_) backpressure_->Set(1);
       }
     }
-    if (now - start >= timeout) {
+    // Once a writer waited the whole timeout in vain, the next ones wait for a pass or so at
+    // most (it may free room), not the whole timeout again, until a pass frees room.
+    const int64_t limit = full_ ? std::min<int64_t>(timeout, 1'000'000'000) : timeout;
+    if (now - start >= limit) {
+      bool first = !full_;
+      full_ = true;
       if (--waiting_ == 0 && backpressure_) backpressure_->Set(0);
+      if (!first) {
+        return NoSpaceError(
+            "the box's cache is full: its data waits for upload and nothing can be "
+            "evicted; try again when the link is back");
+      }
       spdlog::error(
           "alert: cache full: the hard cap holds and nothing could be evicted for {} s (files "
           "wait for upload); writes are refused with ENOSPC / 507 until room is made",
@@ -310,6 +325,11 @@ Result<uint64_t> Evictor::EvictOldest(const std::vector<uint32_t>& shares, uint6
 
 Result<Evictor::Pass> Evictor::RunOnce() {
   Pass pass;
+  std::map<uint32_t, uint64_t> admitted_before;  // what the measure below already counts
+  {
+    MutexLock l(mu_);
+    for (const auto& [id, u] : usage_) admitted_before[id] = u.admitted;
+  }
   FS_RETURN_IF_ERROR(store_.FlushAccessTimes());
   FS_ASSIGN_OR_RETURN(auto shares, store_.ListShares());
   FS_ASSIGN_OR_RETURN(store::Usage volume, store_.GetUsage());
@@ -380,7 +400,16 @@ Result<Evictor::Pass> Evictor::RunOnce() {
   {
     MutexLock l(mu_);
     volume_bytes_ = vol;
-    for (const auto& [id, r] : resident) usage_[id] = Usage{r, 0};
+    uint64_t now_total = 0;
+    for (const auto& [id, r] : resident) {
+      // Writes admitted while this pass measured are not in its measure: they stay counted.
+      uint64_t admitted = usage_[id].admitted;
+      uint64_t before = admitted_before[id];
+      usage_[id] = Usage{r, admitted > before ? admitted - before : 0};
+      now_total += r;
+    }
+    if (full_ && (pass.evicted > 0 || now_total < last_total_)) full_ = false;
+    last_total_ = now_total;
     ++passes_;
   }
   cv_.notify_all();

@@ -92,6 +92,7 @@ class Evictor : public store::CacheHooks {
   Status Admit(uint32_t share_id, uint64_t bytes) override;
   Status Fetch(uint32_t share_id, const store::CloudCopy& copy, uint64_t offset,
                std::span<uint8_t> out) override;
+  Status Confirm(uint32_t share_id, const store::CloudCopy& copy) override;
   bool Pinned(uint32_t share_id, std::string_view path) override;
 
  private:
@@ -118,6 +119,9 @@ class Evictor : public store::CacheHooks {
   bool pass_wanted_ GUARDED_BY(mu_) = false;
   bool stop_ GUARDED_BY(mu_) = false;
   int waiting_ GUARDED_BY(mu_) = 0;  // writers held back now
+  // A writer waited the whole timeout: later ones are refused at once until a pass frees room.
+  bool full_ GUARDED_BY(mu_) = false;
+  uint64_t last_total_ GUARDED_BY(mu_) = 0;  // resident bytes at the last pass
   std::thread thread_;
   prometheus::Family<prometheus::Gauge>* resident_ = nullptr;
   prometheus::Family<prometheus::Gauge>* stubs_ = nullptr;

@@ -279,4 +279,12 @@ Status Recaller::Fetch(uint32_t share_id, const store::CloudCopy& copy, uint64_t
   return FetchByEtag(share_id, *target, copy, offset, out, deadline);
 }
 
+Status Recaller::Confirm(uint32_t share_id, const store::CloudCopy& copy) {
+  cloud::ObjectStore* target = targets_(share_id);
+  if (target == nullptr) return UnavailableError("share has no cloud target");
+  FS_ASSIGN_OR_RETURN(bool same, Unchanged(*target, copy));
+  if (!same) return Failed("changed", ChangedError(copy));
+  return Status::Ok();
+}
+
 }  // namespace fieldstack::sync

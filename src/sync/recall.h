@@ -81,6 +81,10 @@ class Recaller {
   // partial data after an error.
   Status Fetch(uint32_t share_id, const store::CloudCopy& copy, uint64_t offset,
                std::span<uint8_t> out);
+  // Ok if the object still is `copy` (Head: same etag and size): the end of a recall whose
+  // blocks were checked by etag only, so that no block came from a newer object.
+  // FailedPrecondition when it changed or is gone.
+  Status Confirm(uint32_t share_id, const store::CloudCopy& copy);
 
  private:
   // One shared fetch of a whole object (method 2).

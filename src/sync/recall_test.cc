@@ -199,6 +199,25 @@ TEST_F(RecallTest, LargeObjectWithoutMd5IsCheckedByEtag) {
   EXPECT_EQ(Fetch(c, 0, 65536).status().code(), StatusCode::kInvalidArgument);
 }
 
+// The end of an etag-checked recall asks again (no cache), so blocks of two versions are
+// never committed as one file.
+TEST_F(RecallTest, ConfirmAsksTheCloudAgainAtTheEnd) {
+  options_.whole_object_max_bytes = 0;
+  Start();
+  auto c = Upload("big", Pattern(100000, 13), 0);
+  c.part_md5s.clear();
+  c.md5.clear();
+  ASSERT_TRUE(Fetch(c, 0, 65536).ok());
+  int heads = faulty_.heads;
+  EXPECT_TRUE(recaller_->Confirm(1, c).ok());
+  EXPECT_EQ(faulty_.heads, heads + 1);
+  ASSERT_TRUE(mem_.Put("big", Pattern(100000, 14), {}).ok());
+  EXPECT_EQ(recaller_->Confirm(1, c).code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(mem_.Delete("big", {}).ok());
+  EXPECT_EQ(recaller_->Confirm(1, c).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(recaller_->Confirm(2, c).code(), StatusCode::kUnavailable);  // no target
+}
+
 TEST_F(RecallTest, EtagCheckedObjectCutShortIsChanged) {
   options_.whole_object_max_bytes = 0;
   Start();

@@ -42,6 +42,7 @@ class DirectFetch final : public store::CacheHooks {
     std::memcpy(out.data(), got.data(), got.size());
     return Status::Ok();
   }
+  Status Confirm(uint32_t, const store::CloudCopy&) override { return Status::Ok(); }
   bool Pinned(uint32_t, std::string_view) override { return false; }
 
  private:
