@@ -286,8 +286,11 @@ Result<uint64_t> Evictor::EvictOldest(const std::vector<uint32_t>& shares, uint6
       Cursor& c = cursors[share];
       c.used_ns = f.used_ns;
       c.node = f.node;
-      auto path = store_.PathOf(f.node);
-      if (path.ok() && Pinned(share, *path)) {
+      // A path lookup per file only where globs are set.
+      const CachePolicy* sp = PolicyOf(share);
+      bool globs = !options_.box.pinned.empty() || (sp != nullptr && !sp->pinned.empty());
+      auto path = globs ? store_.PathOf(f.node) : Result<std::string>(std::string());
+      if (globs && path.ok() && Pinned(share, *path)) {
         ++pass.skipped_pinned;
         continue;
       }
