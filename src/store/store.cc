@@ -2526,7 +2526,14 @@ Status Store::EnsureResident(LiveFile& f, uint64_t offset, uint64_t len) {
     // The recall goes on from the first block this reader lacks, then ahead of it (read-ahead)
     // to the end of the file, a few blocks at a time.
     if (first_missing != SIZE_MAX) f.next_block = first_missing;
-    PumpRecall(self);
+    if (f.fetching == 0 && first_missing != SIZE_MAX && hooks_.load() != nullptr) {
+      // Nothing in flight: the block this reader waits for goes alone, so its bytes come
+      // first; read-ahead starts when it lands (FetchBlock).
+      f.next_block = first_missing + 1;
+      ScheduleBlock(self, first_missing);
+    } else {
+      PumpRecall(self);
+    }
     if (f.fetching == 0)
       return UnavailableError("recall of file " + std::to_string(f.id) + " stopped");
     f.recall_cv.wait(f.mu);
