@@ -376,6 +376,8 @@ Status ReleaseAttempt(Db& db, NodeId node, std::string_view except) {
 
 // Deletes a node's row and xattrs; a file's data is queued in `orphans` for deletion after the
 // commit (Store::ForgetData) and its bytes leave the share's usage.
+Status ValidateStub(const StubSpec& spec);
+
 // Makes node `id` a stub of spec.cloud with its attributes and xattrs (replacing all xattrs):
 // size, data generation + 1, state, times and the cloud copy.
 Status SetStub(Db& db, NodeId id, const StubSpec& spec, bool had_data) {
@@ -943,6 +945,85 @@ Result<std::string> Store::PathOf(NodeId node) {
   return PathIn(rd.db(), node);
 }
 
+// The body of InsertNode's transaction: checks, the node row, its key, its event. Fails
+// before writing anything for a missing or non-directory parent, a taken name or a path too
+// long. Sets *a to the new node.
+Status Store::InsertNodeTx(Db& db, NodeId parent, std::string_view name, NodeType type,
+                           const NewNode& opts, std::string_view target, EventKind event,
+                           const StubSpec* stub, int64_t now, bool encrypt, Attr* a) {
+  FS_ASSIGN_OR_RETURN(Attr p, LoadAttr(db, parent));
+  if (p.type != NodeType::kDirectory) {
+    return InvalidArgumentError("parent '" + p.name + "' is not a directory");
+  }
+  auto existing = LoadChild(db, parent, name);
+  if (existing.ok()) return AlreadyExistsError("'" + std::string(name) + "' exists");
+  FS_RETURN_IF_ERROR(CheckPathLength(db, parent, name, 0));
+  FS_ASSIGN_OR_RETURN(
+      Stmt s, db.Prepare("INSERT INTO nodes(share_id, parent_id, name, type, mode, uid, gid, "
+                         "atime_ns, mtime_ns, ctime_ns, version, target) "
+                         "VALUES(?,?,?,?,?,?,?,?,?,?,1,?)"));
+  s.Bind(1, int64_t{p.share_id}).Bind(2, static_cast<int64_t>(parent)).Bind(3, name);
+  s.Bind(4, static_cast<int64_t>(type)).Bind(5, int64_t{opts.mode & 07777});
+  s.Bind(6, int64_t{opts.uid}).Bind(7, int64_t{opts.gid});
+  s.Bind(8, now).Bind(9, now).Bind(10, now);
+  if (type == NodeType::kSymlink) {
+    s.Bind(11, target);
+  } else {
+    s.BindNull(11);
+  }
+  FS_RETURN_IF_ERROR(s.Run());
+  NodeId id = db.LastInsertId();
+  if (encrypt) {
+    // The file key is bound to the node id, known only now.
+    crypto::Key key;
+    FS_RETURN_IF_ERROR(crypto::RandomBytes(key));
+    MutexLock l(key_mu_);
+    FS_ASSIGN_OR_RETURN(std::string wrapped, crypto::WrapKey(*master_, key, id));
+    FS_ASSIGN_OR_RETURN(Stmt k, db.Prepare("UPDATE nodes SET wrapped_key=?, key_id=? WHERE id=?"));
+    k.BindBlob(1, wrapped).Bind(2, int64_t{master_->id}).Bind(3, static_cast<int64_t>(id));
+    FS_RETURN_IF_ERROR(k.Run());
+  }
+  if (stub != nullptr) {
+    FS_RETURN_IF_ERROR(SetStub(db, id, *stub, /*had_data=*/false));
+    FS_RETURN_IF_ERROR(AdjustUsed(db, p.share_id, static_cast<int64_t>(stub->cloud.size)));
+  } else if (type == NodeType::kFile) {
+    // Created files are opened for writing: mark them before any data can land.
+    FS_ASSIGN_OR_RETURN(Stmt m, db.Prepare("INSERT OR IGNORE INTO open_writes VALUES(?)"));
+    m.Bind(1, static_cast<int64_t>(id));
+    FS_RETURN_IF_ERROR(m.Run());
+  }
+  FS_RETURN_IF_ERROR(Touch(db, parent, now).status());
+  FS_ASSIGN_OR_RETURN(Stmt mt, db.Prepare("UPDATE nodes SET mtime_ns=? WHERE id=?"));
+  mt.Bind(1, now).Bind(2, static_cast<int64_t>(parent));
+  FS_RETURN_IF_ERROR(mt.Run());
+  FS_ASSIGN_OR_RETURN(std::string path, PathIn(db, id));
+  FS_RETURN_IF_ERROR(AppendEvent(db, now, p.share_id, id, event, 1, path));
+  a->id = id;
+  a->parent = parent;
+  a->share_id = p.share_id;
+  a->name = name;
+  a->type = type;
+  a->mode = opts.mode & 07777;
+  a->uid = opts.uid;
+  a->gid = opts.gid;
+  a->atime_ns = a->mtime_ns = a->ctime_ns = now;
+  a->version = 1;
+  a->symlink_target = target;
+  if (stub != nullptr) {
+    a->size = stub->cloud.size;
+    a->mtime_ns = stub->mtime_ns;
+    a->data_gen = 1;
+    a->state = FileState::kStub;
+  }
+  return Status::Ok();
+}
+
+bool Store::EncryptNewFiles() {
+  if (!options_.encryption) return false;
+  MutexLock l(key_mu_);
+  return master_.has_value();
+}
+
 Result<Attr> Store::InsertNode(NodeId parent, std::string_view name, NodeType type,
                                const NewNode& opts, std::string_view target, EventKind event,
                                const StubSpec* stub) {
@@ -951,87 +1032,55 @@ Result<Attr> Store::InsertNode(NodeId parent, std::string_view name, NodeType ty
     return InvalidArgumentError("symlink target must be 1 to 4095 bytes");
   }
   int64_t now = Now();
-  NodeId id = kNoNode;
-  uint32_t share = 0;
-  std::string wrapped;
-  uint32_t key_id = 0;
   std::shared_lock rot(rotation_mu_);
-  bool encrypt = false;
-  if (type == NodeType::kFile && options_.encryption) {
-    MutexLock l(key_mu_);
-    encrypt = master_.has_value();
-  }
-  FS_RETURN_IF_ERROR(Commit([&](Db& db) -> Status {
-    FS_ASSIGN_OR_RETURN(Attr p, LoadAttr(db, parent));
-    if (p.type != NodeType::kDirectory) {
-      return InvalidArgumentError("parent '" + p.name + "' is not a directory");
-    }
-    auto existing = LoadChild(db, parent, name);
-    if (existing.ok()) return AlreadyExistsError("'" + std::string(name) + "' exists");
-    FS_RETURN_IF_ERROR(CheckPathLength(db, parent, name, 0));
-    FS_ASSIGN_OR_RETURN(
-        Stmt s, db.Prepare("INSERT INTO nodes(share_id, parent_id, name, type, mode, uid, gid, "
-                           "atime_ns, mtime_ns, ctime_ns, version, target) "
-                           "VALUES(?,?,?,?,?,?,?,?,?,?,1,?)"));
-    s.Bind(1, int64_t{p.share_id}).Bind(2, static_cast<int64_t>(parent)).Bind(3, name);
-    s.Bind(4, static_cast<int64_t>(type)).Bind(5, int64_t{opts.mode & 07777});
-    s.Bind(6, int64_t{opts.uid}).Bind(7, int64_t{opts.gid});
-    s.Bind(8, now).Bind(9, now).Bind(10, now);
-    if (type == NodeType::kSymlink) {
-      s.Bind(11, target);
-    } else {
-      s.BindNull(11);
-    }
-    FS_RETURN_IF_ERROR(s.Run());
-    id = db.LastInsertId();
-    share = p.share_id;
-    if (encrypt) {
-      // The file key is bound to the node id, known only now.
-      crypto::Key key;
-      FS_RETURN_IF_ERROR(crypto::RandomBytes(key));
-      MutexLock l(key_mu_);
-      FS_ASSIGN_OR_RETURN(wrapped, crypto::WrapKey(*master_, key, id));
-      key_id = master_->id;
-      FS_ASSIGN_OR_RETURN(Stmt k,
-                          db.Prepare("UPDATE nodes SET wrapped_key=?, key_id=? WHERE id=?"));
-      k.BindBlob(1, wrapped).Bind(2, int64_t{key_id}).Bind(3, static_cast<int64_t>(id));
-      FS_RETURN_IF_ERROR(k.Run());
-    }
-    if (stub != nullptr) {
-      FS_RETURN_IF_ERROR(SetStub(db, id, *stub, /*had_data=*/false));
-      FS_RETURN_IF_ERROR(AdjustUsed(db, p.share_id, static_cast<int64_t>(stub->cloud.size)));
-    } else if (type == NodeType::kFile) {
-      // Created files are opened for writing: mark them before any data can land.
-      FS_ASSIGN_OR_RETURN(Stmt m, db.Prepare("INSERT OR IGNORE INTO open_writes VALUES(?)"));
-      m.Bind(1, static_cast<int64_t>(id));
-      FS_RETURN_IF_ERROR(m.Run());
-    }
-    FS_RETURN_IF_ERROR(Touch(db, parent, now).status());
-    FS_ASSIGN_OR_RETURN(Stmt mt, db.Prepare("UPDATE nodes SET mtime_ns=? WHERE id=?"));
-    mt.Bind(1, now).Bind(2, static_cast<int64_t>(parent));
-    FS_RETURN_IF_ERROR(mt.Run());
-    FS_ASSIGN_OR_RETURN(std::string path, PathIn(db, id));
-    return AppendEvent(db, now, share, id, event, 1, path);
-  }));
+  bool encrypt = type == NodeType::kFile && EncryptNewFiles();
   Attr a;
-  a.id = id;
-  a.parent = parent;
-  a.share_id = share;
-  a.name = name;
-  a.type = type;
-  a.mode = opts.mode & 07777;
-  a.uid = opts.uid;
-  a.gid = opts.gid;
-  a.atime_ns = a.mtime_ns = a.ctime_ns = now;
-  a.version = 1;
-  a.symlink_target = target;
-  if (stub != nullptr) {
-    a.size = stub->cloud.size;
-    a.mtime_ns = stub->mtime_ns;
-    a.data_gen = 1;
-    a.state = FileState::kStub;
-  }
+  FS_RETURN_IF_ERROR(Commit([&](Db& db) -> Status {
+    return InsertNodeTx(db, parent, name, type, opts, target, event, stub, now, encrypt, &a);
+  }));
   return a;
+}
+
+std::vector<Result<Attr>> Store::CreateStubs(const std::vector<NewStub>& stubs) {
+  std::vector<Result<Attr>> out(stubs.size(), Result<Attr>(InternalError("not created")));
+  std::vector<bool> valid(stubs.size(), false);
+  for (size_t i = 0; i < stubs.size(); ++i) {
+    Status v = ValidateName(stubs[i].name);
+    if (v.ok()) v = ValidateStub(stubs[i].spec);
+    if (!v.ok()) {
+      out[i] = v;
+    } else {
+      valid[i] = true;
+    }
+  }
+  int64_t now = Now();
+  std::shared_lock rot(rotation_mu_);
+  bool encrypt = EncryptNewFiles();
+  Status s = Commit([&](Db& db) -> Status {
+    for (size_t i = 0; i < stubs.size(); ++i) {
+      if (!valid[i]) continue;
+      const NewStub& n = stubs[i];
+      NewNode opts{n.spec.mode, n.spec.uid, n.spec.gid};
+      Attr a;
+      Status one = InsertNodeTx(db, n.parent, n.name, NodeType::kFile, opts, {}, EventKind::kCreate,
+                                &n.spec, now, encrypt, &a);
+      // Checks fail before anything is written: that stub is refused, the others go on. Any
+      // other failure undoes the whole batch.
+      StatusCode c = one.code();
+      if (!one.ok() && c != StatusCode::kAlreadyExists && c != StatusCode::kInvalidArgument &&
+          c != StatusCode::kNotFound) {
+        return one;
+      }
+      out[i] = one.ok() ? Result<Attr>(std::move(a)) : Result<Attr>(one);
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) {
+    for (size_t i = 0; i < stubs.size(); ++i) {
+      if (valid[i]) out[i] = s;
+    }
+  }
+  return out;
 }
 
 Result<Attr> Store::Mkdir(NodeId parent, std::string_view name, const NewNode& opts) {

@@ -263,6 +263,15 @@ class Store {
 
   // Refresh (cloud -> box). A new file that is a stub of `spec.cloud` (event kCreate).
   Result<Attr> CreateStub(NodeId parent, std::string_view name, const StubSpec& spec);
+  // Many stubs in one commit (a refresh's page of new objects): one result each, in order.
+  // A stub refused by its checks (name taken, bad name or spec, parent missing or not a
+  // folder) fails alone; any other failure fails them all.
+  struct NewStub {
+    NodeId parent = kNoNode;
+    std::string name;
+    StubSpec spec;
+  };
+  std::vector<Result<Attr>> CreateStubs(const std::vector<NewStub>& stubs);
   // Makes file `node` a stub of a newer cloud object (event kRefresh), if it is still at
   // `version`, clean or a stub, and not open; FailedPrecondition otherwise (a local change
   // wins: the caller treats it as a conflict or tries again later).
@@ -317,6 +326,10 @@ class Store {
   Status FlushDirtyChunk(LiveFile& f);
   Status EnsureMarked(LiveFile& f);
   Status EnsureChunkFile(LiveFile& f);
+  Status InsertNodeTx(Db& db, NodeId parent, std::string_view name, NodeType type,
+                      const NewNode& opts, std::string_view target, EventKind event,
+                      const StubSpec* stub, int64_t now, bool encrypt, Attr* a);
+  bool EncryptNewFiles();
   Result<Attr> InsertNode(NodeId parent, std::string_view name, NodeType type, const NewNode& opts,
                           std::string_view target, EventKind event, const StubSpec* stub = nullptr);
   // Recall (see SetCacheHooks). REQUIRES f.mu. Returns once bytes [offset, offset + len) of a

@@ -449,6 +449,30 @@ TEST_F(StoreCacheTest, RecallsAreBoundedStopForDeletedFilesAndSurviveShutdown) {
   EXPECT_EQ(*back, data);
 }
 
+TEST_F(StoreCacheTest, ABatchOfStubsIsOneCommitAndABadOneFailsAlone) {
+  ASSERT_TRUE(store_->Mkdir(root_, "taken", {}).ok());
+  StubSpec spec;
+  spec.cloud = {"k", "e", 10, 0, "", ""};
+  StubSpec bad;  // no key, no etag
+  uint64_t commits = store_->commits();
+  auto made = store_->CreateStubs({{root_, "a", spec},
+                                   {root_, "taken", spec},
+                                   {root_, "b", bad},
+                                   {root_, "c/d", spec},
+                                   {999999, "e", spec},
+                                   {root_, "f", spec}});
+  ASSERT_EQ(made.size(), 6u);
+  EXPECT_TRUE(made[0].ok()) << made[0].status().ToString();
+  EXPECT_EQ(made[1].status().code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(made[2].status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(made[3].status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(made[4].status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(made[5].ok());
+  EXPECT_EQ(store_->commits() - commits, 1u);
+  EXPECT_EQ(store_->Lookup(root_, "f")->state, FileState::kStub);
+  EXPECT_EQ(store_->Lookup(root_, "a")->size, 10u);
+}
+
 TEST_F(StoreCacheTest, TruncatingAStubToZeroNeedsNoCloud) {
   NodeId id = CleanFile("t", Pattern(50'000, 2));
   EXPECT_EQ(EvictAll(), 1u);

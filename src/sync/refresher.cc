@@ -42,6 +42,13 @@ struct Refresher::ShareRun {
   bool folder_cached = false;
   std::string folder_path;
   store::NodeId folder = store::kNoNode;
+  // New stubs of the current page, created together (one commit) at its end.
+  struct Pending {
+    store::Store::NewStub stub;
+    CopyRecord rec;
+    std::string key;
+  };
+  std::vector<Pending> pending;
 };
 
 Refresher::Refresher(store::Store& store, Targets targets, Clock& clock, Options options,
@@ -165,6 +172,7 @@ Status Refresher::RefreshPrefix(ShareRun& run, const std::string& prefix, bool* 
       ++run.pass.listed;
       Count(run, RefreshObject(run, object, seen));
     }
+    FlushStubs(run, seen);
     // Marked per page, before the next: a crash leaves fewer marks, which only makes the next
     // refresh look again. Nothing is swept before the listing is complete.
     if (!seen.empty()) FS_RETURN_IF_ERROR(store_.MarkRefreshed(seen, run.refresh_id));
@@ -257,21 +265,8 @@ Refresher::Outcome Refresher::RefreshObject(ShareRun& run, const cloud::ObjectIn
                  ? fail(UploadError::kTypeClash, parent.status().message())
                  : fail(ClassifyUploadError(parent.status()), parent.status().ToString());
     }
-    auto stub = store_.CreateStub(*parent, name, spec);
-    if (stub.status().code() == StatusCode::kAlreadyExists) {
-      // Created on the box meanwhile: the next refresh compares the two.
-      rec.result = "skipped";
-      rec.message = "a file of this name was created on the box during the refresh";
-      Log(run, std::move(rec));
-      return Outcome::kSkipped;
-    }
-    if (!stub.ok()) return fail(ClassifyUploadError(stub.status()), stub.status().ToString());
-    seen.push_back(stub->id);
-    rec.result = "added";
-    rec.version = stub->data_gen;
-    RecallIfPinned(run, stub->id, object.key, rec);
-    Log(run, std::move(rec));
-    return Outcome::kAdded;
+    run.pending.push_back({{*parent, name, std::move(spec)}, std::move(rec), object.key});
+    return Outcome::kDeferred;
   }
 
   if (local->type != store::NodeType::kFile) {
@@ -499,7 +494,50 @@ void Refresher::RecallIfPinned(ShareRun& run, store::NodeId node, const std::str
   record.message += "pinned, but the recall failed (the file stays a stub): " + s.ToString();
 }
 
+void Refresher::FlushStubs(ShareRun& run, std::vector<store::NodeId>& seen) {
+  if (run.pending.empty()) return;
+  std::vector<store::Store::NewStub> batch;
+  batch.reserve(run.pending.size());
+  for (const auto& p : run.pending) batch.push_back(p.stub);
+  std::vector<Result<store::Attr>> made = store_.CreateStubs(batch);
+  for (size_t i = 0; i < run.pending.size(); ++i) {
+    ShareRun::Pending& p = run.pending[i];
+    CopyRecord rec = std::move(p.rec);
+    const Result<store::Attr>& stub = made[i];
+    Outcome outcome = Outcome::kAdded;
+    if (stub.status().code() == StatusCode::kAlreadyExists) {
+      auto there = store_.Lookup(p.stub.parent, p.stub.name);
+      if (there.ok() && there->type == store::NodeType::kDirectory) {
+        // Another key of the page needed a folder of this name ("a/b" and "a/b/c").
+        rec.result = "failed";
+        rec.error = UploadError::kTypeClash;
+        rec.message = "a folder on the box, a file in the cloud: neither is changed";
+        outcome = Outcome::kFailed;
+      } else {
+        // Created on the box meanwhile: the next refresh compares the two.
+        rec.result = "skipped";
+        rec.message = "a file of this name was created on the box during the refresh";
+        outcome = Outcome::kSkipped;
+      }
+    } else if (!stub.ok()) {
+      rec.result = "failed";
+      rec.error = ClassifyUploadError(stub.status());
+      rec.message = stub.status().ToString();
+      outcome = Outcome::kFailed;
+    } else {
+      seen.push_back(stub->id);
+      rec.result = "added";
+      rec.version = stub->data_gen;
+      RecallIfPinned(run, stub->id, p.key, rec);
+    }
+    Log(run, std::move(rec));
+    Count(run, outcome);
+  }
+  run.pending.clear();
+}
+
 void Refresher::Count(ShareRun& run, Outcome outcome) {
+  if (outcome == Outcome::kDeferred) return;  // counted when its page is flushed
   Pass& p = run.pass;
   switch (outcome) {
     case Outcome::kAdded:
@@ -526,6 +564,8 @@ void Refresher::Count(ShareRun& run, Outcome outcome) {
     case Outcome::kKept:
       ++p.kept;
       break;
+    case Outcome::kDeferred:
+      return;
   }
   if (objects_ != nullptr) {
     static constexpr const char* kNames[] = {"added",   "changed", "conflict", "unchanged",

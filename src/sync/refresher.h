@@ -104,7 +104,8 @@ class Refresher {
     kSkipped,
     kFailed,
     kDeleted,
-    kKept
+    kKept,
+    kDeferred,  // a new stub, created with the rest of its page (FlushStubs), counted then
   };
 
   // Lists one folder (key prefix) and handles its objects; sets *complete when the whole
@@ -113,6 +114,8 @@ class Refresher {
   // Handles one listed object; adds the node to mark (if any) to `seen`.
   Outcome RefreshObject(ShareRun& run, const cloud::ObjectInfo& object,
                         std::vector<store::NodeId>& seen);
+  // Creates the page's new stubs in one commit, then records, logs and counts each.
+  void FlushStubs(ShareRun& run, std::vector<store::NodeId>& seen);
   // Files under `prefix` not seen by this run: deleted (mirror) or kept.
   Status SweepDeleted(ShareRun& run, const std::string& prefix);
   // The folder `dirs` (components below the share root): its node, NotFound when missing, or
