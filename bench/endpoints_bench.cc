@@ -50,6 +50,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/machine.h"
 #include "cloud/azure_blob/azure_blob_store.h"
 #include "cloud/http_client.h"
 #include "cloud/s3/sigv4.h"
@@ -67,6 +68,9 @@
 
 namespace fieldstack {
 namespace {
+
+using bench::Machine;
+using bench::Median;
 
 namespace fsys = std::filesystem;
 
@@ -124,12 +128,6 @@ double ChildrenCpuSeconds() {
 // This process and its children (the servers and the client, Azurite when it runs).
 double CpuSeconds() { return OwnCpuSeconds() + ChildrenCpuSeconds(); }
 
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 std::string Range(std::vector<double> v) {
   if (v.size() < 2) return "";
   std::sort(v.begin(), v.end());
@@ -172,45 +170,6 @@ void DropCaches() {
 
 // ---------------------------------------------------------------------------------------------
 // The machine.
-
-std::string FirstLineWith(const std::string& file, const std::string& prefix) {
-  std::ifstream in(file);
-  for (std::string line; std::getline(in, line);) {
-    if (line.starts_with(prefix)) {
-      std::string v = line.substr(line.find(':') + 1);
-      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.erase(0, 1);
-      return v;
-    }
-  }
-  return "?";
-}
-
-// The mount holding `path`: "ext4 on /dev/vda".
-std::string FilesystemOf(const std::string& path) {
-  std::string real = fsys::weakly_canonical(path).string(), best, desc = "?";
-  std::ifstream in("/proc/mounts");
-  std::string dev, mnt, type, rest;
-  while (in >> dev >> mnt >> type && std::getline(in, rest)) {
-    bool under = real == mnt || mnt == "/" || real.starts_with(mnt + "/");
-    if (under && mnt.size() >= best.size()) {
-      best = mnt;
-      desc = type + " on " + dev + " (mounted at " + mnt + ")";
-    }
-  }
-  return desc;
-}
-
-std::string Machine(const std::string& dir) {
-  utsname u{};
-  ::uname(&u);
-  char buf[512];
-  double mem_gib = std::stod(FirstLineWith("/proc/meminfo", "MemTotal")) / 1024 / 1024;
-  std::snprintf(buf, sizeof buf, "%ld CPUs (%s), %.1f GiB RAM, kernel %s, data dir on %s",
-                ::sysconf(_SC_NPROCESSORS_ONLN),
-                FirstLineWith("/proc/cpuinfo", "model name").c_str(), mem_gib, u.release,
-                FilesystemOf(dir).c_str());
-  return buf;
-}
 
 // ---------------------------------------------------------------------------------------------
 // The client: one request on an easy handle.

@@ -65,6 +65,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/machine.h"
 #include "cloud/azure_blob/azure_blob_store.h"
 #include "common/clock.h"
 #include "frontends/blob_api/blob_api.h"
@@ -81,6 +82,9 @@
 
 namespace fieldstack {
 namespace {
+
+using bench::Machine;
+using bench::Median;
 
 namespace fsys = std::filesystem;
 
@@ -176,53 +180,8 @@ bool DropCaches() {
   return static_cast<bool>(f);
 }
 
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 // ---------------------------------------------------------------------------------------------
 // The machine.
-
-std::string FirstLineWith(const std::string& file, const std::string& prefix) {
-  std::ifstream in(file);
-  for (std::string line; std::getline(in, line);) {
-    if (line.starts_with(prefix)) {
-      std::string v = line.substr(line.find(':') + 1);
-      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.erase(0, 1);
-      return v;
-    }
-  }
-  return "?";
-}
-
-// The mount holding `path`: "ext4 on /dev/vda".
-std::string FilesystemOf(const std::string& path) {
-  std::string real = fsys::weakly_canonical(path).string(), best, desc = "?";
-  std::ifstream in("/proc/mounts");
-  std::string dev, mnt, type, rest;
-  while (in >> dev >> mnt >> type && std::getline(in, rest)) {
-    bool under = real == mnt || mnt == "/" || real.starts_with(mnt + "/");
-    if (under && mnt.size() >= best.size()) {
-      best = mnt;
-      desc = type + " on " + dev;
-    }
-  }
-  return desc;
-}
-
-std::string Machine(const std::string& dir) {
-  utsname u{};
-  ::uname(&u);
-  char buf[512];
-  double mem_gib = std::stod(FirstLineWith("/proc/meminfo", "MemTotal")) / 1024 / 1024;
-  std::snprintf(buf, sizeof buf, "%ld CPUs (%s), %.1f GiB RAM, kernel %s, data dir on %s",
-                ::sysconf(_SC_NPROCESSORS_ONLN),
-                FirstLineWith("/proc/cpuinfo", "model name").c_str(), mem_gib, u.release,
-                FilesystemOf(dir).c_str());
-  return buf;
-}
 
 std::string AzuriteVersion() {
   std::ifstream in(FS_SOURCE_DIR "/.deps/npm/node_modules/azurite/package.json");

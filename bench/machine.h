@@ -1,0 +1,64 @@
+#pragma once
+
+// What the benchmarks print about the machine they ran on, and small statistics.
+
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace fieldstack::bench {
+
+// The value after ':' of the first line of `file` that starts with `prefix` ("?" if none).
+inline std::string FirstLineWith(const std::string& file, const std::string& prefix) {
+  std::ifstream in(file);
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with(prefix)) {
+      std::string v = line.substr(line.find(':') + 1);
+      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.erase(0, 1);
+      return v;
+    }
+  }
+  return "?";
+}
+
+// The mount holding `path`: "ext4 on /dev/vda (mounted at /)".
+inline std::string FilesystemOf(const std::string& path) {
+  std::string real = std::filesystem::weakly_canonical(path).string(), best, desc = "?";
+  std::ifstream in("/proc/mounts");
+  std::string dev, mnt, type, rest;
+  while (in >> dev >> mnt >> type && std::getline(in, rest)) {
+    bool under = real == mnt || mnt == "/" || real.starts_with(mnt + "/");
+    if (under && mnt.size() >= best.size()) {
+      best = mnt;
+      desc = type + " on " + dev + " (mounted at " + mnt + ")";
+    }
+  }
+  return desc;
+}
+
+// "2 CPUs (model), 23.5 GiB RAM, kernel ..., data dir on ext4 on /dev/vda (mounted at /)".
+inline std::string Machine(const std::string& dir) {
+  utsname u{};
+  ::uname(&u);
+  char buf[512];
+  double mem_gib = std::stod(FirstLineWith("/proc/meminfo", "MemTotal")) / 1024 / 1024;
+  std::snprintf(buf, sizeof buf, "%ld CPUs (%s), %.1f GiB RAM, kernel %s, data dir on %s",
+                ::sysconf(_SC_NPROCESSORS_ONLN),
+                FirstLineWith("/proc/cpuinfo", "model name").c_str(), mem_gib, u.release,
+                FilesystemOf(dir).c_str());
+  return buf;
+}
+
+inline double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace fieldstack::bench
