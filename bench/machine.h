@@ -1,12 +1,14 @@
 #pragma once
 
-// What the benchmarks print about the machine they ran on, and small statistics.
+// What the benchmarks print about the machine they ran on, small statistics, test data.
 
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -59,6 +61,24 @@ inline double Median(std::vector<double> v) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
+}
+
+// `bytes` of xoshiro256** output: random enough that nothing compresses, fast to make.
+inline std::vector<uint8_t> MakeData(uint64_t bytes, uint64_t seed = 42) {
+  std::vector<uint8_t> data(bytes);
+  uint64_t s[4] = {0x9E3779B97F4A7C15ull, 0xBF58476D1CE4E5B9ull, 0x94D049BB133111EBull, seed};
+  auto rotl = [](uint64_t x, int k) { return (x << k) | (x >> (64 - k)); };
+  for (uint64_t off = 0; off + 8 <= bytes; off += 8) {
+    uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    std::memcpy(data.data() + off, &r, 8);
+  }
+  return data;
 }
 
 }  // namespace fieldstack::bench

@@ -84,6 +84,7 @@ namespace fieldstack {
 namespace {
 
 using bench::Machine;
+using bench::MakeData;
 using bench::Median;
 
 namespace fsys = std::filesystem;
@@ -153,24 +154,6 @@ struct CpuMeter {
   double Ours() const { return OwnCpuSeconds() - own; }
   double Azurite() const { return AzuriteCpuSeconds() - azurite; }
 };
-
-// xoshiro256** output: random enough that nothing compresses, fast to make.
-std::vector<uint8_t> MakeData(uint64_t bytes) {
-  std::vector<uint8_t> data(bytes);
-  uint64_t s[4] = {0x9E3779B97F4A7C15ull, 0xBF58476D1CE4E5B9ull, 0x94D049BB133111EBull, 7};
-  auto rotl = [](uint64_t x, int k) { return (x << k) | (x >> (64 - k)); };
-  for (uint64_t off = 0; off + 8 <= bytes; off += 8) {
-    uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    std::memcpy(data.data() + off, &r, 8);
-  }
-  return data;
-}
 
 bool DropCaches() {
   ::sync();
