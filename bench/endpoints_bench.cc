@@ -69,6 +69,8 @@
 namespace fieldstack {
 namespace {
 
+using bench::AzuriteVersion;
+using bench::ChildrenCpuSeconds;
 using bench::Machine;
 using bench::MakeData;
 using bench::Median;
@@ -101,29 +103,6 @@ double OwnCpuSeconds() {
   getrusage(RUSAGE_SELF, &r);
   return static_cast<double>(r.ru_utime.tv_sec + r.ru_stime.tv_sec) +
          static_cast<double>(r.ru_utime.tv_usec + r.ru_stime.tv_usec) / 1e6;
-}
-
-// CPU seconds of this process's children (Azurite, a node process), as far as they ran.
-double ChildrenCpuSeconds() {
-  double total = 0;
-  for (const auto& task : fsys::directory_iterator("/proc/self/task")) {
-    std::ifstream children(task.path() / "children");
-    for (long pid; children >> pid;) {
-      std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-      std::string text((std::istreambuf_iterator<char>(stat)), {});
-      size_t paren = text.rfind(')');
-      if (paren == std::string::npos) continue;
-      std::istringstream fields(text.substr(paren + 2));
-      std::string f;
-      unsigned long long utime = 0, stime = 0;
-      for (int i = 3; i <= 15 && fields >> f; ++i) {
-        if (i == 14) utime = std::stoull(f);
-        if (i == 15) stime = std::stoull(f);
-      }
-      total += static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
-    }
-  }
-  return total;
 }
 
 // This process and its children (the servers and the client, Azurite when it runs).
@@ -425,19 +404,6 @@ void RawSmall(const std::string& dir, const std::vector<uint8_t>& data, size_t c
   res.get_obj_s.push_back(count / secs);
   // The files stay until the end of the run: deleting 20,000 inodes here would make ext4 scan
   // past them (recently_deleted) in every file the next target creates.
-}
-
-std::string AzuriteVersion() {
-  std::ifstream in(FS_SOURCE_DIR "/.deps/npm/node_modules/azurite/package.json");
-  std::string line;
-  while (std::getline(in, line)) {
-    size_t at = line.find("\"version\"");
-    if (at == std::string::npos) continue;
-    size_t q1 = line.find('"', line.find(':', at));
-    size_t q2 = line.find('"', q1 + 1);
-    return line.substr(q1 + 1, q2 - q1 - 1);
-  }
-  return "?";
 }
 
 }  // namespace

@@ -11,7 +11,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace fieldstack::bench {
@@ -79,6 +82,45 @@ inline std::vector<uint8_t> MakeData(uint64_t bytes, uint64_t seed = 42) {
     std::memcpy(data.data() + off, &r, 8);
   }
   return data;
+}
+
+// CPU seconds of this process's children, as far as they ran; with `only`, of those whose
+// /proc stat line holds it ("node": Azurite).
+inline double ChildrenCpuSeconds(std::string_view only = {}) {
+  double total = 0;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream children(task.path() / "children");
+    for (long pid; children >> pid;) {
+      std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+      std::string text((std::istreambuf_iterator<char>(stat)), {});
+      size_t paren = text.rfind(')');
+      if (paren == std::string::npos) continue;
+      if (!only.empty() && text.find(only) == std::string::npos) continue;
+      std::istringstream fields(text.substr(paren + 2));
+      std::string f;
+      unsigned long long utime = 0, stime = 0;
+      for (int i = 3; i <= 15 && fields >> f; ++i) {
+        if (i == 14) utime = std::stoull(f);
+        if (i == 15) stime = std::stoull(f);
+      }
+      total += static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+    }
+  }
+  return total;
+}
+
+// The version of the Azurite the benchmarks start (from its package.json).
+inline std::string AzuriteVersion() {
+  std::ifstream in(FS_SOURCE_DIR "/.deps/npm/node_modules/azurite/package.json");
+  std::string line;
+  while (std::getline(in, line)) {
+    size_t at = line.find("\"version\"");
+    if (at == std::string::npos) continue;
+    size_t q1 = line.find('"', line.find(':', at));
+    size_t q2 = line.find('"', q1 + 1);
+    return line.substr(q1 + 1, q2 - q1 - 1);
+  }
+  return "?";
 }
 
 }  // namespace fieldstack::bench

@@ -83,6 +83,7 @@
 namespace fieldstack {
 namespace {
 
+using bench::AzuriteVersion;
 using bench::Machine;
 using bench::MakeData;
 using bench::Median;
@@ -124,28 +125,7 @@ double OwnCpuSeconds() {
   return CpuOf(r);
 }
 
-// CPU seconds of Azurite (this process's child, a node process), as far as it ran.
-double AzuriteCpuSeconds() {
-  double total = 0;
-  for (const auto& task : fsys::directory_iterator("/proc/self/task")) {
-    std::ifstream children(task.path() / "children");
-    for (long pid; children >> pid;) {
-      std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-      std::string text((std::istreambuf_iterator<char>(stat)), {});
-      size_t paren = text.rfind(')');
-      if (paren == std::string::npos || text.find("node") == std::string::npos) continue;
-      std::istringstream fields(text.substr(paren + 2));
-      std::string f;
-      unsigned long long utime = 0, stime = 0;
-      for (int i = 3; i <= 15 && fields >> f; ++i) {
-        if (i == 14) utime = std::stoull(f);
-        if (i == 15) stime = std::stoull(f);
-      }
-      total += static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
-    }
-  }
-  return total;
-}
+double AzuriteCpuSeconds() { return bench::ChildrenCpuSeconds("node"); }
 
 // CPU seconds of this process and of Azurite, from construction to Ours() / Azurite().
 struct CpuMeter {
@@ -165,19 +145,6 @@ bool DropCaches() {
 
 // ---------------------------------------------------------------------------------------------
 // The machine.
-
-std::string AzuriteVersion() {
-  std::ifstream in(FS_SOURCE_DIR "/.deps/npm/node_modules/azurite/package.json");
-  std::string line;
-  while (std::getline(in, line)) {
-    size_t at = line.find("\"version\"");
-    if (at == std::string::npos) continue;
-    size_t q1 = line.find('"', line.find(':', at));
-    size_t q2 = line.find('"', q1 + 1);
-    return line.substr(q1 + 1, q2 - q1 - 1);
-  }
-  return "?";
-}
 
 // ---------------------------------------------------------------------------------------------
 // Helpers: child processes, containers, stores.
