@@ -4,6 +4,9 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
+
+#include "test/crash/crash_ops.h"
 
 namespace fieldstack::testing {
 
@@ -12,15 +15,8 @@ inline constexpr int kTierFiles = 8;
 inline std::string TierContent(uint64_t seed, int i) {
   static const size_t kSizes[kTierFiles] = {
       0, 1, 100 * 1000, 256 * 1024, 700 * 1024 + 3, 1 << 20, 2500 * 1000, 64 * 1024 - 1};
-  std::string s(kSizes[i], '\0');
-  uint64_t x = (seed + static_cast<uint64_t>(i)) * 0x9E3779B97F4A7C15ull + 7;
-  for (auto& c : s) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    c = static_cast<char>(x);
-  }
-  return s;
+  std::vector<uint8_t> v = crashtest::Content(seed + static_cast<uint64_t>(i), kSizes[i]);
+  return std::string(v.begin(), v.end());
 }
 
 }  // namespace fieldstack::testing
