@@ -506,6 +506,35 @@ void HttpServer::Impl::Session(Transport& t, const std::string& peer, bool secur
   }
 }
 
+// A TLS context serving the certificate chain and key of `o`.
+static Result<SSL_CTX*> MakeTlsContext(const ServerOptions& o) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+  if (ctx == nullptr) return InternalError("cannot make a TLS context: " + SslError());
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  if (SSL_CTX_use_certificate_chain_file(ctx, o.tls_cert_file.c_str()) != 1 ||
+      SSL_CTX_use_PrivateKey_file(ctx, o.tls_key_file.c_str(), SSL_FILETYPE_PEM) != 1 ||
+      SSL_CTX_check_private_key(ctx) != 1) {
+    std::string e = SslError();
+    SSL_CTX_free(ctx);
+    return InvalidArgumentError("unusable TLS certificate " + o.tls_cert_file + " or key " +
+                                o.tls_key_file + ": " + e);
+  }
+  return ctx;
+}
+
+Status HttpServer::ReloadCertificate() {
+  if (impl_->ssl_ctx == nullptr) return FailedPreconditionError("this server does not use TLS");
+  FS_ASSIGN_OR_RETURN(SSL_CTX * ctx, MakeTlsContext(options_));
+  SSL_CTX* old = nullptr;
+  {
+    std::lock_guard l(impl_->mu);
+    old = impl_->ssl_ctx;
+    impl_->ssl_ctx = ctx;
+  }
+  SSL_CTX_free(old);  // connections made with it hold their own references
+  return Status::Ok();
+}
+
 void HttpServer::Impl::Serve(int fd, const ServerOptions& o) {
   SetTimeouts(fd, o.read_timeout_s);
   std::string peer = PeerOf(fd);
@@ -515,7 +544,11 @@ void HttpServer::Impl::Serve(int fd, const ServerOptions& o) {
     Session(t, peer, false, o);
     return;
   }
-  SSL* ssl = SSL_new(ssl_ctx);
+  SSL* ssl = nullptr;
+  {
+    std::lock_guard l(mu);  // ReloadCertificate may swap the context
+    ssl = SSL_new(ssl_ctx);
+  }
   if (ssl == nullptr) return;
   SSL_set_fd(ssl, fd);
   ERR_clear_error();
@@ -549,17 +582,7 @@ HttpServer::~HttpServer() {
 Status HttpServer::Start() {
   std::string where = options_.address + ":" + std::to_string(options_.port);
   if (!options_.tls_cert_file.empty() || !options_.tls_key_file.empty()) {
-    SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
-    if (ctx == nullptr) return InternalError("cannot make a TLS context: " + SslError());
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    if (SSL_CTX_use_certificate_chain_file(ctx, options_.tls_cert_file.c_str()) != 1 ||
-        SSL_CTX_use_PrivateKey_file(ctx, options_.tls_key_file.c_str(), SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(ctx) != 1) {
-      std::string e = SslError();
-      SSL_CTX_free(ctx);
-      return InvalidArgumentError("unusable TLS certificate " + options_.tls_cert_file +
-                                  " or key " + options_.tls_key_file + ": " + e);
-    }
+    FS_ASSIGN_OR_RETURN(SSL_CTX * ctx, MakeTlsContext(options_));
     impl_->ssl_ctx = ctx;
     // OpenSSL writes with write(2): a client gone mid-answer must be an error, not SIGPIPE.
     signal(SIGPIPE, SIG_IGN);

@@ -111,6 +111,10 @@ class HttpServer {
   // Unavailable when the port is taken (the message names address and port).
   Status Start();
   uint16_t port() const { return port_; }
+  // Loads the certificate and key files again (after they were replaced); new connections get
+  // them, connections in progress keep the old ones. InvalidArgument when the files are
+  // unusable (the old ones stay in use); FailedPrecondition without TLS.
+  Status ReloadCertificate();
   // Stops accepting, closes connections and waits for their threads. Idempotent.
   void Stop();
 
