@@ -148,7 +148,7 @@ void OverlayPending(Attr& a, LiveFile& f) REQUIRES(f.mu) {
   a.state = FileState::kWriting;
 }
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID;
@@ -194,6 +194,9 @@ CREATE TABLE IF NOT EXISTS stub_data(node_id INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS abandoned_uploads(
   id INTEGER PRIMARY KEY AUTOINCREMENT, share_id INTEGER NOT NULL, key TEXT NOT NULL,
   upload_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deleted_shares(
+  id INTEGER PRIMARY KEY, name TEXT NOT NULL, deleted_ns INTEGER NOT NULL,
+  purged_ns INTEGER NOT NULL DEFAULT 0);
 )sql";
 
 // Schema version 1 -> 2 (cache tiering): the columns a version-1 nodes table lacks.
@@ -215,6 +218,11 @@ CREATE INDEX IF NOT EXISTS nodes_stubs ON nodes(share_id, size) WHERE state=6;
 constexpr const char* kNodeCols =
     "id, parent_id, share_id, name, type, mode, uid, gid, size, atime_ns, mtime_ns, ctime_ns, "
     "version, state, target, data_gen";
+// The condition that a node's share still exists. The nodes of a deleted share stay in the
+// table until Store::PurgeShare has removed them, in batches, after the share's own commit:
+// every lookup by id or name leaves them out, so the share goes at once, and nothing can be
+// created below them.
+constexpr const char* kLiveShare = "EXISTS (SELECT 1 FROM shares s WHERE s.id = nodes.share_id)";
 
 Attr ReadAttr(const Stmt& s) {
   Attr a;
@@ -238,7 +246,8 @@ Attr ReadAttr(const Stmt& s) {
 }
 
 Result<Attr> LoadAttr(Db& db, NodeId id) {
-  static const std::string sql = std::string("SELECT ") + kNodeCols + " FROM nodes WHERE id=?";
+  static const std::string sql =
+      std::string("SELECT ") + kNodeCols + " FROM nodes WHERE id=? AND " + kLiveShare;
   FS_ASSIGN_OR_RETURN(Stmt s, db.Prepare(sql.c_str()));
   s.Bind(1, static_cast<int64_t>(id));
   FS_ASSIGN_OR_RETURN(bool row, s.Step());
@@ -247,8 +256,8 @@ Result<Attr> LoadAttr(Db& db, NodeId id) {
 }
 
 Result<Attr> LoadChild(Db& db, NodeId parent, std::string_view name) {
-  static const std::string sql =
-      std::string("SELECT ") + kNodeCols + " FROM nodes WHERE parent_id=? AND name=?";
+  static const std::string sql = std::string("SELECT ") + kNodeCols +
+                                 " FROM nodes WHERE parent_id=? AND name=? AND " + kLiveShare;
   FS_ASSIGN_OR_RETURN(Stmt s, db.Prepare(sql.c_str()));
   s.Bind(1, static_cast<int64_t>(parent)).Bind(2, name);
   FS_ASSIGN_OR_RETURN(bool row, s.Step());
@@ -366,7 +375,8 @@ Status ReleaseAttempt(Db& db, NodeId node, std::string_view except) {
                  "|| a.node_id FROM upload_attempts a WHERE a.node_id=? AND a.key<>? AND NOT "
                  "EXISTS (SELECT 1 FROM released_objects r WHERE r.share_id=a.share_id AND "
                  "r.key=a.key) AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id=a.node_id AND "
-                 "n.cloud_key=a.key AND n.cloud_etag IS NOT NULL)"));
+                 "n.cloud_key=a.key AND n.cloud_etag IS NOT NULL) AND EXISTS (SELECT 1 FROM "
+                 "shares s WHERE s.id=a.share_id)"));
   r.Bind(1, std::string_view(kOwnerOnlyEtag)).Bind(2, static_cast<int64_t>(node)).Bind(3, except);
   FS_RETURN_IF_ERROR(r.Run());
   FS_ASSIGN_OR_RETURN(Stmt d, db.Prepare("DELETE FROM upload_attempts WHERE node_id=?"));
@@ -590,12 +600,17 @@ Status Store::Init() {
   if (!version.ok() || !chunk.ok()) {
     return CorruptionError("metadata db " + db_path_ + " lacks its schema version or chunk size");
   }
-  if (std::atoi(version->c_str()) == 1) {
+  if (int from = std::atoi(version->c_str()); from == 1 || from == 2) {
+    // In place, in one transaction. Tables new in a version (stub_data in 2, deleted_shares in
+    // 3) were made by kSchema above; version 3 changes nothing else.
     FS_RETURN_IF_ERROR(db->Exec("BEGIN"));
-    for (const char* sql : kMigrateV2) FS_RETURN_IF_ERROR(db->Exec(sql));
+    if (from == 1) {
+      for (const char* sql : kMigrateV2) FS_RETURN_IF_ERROR(db->Exec(sql));
+    }
     FS_RETURN_IF_ERROR(PutMeta(*db, "schema_version", std::to_string(kSchemaVersion)));
     FS_RETURN_IF_ERROR(db->Exec("COMMIT"));
-    spdlog::info("store: metadata db {} upgraded to schema version {}", db_path_, kSchemaVersion);
+    spdlog::info("store: metadata db {} upgraded from schema version {} to {}", db_path_, from,
+                 kSchemaVersion);
     *version = std::to_string(kSchemaVersion);
   }
   if (std::atoi(version->c_str()) != kSchemaVersion) {
@@ -839,6 +854,20 @@ Status Store::Recover() {
       return db.Exec("DELETE FROM orphans");
     }));
   }
+  // Shares deleted before the crash whose files were not all removed yet.
+  std::vector<uint32_t> purging;
+  {
+    FS_ASSIGN_OR_RETURN(Stmt s, rd->Prepare("SELECT id FROM deleted_shares WHERE purged_ns=0"));
+    for (;;) {
+      FS_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      purging.push_back(static_cast<uint32_t>(s.Int(0)));
+    }
+  }
+  for (uint32_t id : purging) {
+    spdlog::info("store: finishing the deletion of share {}", id);
+    FS_RETURN_IF_ERROR(PurgeShare(id));
+  }
   return Status::Ok();
 }
 
@@ -854,8 +883,12 @@ Result<ShareInfo> Store::CreateShare(std::string_view name, ShareKind kind) {
     q.Bind(1, name);
     FS_ASSIGN_OR_RETURN(bool exists, q.Step());
     if (exists) return AlreadyExistsError("share '" + std::string(name) + "' exists");
-    FS_ASSIGN_OR_RETURN(Stmt ins, db.Prepare("INSERT INTO shares(name, kind, root_id) "
-                                             "VALUES(?,?,0)"));
+    // A share id is never used twice: events, released objects and the other components'
+    // state of a deleted share must never apply to a new one (deleted_shares keeps its id).
+    FS_ASSIGN_OR_RETURN(Stmt ins,
+                        db.Prepare("INSERT INTO shares(id, name, kind, root_id) VALUES(1 + max("
+                                   "(SELECT coalesce(max(id), 0) FROM shares), "
+                                   "(SELECT coalesce(max(id), 0) FROM deleted_shares)),?,?,0)"));
     ins.Bind(1, name).Bind(2, static_cast<int64_t>(kind));
     FS_RETURN_IF_ERROR(ins.Run());
     info.id = static_cast<uint32_t>(db.LastInsertId());
@@ -895,6 +928,203 @@ Result<std::vector<ShareInfo>> Store::ListShares() {
                    static_cast<NodeId>(s.Int(3)), static_cast<uint64_t>(s.Int(4))});
   }
   return out;
+}
+
+namespace {
+
+// Deletes what the Store keeps of node `id` of a deleted share, without releasing anything in
+// the cloud (unlike RemoveNode); a file's backing file is queued in `orphans`.
+Status PurgeNode(Db& db, NodeId id, bool file) {
+  // A multi-part upload in progress for it is abandoned: its parts never became an object.
+  FS_RETURN_IF_ERROR(AbandonUpload(db, id, /*only_if_stale=*/false));
+  static constexpr const char* kDeletes[] = {
+      "DELETE FROM upload_queue WHERE node_id=?", "DELETE FROM upload_attempts WHERE node_id=?",
+      "DELETE FROM open_writes WHERE node_id=?",  "DELETE FROM stub_data WHERE node_id=?",
+      "DELETE FROM xattrs WHERE node_id=?",       "DELETE FROM nodes WHERE id=?",
+  };
+  for (const char* sql : kDeletes) {
+    FS_ASSIGN_OR_RETURN(Stmt d, db.Prepare(sql));
+    d.Bind(1, static_cast<int64_t>(id));
+    FS_RETURN_IF_ERROR(d.Run());
+  }
+  if (!file) return Status::Ok();
+  FS_ASSIGN_OR_RETURN(Stmt o, db.Prepare("INSERT OR IGNORE INTO orphans VALUES(?)"));
+  o.Bind(1, static_cast<int64_t>(id));
+  return o.Run();
+}
+
+Status ForgetOrphans(Db& db, const std::vector<NodeId>& ids) {
+  for (NodeId id : ids) {
+    FS_ASSIGN_OR_RETURN(Stmt d, db.Prepare("DELETE FROM orphans WHERE node_id=?"));
+    d.Bind(1, static_cast<int64_t>(id));
+    FS_RETURN_IF_ERROR(d.Run());
+  }
+  return Status::Ok();
+}
+
+std::string Plural(uint64_t n, std::string_view one, std::string_view many) {
+  return std::to_string(n) + " " + std::string(n == 1 ? one : many);
+}
+
+}  // namespace
+
+Status Store::DeleteShare(std::string_view name, bool force) {
+  FS_ASSIGN_OR_RETURN(ShareInfo info, GetShare(name));
+  const std::string quoted = "share '" + std::string(name) + "'";
+  // No file of the share may be open, and none is opened until the deletion is committed.
+  std::vector<NodeId> open;
+  {
+    MutexLock l(files_mu_);
+    if (deleting_shares_.count(info.id) != 0) {
+      return FailedPreconditionError(quoted + " is being deleted");
+    }
+    for (const auto& [id, f] : files_) {
+      if (f->share_id == info.id) open.push_back(id);
+    }
+    if (open.empty()) deleting_shares_.insert(info.id);
+  }
+  if (!open.empty()) {
+    std::sort(open.begin(), open.end());
+    std::string names;
+    for (size_t i = 0; i < open.size() && i < 3; ++i) {
+      auto path = PathOf(open[i]);
+      names += (i > 0 ? ", '" : "'") + (path.ok() ? *path : "#" + std::to_string(open[i])) + "'";
+    }
+    if (open.size() > 3) names += ", ...";
+    return FailedPreconditionError(
+        quoted + " has " + Plural(open.size(), "open file", "open files") + " (" + names +
+        (open.size() == 1 ? "); close it first" : "); close them first"));
+  }
+  struct Ungate {
+    Ungate(Store* s, uint32_t share) : store(s), id(share) {}
+    Ungate(const Ungate&) = delete;
+    Ungate& operator=(const Ungate&) = delete;
+    Store* store;
+    uint32_t id;
+    ~Ungate() {
+      {
+        MutexLock l(store->files_mu_);
+        store->deleting_shares_.erase(id);
+      }
+      store->evict_cv_.notify_all();
+    }
+  };
+  std::optional<Ungate> gate;
+  gate.emplace(this, info.id);
+  auto waiting = [&](uint64_t n) {
+    return FailedPreconditionError(
+        quoted + " has " + Plural(n, "file", "files") +
+        " waiting for upload; with force, the share is deleted anyway and " +
+        (n == 1 ? "that file never reaches" : "those files never reach") + " the cloud");
+  };
+  if (!force && info.kind == ShareKind::kCloud) {
+    // Files committed but not uploaded yet, queued or not (the uploader queues them from the
+    // event log, a little later): read outside the committer, as it scans the share's nodes.
+    FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
+    FS_ASSIGN_OR_RETURN(
+        Stmt c,
+        rd->Prepare("SELECT count(*) FROM nodes WHERE share_id=? AND type=1 AND (state IN "
+                    "(2, 3) OR id IN (SELECT node_id FROM upload_queue WHERE share_id=?))"));
+    c.Bind(1, int64_t{info.id}).Bind(2, int64_t{info.id});
+    FS_ASSIGN_OR_RETURN(bool row, c.Step());
+    if (row && c.Int(0) > 0) return waiting(static_cast<uint64_t>(c.Int(0)));
+  }
+  int64_t now = Now();
+  FS_RETURN_IF_ERROR(Commit([&](Db& db) -> Status {
+    FS_ASSIGN_OR_RETURN(Stmt q, db.Prepare("SELECT id, root_id FROM shares WHERE name=?"));
+    q.Bind(1, name);
+    FS_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row || static_cast<uint32_t>(q.Int(0)) != info.id) {
+      return NotFoundError("no " + quoted);  // deleted (and perhaps made again) meanwhile
+    }
+    NodeId root = q.Int(1);
+    if (!force) {
+      // Queued meanwhile (a refresh that found the cloud copy gone queues the file again).
+      FS_ASSIGN_OR_RETURN(Stmt c, db.Prepare("SELECT count(*) FROM upload_queue WHERE share_id=?"));
+      c.Bind(1, int64_t{info.id});
+      FS_ASSIGN_OR_RETURN(bool counted, c.Step());
+      if (counted && c.Int(0) > 0) return waiting(static_cast<uint64_t>(c.Int(0)));
+    }
+    FS_ASSIGN_OR_RETURN(Stmt d, db.Prepare("DELETE FROM shares WHERE id=?"));
+    d.Bind(1, int64_t{info.id});
+    FS_RETURN_IF_ERROR(d.Run());
+    FS_ASSIGN_OR_RETURN(Stmt m, db.Prepare("INSERT INTO deleted_shares(id, name, deleted_ns) "
+                                           "VALUES(?,?,?)"));
+    m.Bind(1, int64_t{info.id}).Bind(2, name).Bind(3, now);
+    FS_RETURN_IF_ERROR(m.Run());
+    // Objects released by earlier renames and deletes stay in the cloud, even under `mirror`.
+    FS_ASSIGN_OR_RETURN(Stmt r, db.Prepare("DELETE FROM released_objects WHERE share_id=?"));
+    r.Bind(1, int64_t{info.id});
+    FS_RETURN_IF_ERROR(r.Run());
+    // The root goes now, so that the name is free for a new share at once; the other nodes
+    // are out of sight (kLiveShare) until PurgeShare removes them.
+    return PurgeNode(db, root, /*file=*/false);
+  }));
+  gate.reset();
+  spdlog::info("store: share '{}' (id {}) deleted; removing its files", name, info.id);
+  Status purged = PurgeShare(info.id);
+  if (!purged.ok()) {
+    // The share is gone; what is left of its files is removed at the next start.
+    spdlog::error("store: removing the files of deleted share '{}': {}", name, purged.ToString());
+  }
+  return Status::Ok();
+}
+
+Status Store::PurgeShare(uint32_t share_id) {
+  // Small commits, so that the committer is never held for long, and the nodes are read
+  // outside it: they are out of sight and nothing changes below them any more.
+  constexpr int64_t kBatch = 1000;
+  NodeId after = kNoNode;
+  uint64_t nodes = 0, files = 0;
+  std::vector<NodeId> removed;  // orphans whose backing file is gone; the next commit forgets them
+  for (bool last = false; !last;) {
+    std::vector<std::pair<NodeId, bool>> batch;  // node, is a file
+    {
+      FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
+      FS_ASSIGN_OR_RETURN(Stmt s, rd->Prepare("SELECT id, type FROM nodes WHERE share_id=? AND "
+                                              "id>? ORDER BY id LIMIT ?"));
+      s.Bind(1, int64_t{share_id}).Bind(2, static_cast<int64_t>(after)).Bind(3, kBatch);
+      for (;;) {
+        FS_ASSIGN_OR_RETURN(bool row, s.Step());
+        if (!row) break;
+        batch.emplace_back(s.Int(0), static_cast<NodeType>(s.Int(1)) == NodeType::kFile);
+      }
+    }
+    last = batch.size() < static_cast<size_t>(kBatch);
+    int64_t now = Now();
+    FS_RETURN_IF_ERROR(Commit([&](Db& db) -> Status {
+      FS_RETURN_IF_ERROR(ForgetOrphans(db, removed));
+      for (const auto& [id, file] : batch) FS_RETURN_IF_ERROR(PurgeNode(db, id, file));
+      if (!last) return Status::Ok();
+      // Released while the nodes were being removed (an upload that finished meanwhile).
+      FS_ASSIGN_OR_RETURN(Stmt r, db.Prepare("DELETE FROM released_objects WHERE share_id=?"));
+      r.Bind(1, int64_t{share_id});
+      FS_RETURN_IF_ERROR(r.Run());
+      FS_ASSIGN_OR_RETURN(Stmt u, db.Prepare("UPDATE deleted_shares SET purged_ns=? WHERE id=?"));
+      u.Bind(1, std::max<int64_t>(now, 1)).Bind(2, int64_t{share_id});
+      return u.Run();
+    }));
+    removed.clear();
+    for (const auto& [id, file] : batch) {
+      ++nodes;
+      if (!file) continue;
+      ++files;
+      Status r = platform::RemoveFile(BackingPath(id));
+      if (r.ok()) {
+        removed.push_back(id);
+      } else {
+        spdlog::warn("store: removing data of file {}: {} (removed at the next start)", id,
+                     r.ToString());
+      }
+    }
+    if (!batch.empty()) after = batch.back().first;
+  }
+  if (!removed.empty()) {
+    FS_RETURN_IF_ERROR(Commit([&](Db& db) { return ForgetOrphans(db, removed); }));
+  }
+  spdlog::info("store: deleted share {}: {} nodes removed, {} of them files", share_id, nodes,
+               files);
+  return Status::Ok();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1137,12 +1367,28 @@ std::shared_ptr<LiveFile> Store::FindOpen(NodeId node) {
 Result<std::shared_ptr<LiveFile>> Store::GetOpenFile(NodeId node) {
   std::shared_lock rot(rotation_mu_);
   MutexLock l(files_mu_);
-  while (evicting_.count(node) != 0) evict_cv_.wait(files_mu_);
-  auto it = files_.find(node);
-  if (it != files_.end()) {
-    ++it->second->handles;
-    return it->second;
+  for (;;) {
+    while (evicting_.count(node) != 0) evict_cv_.wait(files_mu_);
+    auto it = files_.find(node);
+    if (it != files_.end()) {
+      ++it->second->handles;
+      return it->second;
+    }
+    uint32_t gated = 0;
+    FS_ASSIGN_OR_RETURN(auto f, LoadLiveFile(node, &gated));
+    if (f != nullptr) {
+      f->handles = 1;
+      f->self = f;
+      files_[node] = f;
+      return f;
+    }
+    // DeleteShare of its share is committing: afterwards the file is gone (or still there, if
+    // the deletion failed).
+    while (deleting_shares_.count(gated) != 0) evict_cv_.wait(files_mu_);
   }
+}
+
+Result<std::shared_ptr<LiveFile>> Store::LoadLiveFile(NodeId node, uint32_t* gated_share) {
   FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
   FS_ASSIGN_OR_RETURN(Stmt s,
                       rd->Prepare("SELECT n.type, n.size, n.data_gen, n.wrapped_key, n.key_id, "
@@ -1160,6 +1406,10 @@ Result<std::shared_ptr<LiveFile>> Store::GetOpenFile(NodeId node) {
   f->size = f->committed_size = s.Int(1);
   f->committed_gen = s.Int(2);
   f->share_id = static_cast<uint32_t>(s.Int(5));
+  if (deleting_shares_.count(f->share_id) != 0) {
+    *gated_share = f->share_id;
+    return std::shared_ptr<LiveFile>();
+  }
   f->share_kind = static_cast<ShareKind>(s.Int(6));
   f->mtime_ns = s.Int(7);
   if (static_cast<FileState>(s.Int(8)) == FileState::kStub && f->size > 0) {
@@ -1182,9 +1432,6 @@ Result<std::shared_ptr<LiveFile>> Store::GetOpenFile(NodeId node) {
     f->parallel = std::clamp<uint64_t>((256u << 20) / block, 1, 4);
   }
   FS_ASSIGN_OR_RETURN(f->codec, CodecFor(node, s.Blob(3), static_cast<uint32_t>(s.Int(4))));
-  f->handles = 1;
-  f->self = f;
-  files_[node] = f;
   return f;
 }
 
@@ -1836,14 +2083,15 @@ Result<size_t> Store::EnqueueUploads(std::string_view consumer, size_t max_event
     uint64_t last = cursor;
     {
       FS_ASSIGN_OR_RETURN(
-          Stmt e, db.Prepare("SELECT e.seq, e.node_id, e.kind, s.kind FROM events e JOIN shares s "
-                             "ON s.id = e.share_id WHERE e.seq>? ORDER BY e.seq LIMIT ?"));
+          Stmt e, db.Prepare("SELECT e.seq, e.node_id, e.kind, s.kind FROM events e LEFT JOIN "
+                             "shares s ON s.id = e.share_id WHERE e.seq>? ORDER BY e.seq LIMIT ?"));
       e.Bind(1, static_cast<int64_t>(cursor)).Bind(2, static_cast<int64_t>(max_events));
       for (;;) {
         FS_ASSIGN_OR_RETURN(bool row, e.Step());
         if (!row) break;
         last = e.Int(0);
-        if (static_cast<ShareKind>(e.Int(3)) != ShareKind::kCloud) continue;
+        // The cursor moves over the events of a deleted share (no kind): they queue nothing.
+        if (e.IsNull(3) || static_cast<ShareKind>(e.Int(3)) != ShareKind::kCloud) continue;
         auto kind = static_cast<EventKind>(e.Int(2));
         if (kind == EventKind::kWrite) writes.emplace_back(last, e.Int(1));
         if (kind == EventKind::kRename) renames.push_back(e.Int(1));
@@ -1890,8 +2138,8 @@ Result<std::vector<UploadItem>> Store::DueUploads(int64_t now_ns, size_t limit) 
       rd->Prepare(
           "SELECT q.node_id, q.share_id, q.data_gen, q.attempts, q.not_before_ns, "
           "q.upload_key, q.upload_id, q.last_error, n.cloud_key, n.cloud_etag FROM upload_queue "
-          "q JOIN nodes n ON n.id = q.node_id WHERE q.not_before_ns<=? ORDER BY "
-          "q.not_before_ns, q.node_id LIMIT ?"));
+          "q JOIN nodes n ON n.id = q.node_id JOIN shares s ON s.id = q.share_id WHERE "
+          "q.not_before_ns<=? ORDER BY q.not_before_ns, q.node_id LIMIT ?"));
   s.Bind(1, now_ns).Bind(2, static_cast<int64_t>(limit));
   std::vector<UploadItem> out;
   for (;;) {
@@ -1915,7 +2163,9 @@ Result<std::vector<UploadItem>> Store::DueUploads(int64_t now_ns, size_t limit) 
 
 Result<uint64_t> Store::PendingUploads() {
   FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
-  FS_ASSIGN_OR_RETURN(Stmt s, rd->Prepare("SELECT count(*) FROM upload_queue"));
+  // Rows of a deleted share whose nodes are still being purged do not count.
+  FS_ASSIGN_OR_RETURN(Stmt s, rd->Prepare("SELECT count(*) FROM upload_queue q JOIN shares s ON "
+                                          "s.id = q.share_id"));
   FS_ASSIGN_OR_RETURN(bool row, s.Step());
   return row ? static_cast<uint64_t>(s.Int(0)) : uint64_t{0};
 }
@@ -1923,7 +2173,8 @@ Result<uint64_t> Store::PendingUploads() {
 Result<std::map<uint32_t, uint64_t>> Store::PendingUploadsByShare() {
   FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
   FS_ASSIGN_OR_RETURN(Stmt s,
-                      rd->Prepare("SELECT share_id, count(*) FROM upload_queue GROUP BY share_id"));
+                      rd->Prepare("SELECT q.share_id, count(*) FROM upload_queue q JOIN shares s "
+                                  "ON s.id = q.share_id GROUP BY q.share_id"));
   std::map<uint32_t, uint64_t> out;
   for (;;) {
     FS_ASSIGN_OR_RETURN(bool row, s.Step());
@@ -1991,9 +2242,10 @@ Status Store::FinishUpload(const UploadItem& item, FileState state, std::string_
                           db.Prepare("DELETE FROM released_objects WHERE share_id=? AND key=?"));
       f.Bind(1, int64_t{item.share_id}).Bind(2, cloud_key);
       FS_RETURN_IF_ERROR(f.Run());
+      // Unless the share itself was deleted: its objects stay in the cloud.
       FS_ASSIGN_OR_RETURN(Stmt r, db.Prepare("INSERT INTO released_objects(share_id, key, etag) "
-                                             "VALUES(?,?,?)"));
-      r.Bind(1, int64_t{item.share_id}).Bind(2, cloud_key).Bind(3, cloud_etag);
+                                             "SELECT id, ?, ? FROM shares WHERE id=?"));
+      r.Bind(1, cloud_key).Bind(2, cloud_etag).Bind(3, int64_t{item.share_id});
       return r.Run();
     }
     if (!cloud_key.empty()) {
@@ -2216,7 +2468,8 @@ Result<std::vector<CacheFile>> Store::EvictionCandidates(uint32_t share_id, int6
   FS_ASSIGN_OR_RETURN(
       Stmt s, rd->Prepare("SELECT id, data_gen, size, used_ns FROM nodes WHERE share_id=? AND "
                           "state=4 AND (used_ns, id) > (?, ?) AND type=1 AND size>0 AND "
-                          "cloud_etag IS NOT NULL ORDER BY used_ns, id LIMIT ?"));
+                          "cloud_etag IS NOT NULL AND EXISTS (SELECT 1 FROM shares WHERE "
+                          "shares.id = nodes.share_id) ORDER BY used_ns, id LIMIT ?"));
   s.Bind(1, int64_t{share_id}).Bind(2, after_used_ns).Bind(3, static_cast<int64_t>(after_node));
   s.Bind(4, static_cast<int64_t>(limit));
   std::vector<CacheFile> out;
@@ -2337,8 +2590,11 @@ uint64_t Store::UncommittedBytes(uint32_t share_id) {
 
 Result<CloudCopy> Store::CloudCopyOf(NodeId node) {
   FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
-  FS_ASSIGN_OR_RETURN(Stmt s, rd->Prepare("SELECT cloud_key, cloud_etag, size, part_size, "
-                                          "part_md5s, cloud_md5 FROM nodes WHERE id=?"));
+  static const std::string sql = std::string(
+                                     "SELECT cloud_key, cloud_etag, size, part_size, part_md5s, "
+                                     "cloud_md5 FROM nodes WHERE id=? AND ") +
+                                 kLiveShare;
+  FS_ASSIGN_OR_RETURN(Stmt s, rd->Prepare(sql.c_str()));
   s.Bind(1, static_cast<int64_t>(node));
   FS_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return NotFoundError("no node " + std::to_string(node));

@@ -20,6 +20,10 @@
 //    write never surfaces and uncommitted bytes never resurface later.
 //  - Events: each committed change appends an event in the same transaction; consumers keep
 //    their own durable cursor (SetCursor) and read with ReadEvents.
+//  - Deleting a share is one commit that removes its row (and root): its other nodes drop out
+//    of every lookup at once and are removed afterwards in small commits, their data files
+//    after each (deleted_shares remembers an unfinished removal across a crash). Share ids are
+//    never reused.
 //
 // Thread safety: all methods may be called concurrently. Per-file state has its own mutex.
 // Lock order: Store::files_mu_, then LiveFile::mu. Neither is held while waiting for a commit
@@ -131,9 +135,26 @@ class Store {
   // --- Shares ---
   // A share's root is a directory of mode 0777 owned by root: any client a front end admits
   // (SMB users, NFS allow-lists, squashed NFS root) may create in it.
+  // A new share gets an id no share had before (not even a deleted one).
   Result<ShareInfo> CreateShare(std::string_view name, ShareKind kind);
   Result<ShareInfo> GetShare(std::string_view name);
   Result<std::vector<ShareInfo>> ListShares();
+  // Deletes share `name` from the box: every node in it (files, folders, symlinks, stubs), their
+  // xattrs, queued uploads, upload and cache bookkeeping, and the local data of its files.
+  // Nothing in the cloud is deleted, whatever the share's policy: its events never become
+  // deletes, and objects that `mirror` was still to delete (released by earlier renames and
+  // deletes) are kept. Only multi-part uploads left unfinished by its files are aborted (their
+  // parts never became objects).
+  // The deletion is one commit: the share leaves ListShares and GetShare, and all its nodes
+  // leave every lookup (by id or by name), at once; its name is free for a new, empty share
+  // (with a new id) right away. The nodes' rows and data files are then removed in small
+  // batches (the committer is never held for long), before this returns; after a crash, the
+  // next Open finishes the removal.
+  // Errors: NotFound (no such share); FailedPrecondition when files of the share are open (the
+  // message names them; close them first), when files of the share wait for upload and not
+  // `force` (the message says how many; `force` deletes them anyway and they never reach the
+  // cloud), or while the share is being deleted by another call.
+  Status DeleteShare(std::string_view name, bool force);
 
   // --- Namespace (by node id, as FUSE works) ---
   Result<Attr> GetAttr(NodeId node);
@@ -318,6 +339,13 @@ class Store {
   Status Recover();
   std::string BackingPath(NodeId id) const;
   Result<std::shared_ptr<LiveFile>> GetOpenFile(NodeId node);
+  // The state of file `node` as GetOpenFile starts it; nullptr (and *gated_share set) when its
+  // share is being deleted (DeleteShare is committing).
+  Result<std::shared_ptr<LiveFile>> LoadLiveFile(NodeId node, uint32_t* gated_share)
+      REQUIRES(files_mu_);
+  // Removes the nodes and data files of deleted share `share_id` (DeleteShare, or Open after a
+  // crash), in small commits, then marks it purged in deleted_shares.
+  Status PurgeShare(uint32_t share_id);
   std::shared_ptr<LiveFile> FindOpen(NodeId node);  // nullptr when the file is not open
   void ReleaseOpenFile(const std::shared_ptr<LiveFile>& f);
   // With `xattr_value`: also sets xattr `xattr_name` to xattr_value(committed data_gen).
@@ -376,7 +404,9 @@ class Store {
   std::unordered_map<NodeId, std::shared_ptr<LiveFile>> files_ GUARDED_BY(files_mu_);
   // Files whose data Evict is dropping: not opened until it is done.
   std::unordered_set<NodeId> evicting_ GUARDED_BY(files_mu_);
-  CondVar evict_cv_;
+  // Shares whose deletion is being committed: none of their files is opened until it is done.
+  std::unordered_set<uint32_t> deleting_shares_ GUARDED_BY(files_mu_);
+  CondVar evict_cv_;  // evicting_ or deleting_shares_ lost a member
 
   std::atomic<CacheHooks*> hooks_{nullptr};
   std::unique_ptr<ThreadPool> recall_pool_;  // runs CacheHooks::Fetch, one block per task

@@ -1036,5 +1036,63 @@ TEST_F(UploaderTest, MirrorDeletesAnUnrecordedUploadOfARenamedOrDeletedFile) {
   EXPECT_TRUE(mem_.Head("theirs").ok());  // not this box's file: kept
 }
 
+// Deleting a share deletes nothing in the cloud, even under `mirror` and with the old share's
+// target still known (a daemon that has not reloaded its configuration): its unseen events
+// (an unlink, a rename) never become deletes, what `mirror` still had to delete is kept, and
+// only the unfinished multi-part upload of one of its files is aborted. A share made again
+// under the same name gets a new id: nothing of the old one applies to it.
+TEST_F(UploaderTest, ADeletedShareDeletesNothingInTheCloud) {
+  mirror_ = true;
+  Write(root_, "a.txt", Pattern(100, 60));
+  auto dir = store_->Mkdir(root_, "dir", {});
+  ASSERT_TRUE(dir.ok());
+  Write(dir->id, "b.txt", Pattern(70 * 1024, 61));  // two parts
+  Write(root_, "gone.txt", Pattern(10, 62));
+  Drain();
+  ASSERT_EQ(mem_.List("", "", 100)->objects.size(), 3u);
+  // A new version of b.txt goes up part way, then the link drops.
+  Write(dir->id, "b.txt", Pattern(70 * 1024, 63));
+  faulty_.fail_parts_after = faulty_.parts + 1;
+  ASSERT_EQ(uploader_->RunOnce()->retried, 1u);
+  faulty_.fail_parts_after = -1;
+  // Changes the uploader has not seen: `mirror` would delete gone.txt and a.txt for them.
+  ASSERT_TRUE(store_->Unlink(root_, "gone.txt").ok());
+  ASSERT_TRUE(store_->Rename(root_, "a.txt", root_, "renamed.txt").ok());
+  Write(root_, "new.txt", Pattern(10, 64));
+  ASSERT_TRUE(store_->DeleteShare("ingest", true).ok());
+
+  auto again = store_->CreateShare("ingest", store::ShareKind::kCloud);
+  ASSERT_TRUE(again.ok());
+  EXPECT_NE(again->id, cloud_share_);
+  Write(again->root, "fresh.txt", Pattern(10, 65));
+  Uploader::Options opts;
+  opts.part_size_bytes = part_size_;
+  opts.batch = 16;
+  opts.mirror = [](uint32_t) { return true; };
+  Uploader stale(
+      *store_, [this](uint32_t) -> cloud::ObjectStore* { return &faulty_; }, clock_, opts);
+  Uploader::Pass total;
+  for (int i = 0; i < 5; ++i) {
+    auto p = stale.RunOnce();
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+    total.uploaded += p->uploaded;
+    total.deleted += p->deleted;
+    total.failed += p->failed;
+    clock_.Advance(std::chrono::seconds(30));
+  }
+  EXPECT_EQ(total.deleted, 0u);
+  EXPECT_EQ(total.failed, 0u);
+  EXPECT_EQ(total.uploaded, 1u);  // fresh.txt, to the new share
+  EXPECT_EQ(Cloud("a.txt"), Str(Pattern(100, 60)));
+  EXPECT_EQ(Cloud("dir/b.txt"), Str(Pattern(70 * 1024, 61)));
+  EXPECT_EQ(Cloud("gone.txt"), Str(Pattern(10, 62)));
+  EXPECT_EQ(Cloud("renamed.txt"), "<missing>");
+  EXPECT_EQ(Cloud("new.txt"), "<missing>");
+  EXPECT_EQ(Cloud("fresh.txt"), Str(Pattern(10, 65)));
+  EXPECT_EQ(mem_.List("", "", 100)->objects.size(), 4u);
+  EXPECT_TRUE(store_->AbandonedUploads(10)->empty()) << "b.txt's unfinished upload was aborted";
+  EXPECT_EQ(*store_->PendingUploads(), 0u);
+}
+
 }  // namespace
 }  // namespace fieldstack::sync
