@@ -212,7 +212,11 @@ Result<CertificateInfo> DescribeCertificate(const std::string& pem) {
 Result<CertificateBundle> BundleFromPem(const std::string& cert_pem, const std::string& key_pem,
                                         const std::string& chain_pem, int64_t now_unix) {
   auto certs = ReadCerts(cert_pem);
-  for (auto& c : ReadCerts(chain_pem)) certs.push_back(std::move(c));
+  auto chain = ReadCerts(chain_pem);
+  if (!chain_pem.empty() && chain.empty()) {
+    return InvalidArgumentError("the chain holds no PEM certificate");
+  }
+  for (auto& c : chain) certs.push_back(std::move(c));
   std::unique_ptr<BIO, decltype(&BIO_free)> bio(
       BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())), BIO_free);
   // No password callback: an encrypted key fails instead of prompting on the console.

@@ -3,6 +3,7 @@
 #include <toml++/toml.h>
 
 #include <set>
+#include <sstream>
 
 #include "platform/file.h"
 #include "store/names.h"
@@ -129,17 +130,23 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
   }
   Parser p(source);
   Config c;
-  FS_RETURN_IF_ERROR(
-      p.Known(root, "",
-              {"data_dir", "http", "log", "encryption", "store", "shares", "upload", "cache", "smb",
-               "nfs", "mountpoint", "s3", "blob", "tls", "access_keys", "buckets"}));
+  FS_RETURN_IF_ERROR(p.Known(root, "",
+                             {"data_dir", "http", "log", "encryption", "store", "shares", "upload",
+                              "cache", "smb", "nfs", "mountpoint", "s3", "blob", "tls",
+                              "access_keys", "buckets", "device", "alerts", "storage_accounts"}));
   FS_RETURN_IF_ERROR(p.String(root, "", "mountpoint", c.mountpoint));
   FS_RETURN_IF_ERROR(p.String(root, "", "data_dir", c.data_dir));
   if (c.data_dir.empty()) return p.Error("data_dir", "must not be empty");
   Status st;
   if (const toml::table* t = p.Table(root, "http", st)) {
-    FS_RETURN_IF_ERROR(p.Known(*t, "http", {"address", "port"}));
+    FS_RETURN_IF_ERROR(p.Known(*t, "http", {"address", "port", "public"}));
     FS_RETURN_IF_ERROR(p.String(*t, "http.", "address", c.http_address));
+    FS_RETURN_IF_ERROR(p.Strings(*t, "http.", "public", "[\"/healthz\"]", c.http_public));
+    for (const std::string& path : c.http_public) {
+      if (path != "/healthz" && path != "/metrics") {
+        return p.Error("http.public", "may hold only \"/healthz\" and \"/metrics\"");
+      }
+    }
     int64_t port = c.http_port;
     FS_RETURN_IF_ERROR(p.Int(*t, "http.", "port", 0, 65535, port));
     c.http_port = static_cast<uint16_t>(port);
@@ -162,6 +169,67 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
     }
   }
   FS_RETURN_IF_ERROR(st);
+  if (const toml::table* t = p.Table(root, "device", st)) {
+    FS_RETURN_IF_ERROR(p.Known(*t, "device", {"name", "host_power"}));
+    FS_RETURN_IF_ERROR(p.String(*t, "device.", "name", c.device_name));
+    if (c.device_name.size() > 63 ||
+        c.device_name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                        "0123456789-.") != std::string::npos) {
+      return p.Error("device.name", "must be up to 63 letters, digits, '-' or '.'");
+    }
+    FS_RETURN_IF_ERROR(p.Bool(*t, "device.", "host_power", c.host_power));
+  }
+  FS_RETURN_IF_ERROR(st);
+  if (const toml::table* t = p.Table(root, "alerts", st)) {
+    FS_RETURN_IF_ERROR(p.Known(*t, "alerts", {"webhook", "webhook_ca_file", "health_interval_s"}));
+    int64_t interval = c.health_interval_s;
+    FS_RETURN_IF_ERROR(p.Int(*t, "alerts.", "health_interval_s", 1, 3600, interval));
+    c.health_interval_s = static_cast<uint32_t>(interval);
+    FS_RETURN_IF_ERROR(p.String(*t, "alerts.", "webhook", c.alerts_webhook));
+    FS_RETURN_IF_ERROR(p.String(*t, "alerts.", "webhook_ca_file", c.alerts_webhook_ca_file));
+    if (!c.alerts_webhook.empty() && !c.alerts_webhook.starts_with("http://") &&
+        !c.alerts_webhook.starts_with("https://")) {
+      return p.Error("alerts.webhook", "must be an http:// or https:// URL");
+    }
+  }
+  FS_RETURN_IF_ERROR(st);
+  if (const toml::node* n = root.get("storage_accounts")) {
+    const toml::array* arr = n->as_array();
+    if (arr == nullptr) {
+      return p.Error("storage_accounts", "must be an array of tables ([[storage_accounts]])");
+    }
+    std::set<std::string> names;
+    for (size_t i = 0; i < arr->size(); ++i) {
+      std::string prefix = "storage_accounts[" + std::to_string(i) + "]";
+      const toml::table* at = arr->get(i)->as_table();
+      if (at == nullptr) return p.Error(prefix, "must be a table");
+      FS_RETURN_IF_ERROR(p.Known(*at, prefix,
+                                 {"name", "type", "endpoint", "account", "key_file", "sas_file",
+                                  "region", "credentials_file", "addressing", "path"}));
+      StorageAccountConfig a;
+      for (auto [key, field] : {std::pair{"name", &a.name},
+                                {"type", &a.type},
+                                {"endpoint", &a.endpoint},
+                                {"account", &a.account},
+                                {"key_file", &a.key_file},
+                                {"sas_file", &a.sas_file},
+                                {"region", &a.region},
+                                {"credentials_file", &a.credentials_file},
+                                {"addressing", &a.addressing},
+                                {"path", &a.path}}) {
+        FS_RETURN_IF_ERROR(p.String(*at, prefix + ".", key, *field));
+      }
+      Status valid = store::ValidateName(a.name);
+      if (!valid.ok()) return p.Error(prefix + ".name", "is not a valid name: " + valid.message());
+      if (!names.insert(a.name).second) {
+        return p.Error(prefix + ".name", "repeats storage account '" + a.name + "'");
+      }
+      if (a.type != "azure" && a.type != "s3" && a.type != "localfs") {
+        return p.Error(prefix + ".type", "must be \"azure\", \"s3\" or \"localfs\"");
+      }
+      c.storage_accounts.push_back(std::move(a));
+    }
+  }
   if (const toml::table* t = p.Table(root, "encryption", st)) {
     FS_RETURN_IF_ERROR(p.Known(*t, "encryption", {"enabled", "key_file", "passphrase_file"}));
     FS_RETURN_IF_ERROR(p.Bool(*t, "encryption.", "enabled", c.encryption));
@@ -416,10 +484,10 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
         const toml::table* tt = tn->as_table();
         std::string tp = prefix + ".target";
         if (tt == nullptr) return p.Error(tp, "must be a table");
-        FS_RETURN_IF_ERROR(p.Known(
-            *tt, tp,
-            {"type", "endpoint", "account", "key_file", "sas_file", "container", "bucket", "region",
-             "credentials_file", "addressing", "path", "policy", "page_blob_suffixes"}));
+        FS_RETURN_IF_ERROR(p.Known(*tt, tp,
+                                   {"storage_account", "type", "endpoint", "account", "key_file",
+                                    "sas_file", "container", "bucket", "region", "credentials_file",
+                                    "addressing", "path", "policy", "page_blob_suffixes"}));
         TargetConfig& tc = share.target;
         for (auto [key, field] : {std::pair{"type", &tc.type},
                                   {"endpoint", &tc.endpoint},
@@ -432,8 +500,35 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
                                   {"credentials_file", &tc.credentials_file},
                                   {"addressing", &tc.addressing},
                                   {"path", &tc.path},
-                                  {"policy", &tc.policy}}) {
+                                  {"policy", &tc.policy},
+                                  {"storage_account", &tc.storage_account}}) {
           FS_RETURN_IF_ERROR(p.String(*tt, tp + ".", key, *field));
+        }
+        if (!tc.storage_account.empty()) {
+          const StorageAccountConfig* acct = nullptr;
+          for (const auto& a : c.storage_accounts) {
+            if (a.name == tc.storage_account) acct = &a;
+          }
+          if (acct == nullptr) {
+            return p.Error(tp + ".storage_account",
+                           "names no [[storage_accounts]] entry ('" + tc.storage_account + "')");
+          }
+          for (const char* own : {"type", "endpoint", "account", "key_file", "sas_file", "region",
+                                  "credentials_file", "addressing", "path"}) {
+            if (tt->contains(own)) {
+              return p.Error(tp + "." + own, "comes from storage account '" + tc.storage_account +
+                                                 "'; do not set it here");
+            }
+          }
+          tc.type = acct->type;
+          tc.endpoint = acct->endpoint;
+          tc.account = acct->account;
+          tc.key_file = acct->key_file;
+          tc.sas_file = acct->sas_file;
+          tc.region = acct->region;
+          tc.credentials_file = acct->credentials_file;
+          tc.addressing = acct->addressing;
+          tc.path = acct->path;
         }
         if (share.kind != store::ShareKind::kCloud) {
           return p.Error(tp, "is only for kind = \"cloud\" shares");
@@ -494,6 +589,187 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
     if (!found) return p.Error(prefix + ".share", "names no share in [[shares]]");
   }
   return c;
+}
+
+namespace {
+
+toml::array Array(const std::vector<std::string>& v) {
+  toml::array a;
+  for (const auto& s : v) a.push_back(s);
+  return a;
+}
+
+// Sets `key` unless `value` is empty.
+void Put(toml::table& t, std::string_view key, const std::string& value) {
+  if (!value.empty()) t.insert_or_assign(key, value);
+}
+
+toml::table CacheTable(const CacheConfig& c) {
+  toml::table t;
+  Put(t, "high_watermark", c.high_watermark);
+  Put(t, "low_watermark", c.low_watermark);
+  Put(t, "hard_cap", c.hard_cap);
+  if (c.max_age_days != 0) t.insert_or_assign("max_age_days", int64_t{c.max_age_days});
+  if (!c.pinned.empty()) t.insert_or_assign("pinned", Array(c.pinned));
+  return t;
+}
+
+std::string SizeText(uint64_t bytes) { return std::to_string(bytes) + "B"; }
+
+}  // namespace
+
+std::string ManagedSettingsToml(const Config& c) {
+  toml::table root;
+  toml::table device;
+  Put(device, "name", c.device_name);
+  device.insert_or_assign("host_power", c.host_power);
+  root.insert_or_assign("device", device);
+  toml::table upload;
+  Put(upload, "bandwidth", c.upload_bandwidth);
+  upload.insert_or_assign("part_size_mib", int64_t{c.upload_part_size_mib});
+  upload.insert_or_assign("transfers", int64_t{c.upload_transfers});
+  if (c.upload_daily_budget)
+    upload.insert_or_assign("daily_budget", SizeText(*c.upload_daily_budget));
+  if (c.upload_monthly_budget) {
+    upload.insert_or_assign("monthly_budget", SizeText(*c.upload_monthly_budget));
+  }
+  root.insert_or_assign("upload", upload);
+  toml::table cache = CacheTable(c.cache);
+  cache.insert_or_assign("interval_s", int64_t{c.cache_interval_s});
+  cache.insert_or_assign("backpressure_timeout_s", int64_t{c.backpressure_timeout_s});
+  cache.insert_or_assign("recall_timeout_s", int64_t{c.recall_timeout_s});
+  root.insert_or_assign("cache", cache);
+  toml::table alerts;
+  Put(alerts, "webhook", c.alerts_webhook);
+  Put(alerts, "webhook_ca_file", c.alerts_webhook_ca_file);
+  alerts.insert_or_assign("health_interval_s", int64_t{c.health_interval_s});
+  root.insert_or_assign("alerts", alerts);
+  toml::array accounts;
+  for (const StorageAccountConfig& a : c.storage_accounts) {
+    toml::table t;
+    Put(t, "name", a.name);
+    Put(t, "type", a.type);
+    Put(t, "endpoint", a.endpoint);
+    Put(t, "account", a.account);
+    Put(t, "key_file", a.key_file);
+    Put(t, "sas_file", a.sas_file);
+    Put(t, "region", a.region);
+    Put(t, "credentials_file", a.credentials_file);
+    Put(t, "addressing", a.addressing);
+    Put(t, "path", a.path);
+    accounts.push_back(std::move(t));
+  }
+  root.insert_or_assign("storage_accounts", accounts);
+  toml::array shares;
+  for (const ShareConfig& sh : c.shares) {
+    toml::table t;
+    t.insert_or_assign("name", sh.name);
+    t.insert_or_assign("kind", std::string(store::ShareKindName(sh.kind)));
+    t.insert_or_assign("smb", sh.smb);
+    t.insert_or_assign("smb_encrypt", sh.smb_encrypt);
+    t.insert_or_assign("nfs", sh.nfs);
+    t.insert_or_assign("nfs_clients", Array(sh.nfs_clients));
+    t.insert_or_assign("nfs_read_only", sh.nfs_read_only);
+    t.insert_or_assign("nfs_squash", sh.nfs_squash);
+    if (sh.kind == store::ShareKind::kCloud) {
+      if (sh.refresh_ttl_s != 0) t.insert_or_assign("refresh_ttl_s", int64_t{sh.refresh_ttl_s});
+      toml::table cache_t = CacheTable(sh.cache);
+      if (!cache_t.empty()) t.insert_or_assign("cache", cache_t);
+      const TargetConfig& tc = sh.target;
+      if (!tc.type.empty() || !tc.storage_account.empty()) {
+        toml::table target;
+        if (!tc.storage_account.empty()) {
+          Put(target, "storage_account", tc.storage_account);
+        } else {
+          Put(target, "type", tc.type);
+          Put(target, "endpoint", tc.endpoint);
+          Put(target, "account", tc.account);
+          Put(target, "key_file", tc.key_file);
+          Put(target, "sas_file", tc.sas_file);
+          Put(target, "region", tc.region);
+          Put(target, "credentials_file", tc.credentials_file);
+          Put(target, "addressing", tc.addressing);
+          Put(target, "path", tc.path);
+        }
+        Put(target, "container", tc.container);
+        Put(target, "bucket", tc.bucket);
+        Put(target, "policy", tc.policy);
+        if (!tc.page_blob_suffixes.empty()) {
+          target.insert_or_assign("page_blob_suffixes", Array(tc.page_blob_suffixes));
+        }
+        t.insert_or_assign("target", target);
+      }
+    }
+    shares.push_back(std::move(t));
+  }
+  root.insert_or_assign("shares", shares);
+  toml::array keys;
+  for (const AccessKeyConfig& k : c.access_keys) {
+    toml::table t;
+    t.insert_or_assign("user", k.user);
+    t.insert_or_assign("id", k.id);
+    t.insert_or_assign("secret_file", k.secret_file);
+    t.insert_or_assign("read", Array(k.read));
+    t.insert_or_assign("write", Array(k.write));
+    keys.push_back(std::move(t));
+  }
+  root.insert_or_assign("access_keys", keys);
+  toml::array buckets;
+  for (const BucketConfig& b : c.buckets) {
+    toml::table t;
+    t.insert_or_assign("name", b.name);
+    t.insert_or_assign("share", b.share);
+    t.insert_or_assign("path", b.path);
+    buckets.push_back(std::move(t));
+  }
+  root.insert_or_assign("buckets", buckets);
+  std::ostringstream out;
+  out << "# Written by the fieldstack daemon: the settings changed through its API.\n"
+         "# They replace these sections of the config file. Edit through the API or CLI.\n\n"
+      << root << "\n";
+  return out.str();
+}
+
+void OverlayManagedSettings(Config& base, const Config& m) {
+  base.device_name = m.device_name;
+  base.host_power = m.host_power;
+  base.upload_bandwidth = m.upload_bandwidth;
+  base.upload_part_size_mib = m.upload_part_size_mib;
+  base.upload_transfers = m.upload_transfers;
+  base.upload_daily_budget = m.upload_daily_budget;
+  base.upload_monthly_budget = m.upload_monthly_budget;
+  base.cache = m.cache;
+  base.cache_interval_s = m.cache_interval_s;
+  base.backpressure_timeout_s = m.backpressure_timeout_s;
+  base.recall_timeout_s = m.recall_timeout_s;
+  base.alerts_webhook = m.alerts_webhook;
+  base.alerts_webhook_ca_file = m.alerts_webhook_ca_file;
+  base.health_interval_s = m.health_interval_s;
+  base.storage_accounts = m.storage_accounts;
+  base.shares = m.shares;
+  base.access_keys = m.access_keys;
+  base.buckets = m.buckets;
+}
+
+Result<Config> ValidateManaged(const Config& c) {
+  std::string text = ManagedSettingsToml(c);
+  FS_ASSIGN_OR_RETURN(Config m, ParseConfig(text, "(settings)"));
+  if ((c.s3.enabled || c.blob.enabled) && m.access_keys.empty()) {
+    return InvalidArgumentError("the S3 or Blob endpoint is enabled: keep at least one access key");
+  }
+  Config out = c;
+  OverlayManagedSettings(out, m);
+  return out;
+}
+
+Status ApplyManagedSettings(Config& c) {
+  std::string path = c.data_dir + "/settings.toml";
+  if (!platform::PathExists(path)) return Status::Ok();
+  auto text = platform::ReadFileToString(path);
+  if (!text.ok()) return InvalidArgumentError("settings " + path + ": " + text.status().message());
+  FS_ASSIGN_OR_RETURN(Config m, ParseConfig(*text, path));
+  OverlayManagedSettings(c, m);
+  return Status::Ok();
 }
 
 Result<Config> LoadConfig(const std::string& path) {

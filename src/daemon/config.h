@@ -17,6 +17,9 @@ namespace fieldstack::daemon {
 
 // Where a cloud share uploads to. Secrets live in files named here, never in the config.
 struct TargetConfig {
+  // A [[storage_accounts]] entry by name: its type, endpoint and secrets fill the fields below
+  // (only container or bucket, policy and page_blob_suffixes are then set here).
+  std::string storage_account;
   std::string type;       // "azure", "s3" or "localfs"; empty: no target (files wait)
   std::string endpoint;   // azure: up to the account, e.g. https://ACCOUNT.blob.core.windows.net;
                           // s3: https://s3.REGION.amazonaws.com or any S3-compatible service
@@ -34,6 +37,21 @@ struct TargetConfig {
   // Renames and deletes in the share: "keep" (the cloud keeps old objects) or "mirror" (they
   // are deleted there, unless someone else changed them).
   std::string policy = "keep";
+};
+
+// A cloud storage account that shares upload to ([[storage_accounts]]); the fields mean what
+// they mean in TargetConfig. Secrets are in the files named, never in the config.
+struct StorageAccountConfig {
+  std::string name;
+  std::string type;  // "azure", "s3" or "localfs"
+  std::string endpoint;
+  std::string account;
+  std::string key_file;
+  std::string sas_file;
+  std::string region;
+  std::string credentials_file;
+  std::string addressing = "path";
+  std::string path;
 };
 
 // Cache limits (sync::CachePolicy); sizes are bytes, "500GiB" or "20%" of the data volume,
@@ -132,8 +150,32 @@ struct Config {
   std::string tls_cert_file;
   std::string tls_key_file;
   std::vector<std::string> tls_names;
-  bool allow_http = false;  // serve S3 and Blob over plain HTTP instead
+  bool allow_http = false;  // serve the API, S3 and Blob over plain HTTP instead
+  // [device]
+  std::string device_name;  // empty: the host name
+  bool host_power = false;  // restart and shutdown may act on the host (systemctl), not only
+                            // on the daemon
+  // [http] public: paths answered without a token ("/healthz", "/metrics").
+  std::vector<std::string> http_public;
+  // [alerts]
+  std::string alerts_webhook;
+  std::string alerts_webhook_ca_file;
+  uint32_t health_interval_s = 30;  // how often the box checks clouds, space, certificate
+  std::vector<StorageAccountConfig> storage_accounts;
 };
+
+// The settings the management API changes, as TOML that ParseConfig reads back: [device],
+// [upload], [cache], [[storage_accounts]], [[shares]], [[access_keys]], [[buckets]] and
+// [alerts]. Kept in <data_dir>/settings.toml; see ApplyManagedSettings.
+std::string ManagedSettingsToml(const Config& c);
+// Replaces the sections above in `base` by those of `managed` (a Config parsed from
+// ManagedSettingsToml text); the rest of `base` (ports, paths, TLS...) stays.
+void OverlayManagedSettings(Config& base, const Config& managed);
+// Loads <data_dir>/settings.toml over `c` when it exists. InvalidArgument naming the file.
+Status ApplyManagedSettings(Config& c);
+// Checks a Config as ParseConfig would (by writing its managed sections out and reading them
+// back) and returns the result with storage accounts resolved.
+Result<Config> ValidateManaged(const Config& c);
 
 // Parses TOML text. `source` names the file in error messages. Relative paths stay relative to
 // the working directory. InvalidArgument with one line naming the key on any problem.

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "platform/file.h"
+#include "test/support/temp_dir.h"
 
 namespace fieldstack::daemon {
 namespace {
@@ -219,6 +220,115 @@ TEST(ConfigTest, CacheLimitsForTheBoxAndPerShare) {
   ExpectError("[[shares]]\nname = \"a\"\nrefresh_ttl_s = 5\n", "only for kind");
   ExpectError("[[shares]]\nname = \"a\"\nkind = \"cloud\"\n[shares.cache]\ninterval_s = 5\n",
               "'shares[0].cache.interval_s' is set for the box");
+}
+
+TEST(ConfigTest, SharesUseStorageAccountsByName) {
+  auto c = ParseConfig(R"(
+[device]
+name = "rugged-7"
+host_power = true
+[http]
+public = ["/healthz"]
+[alerts]
+webhook = "https://hooks.example/fs"
+health_interval_s = 5
+[[storage_accounts]]
+name = "field-azure"
+type = "azure"
+endpoint = "https://acct.blob.core.windows.net"
+account = "acct"
+key_file = "/etc/fs/acct.key"
+[[shares]]
+name = "ingest"
+kind = "cloud"
+[shares.target]
+storage_account = "field-azure"
+container = "ingest"
+)",
+                       "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->device_name, "rugged-7");
+  EXPECT_TRUE(c->host_power);
+  EXPECT_EQ(c->http_public, std::vector<std::string>{"/healthz"});
+  EXPECT_EQ(c->alerts_webhook, "https://hooks.example/fs");
+  EXPECT_EQ(c->health_interval_s, 5u);
+  const TargetConfig& t = c->shares[0].target;
+  EXPECT_EQ(t.type, "azure");
+  EXPECT_EQ(t.endpoint, "https://acct.blob.core.windows.net");
+  EXPECT_EQ(t.key_file, "/etc/fs/acct.key");
+  EXPECT_EQ(t.container, "ingest");
+  // Bad references and mixed settings name the key.
+  for (auto [text, key] : std::initializer_list<std::pair<const char*, const char*>>{
+           {"[[shares]]\nname = \"s\"\nkind = \"cloud\"\n[shares.target]\n"
+            "storage_account = \"nope\"\ncontainer = \"c\"\n",
+            "shares[0].target.storage_account"},
+           {"[[storage_accounts]]\nname = \"a\"\ntype = \"ftp\"\n", "storage_accounts[0].type"},
+           {"[[storage_accounts]]\nname = \"a\"\ntype = \"localfs\"\npath = \"/x\"\n"
+            "[[shares]]\nname = \"s\"\nkind = \"cloud\"\n[shares.target]\n"
+            "storage_account = \"a\"\npath = \"/y\"\n",
+            "shares[0].target.path"},
+           {"[http]\npublic = [\"/api/v1/users\"]\n", "http.public"},
+           {"[device]\nname = \"bad name\"\n", "device.name"},
+           {"[alerts]\nwebhook = \"ftp://x\"\n", "alerts.webhook"},
+       }) {
+    auto bad = ParseConfig(text, "t.toml");
+    ASSERT_FALSE(bad.ok()) << text;
+    EXPECT_NE(bad.status().message().find(key), std::string::npos) << bad.status().message();
+  }
+}
+
+TEST(ConfigTest, ManagedSettingsRoundTripAndReplaceTheirSections) {
+  auto base = ParseConfig(R"(
+data_dir = "/srv/box"
+[http]
+port = 9443
+[[storage_accounts]]
+name = "lake"
+type = "localfs"
+path = "/mnt/lake"
+[[shares]]
+name = "ingest"
+kind = "cloud"
+refresh_ttl_s = 60
+[shares.cache]
+pinned = ["keep/**"]
+[shares.target]
+storage_account = "lake"
+policy = "mirror"
+[upload]
+bandwidth = "Mon-08:00,512k 18:00,off"
+daily_budget = "10G"
+)",
+                          "t.toml");
+  ASSERT_TRUE(base.ok()) << base.status().ToString();
+  std::string text = ManagedSettingsToml(*base);
+  auto back = ParseConfig(text, "settings.toml");
+  ASSERT_TRUE(back.ok()) << back.status().ToString() << "\n" << text;
+  EXPECT_EQ(ManagedSettingsToml(*back), text);
+  EXPECT_EQ(back->shares[0].target.path, "/mnt/lake");
+  EXPECT_EQ(back->shares[0].target.policy, "mirror");
+  EXPECT_EQ(back->shares[0].cache.pinned, std::vector<std::string>{"keep/**"});
+  EXPECT_EQ(back->upload_daily_budget, uint64_t{10} << 30);
+  // Written to <data_dir>/settings.toml, they replace the file's sections at the next start;
+  // the rest (ports, data_dir) stays the file's.
+  testing::TempDir dir;
+  Config changed = *back;
+  changed.shares.push_back(ShareConfig{"more", store::ShareKind::kLocal, {}});
+  ASSERT_TRUE(platform::WriteFileAtomic(dir / "settings.toml", ManagedSettingsToml(changed)).ok());
+  Config start = *base;
+  start.data_dir = dir.path();
+  ASSERT_TRUE(ApplyManagedSettings(start).ok());
+  EXPECT_EQ(start.shares.size(), 2u);
+  EXPECT_EQ(start.http_port, 9443);
+  // A broken settings file is an error naming it, not silently ignored.
+  ASSERT_TRUE(platform::WriteFileAtomic(dir / "settings.toml", "[[shares]]\nname = 3\n").ok());
+  Status s = ApplyManagedSettings(start);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("settings.toml"), std::string::npos) << s.message();
+  // ValidateManaged refuses what the parser refuses.
+  Config bad = *base;
+  bad.shares[0].nfs_squash = "everyone";
+  EXPECT_EQ(ValidateManaged(bad).status().code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include "crypto/certificate.h"
 #include "crypto/hash.h"
+#include "daemon/box.h"
 
 namespace fieldstack::daemon {
 
@@ -37,25 +38,9 @@ Result<std::unique_ptr<ObjectEndpoints>> ObjectEndpoints::Start(store::Store& st
   http::ServerOptions base;
   std::string scheme = "http";
   if (!c.allow_http) {
-    base.tls_cert_file = c.tls_cert_file.empty() ? c.data_dir + "/tls/box.crt" : c.tls_cert_file;
-    base.tls_key_file = c.tls_key_file.empty() ? c.data_dir + "/tls/box.key" : c.tls_key_file;
-    if (c.tls_cert_file.empty()) {
-      std::vector<std::string> names = {"localhost", "127.0.0.1", "::1"};
-      char host[256] = {};
-      if (gethostname(host, sizeof host - 1) == 0 && host[0] != '\0') names.push_back(host);
-      for (const EndpointConfig* ep : {&c.s3, &c.blob}) {
-        if (ep->enabled && ep->address != "0.0.0.0" && ep->address != "::" &&
-            ep->address != "127.0.0.1") {
-          names.push_back(ep->address);
-        }
-      }
-      for (const std::string& n : c.tls_names) names.push_back(n);
-      if (Status s =
-              crypto::EnsureSelfSignedCertificate(base.tls_cert_file, base.tls_key_file, names);
-          !s.ok()) {
-        return s.WithContext("box certificate in " + c.data_dir + "/tls");
-      }
-    }
+    FS_ASSIGN_OR_RETURN(CertificateFiles files, EnsureBoxCertificate(c));
+    base.tls_cert_file = files.cert;
+    base.tls_key_file = files.key;
     scheme = "https";
   }
   auto start = [&](const EndpointConfig& ep, const char* key, http::StreamHandler handler,
@@ -95,6 +80,13 @@ Result<std::unique_ptr<ObjectEndpoints>> ObjectEndpoints::Start(store::Store& st
   }
   if (!c.allow_http) spdlog::info("tls: box certificate {}", base.tls_cert_file);
   return e;
+}
+
+Status ObjectEndpoints::ReloadCertificate() {
+  for (auto* server : {s3_server_.get(), blob_server_.get()}) {
+    if (server != nullptr) FS_RETURN_IF_ERROR(server->ReloadCertificate());
+  }
+  return Status::Ok();
 }
 
 ObjectEndpoints::~ObjectEndpoints() {

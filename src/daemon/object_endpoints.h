@@ -27,6 +27,8 @@ class ObjectEndpoints {
   static Result<std::unique_ptr<ObjectEndpoints>> Start(store::Store& st, const Config& c);
   ~ObjectEndpoints();  // stops the servers (requests in flight finish first)
 
+  // Loads the box certificate again (after an upload or rotation); OK without TLS.
+  Status ReloadCertificate();
   uint16_t s3_port() const { return s3_server_ ? s3_server_->port() : 0; }
   uint16_t blob_port() const { return blob_server_ ? blob_server_->port() : 0; }
 

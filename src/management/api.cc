@@ -105,6 +105,11 @@ bool ValidUtf8NoControl(std::string_view s, bool allow_newlines) {
   return true;
 }
 
+// JSON text; invalid UTF-8 (from a request's path or fields) becomes U+FFFD instead of throwing.
+std::string Dump(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 const char* TypeName(FieldType t) {
   switch (t) {
     case FieldType::kString:
@@ -229,9 +234,13 @@ Status CheckBody(const nlohmann::json& body, const std::vector<Field>& fields) {
     }
   }
   for (const Field& f : fields) {
-    if (!body.contains(f.name) || body[f.name].is_null()) {
+    if (!body.contains(f.name)) {
       if (f.required) return InvalidArgumentError("field '" + f.name + "' is required");
       continue;
+    }
+    if (body[f.name].is_null()) {
+      return InvalidArgumentError("field '" + f.name + "' must be " + TypeName(f.type) +
+                                  ", not null (leave it out to keep the current value)");
     }
     const auto& v = body[f.name];
     std::string bad = "field '" + f.name + "' must be " + TypeName(f.type);
@@ -323,8 +332,8 @@ struct ManagementApi::Impl {
     j["path"] = req.path;
     j["status"] = status;
     MutexLock l(audit_mu);
-    Status s =
-        platform::AppendToRotatingLog(options.log_dir + "/api-audit.log", j.dump(), 16 << 20, 3);
+    Status s = platform::AppendToRotatingLog(options.log_dir + "/api-audit.log", Dump(j) + "\n",
+                                             16 << 20, 3);
     if (!s.ok()) spdlog::warn("api: cannot write the audit log: {}", s.ToString());
   }
 
@@ -369,7 +378,7 @@ struct ManagementApi::Impl {
       uint64_t file_size = std::filesystem::file_size(r.file_path, ec);
       std::ifstream in(r.file_path, std::ios::binary);
       if (ec || !in) {
-        Send(ex, keep_alive, 500, ErrorBody(InternalError("the file is gone")).dump(),
+        Send(ex, keep_alive, 500, Dump(ErrorBody(InternalError("the file is gone"))),
              "application/json", {});
         return;
       }
@@ -399,7 +408,7 @@ struct ManagementApi::Impl {
       Send(ex, keep_alive, r.status, r.text, r.content_type, r.headers);
       return;
     }
-    Send(ex, keep_alive, r.status, r.status == 204 ? "" : r.body.dump(), "application/json",
+    Send(ex, keep_alive, r.status, r.status == 204 ? "" : Dump(r.body), "application/json",
          r.headers);
   }
 
@@ -431,7 +440,7 @@ struct ManagementApi::Impl {
     req.peer = ex.peer();
     req.user_agent = std::string(h[bh::field::user_agent]);
     auto fail = [&](const Status& s, std::vector<std::pair<std::string, std::string>> hdrs = {}) {
-      Send(ex, keep_alive, HttpStatusOf(s.code()), ErrorBody(s).dump(), "application/json", hdrs);
+      Send(ex, keep_alive, HttpStatusOf(s.code()), Dump(ErrorBody(s)), "application/json", hdrs);
     };
     if (path.empty() || path[0] != '/') return fail(InvalidArgumentError("bad request target"));
     // The query.
@@ -457,7 +466,7 @@ struct ManagementApi::Impl {
                     {{"Allow", allowed}});
       }
       return Send(ex, keep_alive, 404,
-                  ErrorBody(NotFoundError("no such route: " + path.substr(0, 200))).dump(),
+                  Dump(ErrorBody(NotFoundError("no such route: " + path.substr(0, 200)))),
                   "application/json", {});
     }
     req.params = std::move(params);
@@ -491,23 +500,27 @@ struct ManagementApi::Impl {
       }
     }
     // The body.
-    auto body = ex.ReadWholeBody(options.server.body_limit_bytes);
-    if (!body.ok()) {
+    auto length = ex.content_length();
+    if (length && *length > options.server.body_limit_bytes) {
       return Send(ex, false, 413,
-                  ErrorBody({StatusCode::kInvalidArgument,
-                             "the body is larger than " +
-                                 std::to_string(options.server.body_limit_bytes) + " bytes"})
-                      .dump(),
+                  Dump(ErrorBody(InvalidArgumentError(
+                      "the body is larger than " + std::to_string(options.server.body_limit_bytes) +
+                      " bytes"))),
                   "application/json", {});
     }
+    auto body = ex.ReadWholeBody(options.server.body_limit_bytes);
+    if (!body.ok()) {
+      if (body.status().code() == StatusCode::kUnavailable) return;  // the client is gone
+      // Past the limit without a Content-Length (chunked), or a malformed body.
+      bool large = body.status().message().find("larger") != std::string::npos ||
+                   body.status().message().find("limit") != std::string::npos;
+      return Send(ex, false, large ? 413 : 400, Dump(ErrorBody(body.status())), "application/json",
+                  {});
+    }
     if (!body->empty()) {
-      std::string type(h[bh::field::content_type]);
-      if (!type.empty() && type.find("json") == std::string::npos) {
-        return fail(InvalidArgumentError("the body must be JSON (Content-Type: application/json)"));
-      }
       req.body = nlohmann::json::parse(*body, nullptr, false);
       if (req.body.is_discarded()) {
-        return fail(InvalidArgumentError("the body is not valid JSON"));
+        return fail(InvalidArgumentError("the body is not valid JSON (send application/json)"));
       }
     }
     Result<ApiResponse> res = InternalError("no response");

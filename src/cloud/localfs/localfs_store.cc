@@ -279,7 +279,15 @@ Status LocalFsStore::Delete(std::string_view key, const Precondition& preconditi
 Status LocalFsStore::Walk(const std::string& rel, std::string_view prefix, std::string_view after,
                           size_t limit, ListPage& page) {
   auto names = platform::ListDir(rel.empty() ? root_ : root_ + "/" + rel.substr(0, rel.size() - 1));
-  if (!names.ok()) return Status::Ok();  // removed meanwhile
+  if (!names.ok()) {
+    // A folder removed meanwhile lists as empty; the root gone (an unplugged disk, a moved
+    // export) is an outage, never "everything was deleted".
+    if (rel.empty()) {
+      return UnavailableError("localfs target " + root_ +
+                              " is missing: " + names.status().message());
+    }
+    return Status::Ok();
+  }
   // Sort as full keys sort: a directory "a" sorts as "a/".
   std::vector<std::pair<std::string, bool>> entries;
   for (auto& n : *names) {

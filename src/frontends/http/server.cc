@@ -506,6 +506,28 @@ void HttpServer::Impl::Session(Transport& t, const std::string& peer, bool secur
   }
 }
 
+// Before close: a response sent before the request's body was read (401, 413, an early
+// error) must reach the client, but closing a socket with unread data makes the kernel send a
+// reset that can destroy the response in flight. So half-close, and read and drop what the
+// client still sends for a short while (at most 1 s and 8 MiB) until it closes its side.
+static void LingeringClose(int fd) {
+  if (shutdown(fd, SHUT_WR) != 0) return;
+  auto until = SteadyClock::now() + std::chrono::seconds(1);
+  timeval tv{0, 100'000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char buf[16384];
+  size_t total = 0;
+  while (SteadyClock::now() < until && total < (8u << 20)) {
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n == 0) return;
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) continue;
+      return;
+    }
+    total += static_cast<size_t>(n);
+  }
+}
+
 // A TLS context serving the certificate chain and key of `o`.
 static Result<SSL_CTX*> MakeTlsContext(const ServerOptions& o) {
   SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
@@ -662,6 +684,7 @@ Status HttpServer::Start() {
       std::thread([this, c] {
         Impl& im2 = *impl_;
         im2.Serve(c, options_);
+        LingeringClose(c);
         std::lock_guard l(im2.mu);
         im2.conns.erase(c);
         close(c);
