@@ -101,7 +101,9 @@ Result<HttpResponse> HttpClient::Send(const HttpRequest& req) {
   CURLcode rc = curl_easy_perform(h);
   curl_slist_free_all(headers);
   if (rc != CURLE_OK) {
-    return UnavailableError(req.method + " " + req.url + ": " + curl_easy_strerror(rc));
+    // Without the query: a SAS signature must never reach a log, an alert or an API answer.
+    return UnavailableError(req.method + " " + req.url.substr(0, req.url.find('?')) + ": " +
+                            curl_easy_strerror(rc));
   }
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &res.status);
   return res;

@@ -140,7 +140,9 @@ CertificateInfo Describe(X509* x) {
     } else if (g->type == GEN_IPADD) {
       const ASN1_OCTET_STRING* s = g->d.iPAddress;
       char buf[INET6_ADDRSTRLEN] = {};
-      int af = ASN1_STRING_length(s) == 4 ? AF_INET : AF_INET6;
+      int len = ASN1_STRING_length(s);
+      if (len != 4 && len != 16) continue;  // not an address (a malformed certificate)
+      int af = len == 4 ? AF_INET : AF_INET6;
       if (inet_ntop(af, ASN1_STRING_get0_data(s), buf, sizeof buf) != nullptr) {
         info.names.emplace_back(buf);
       }

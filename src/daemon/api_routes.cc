@@ -1,6 +1,7 @@
 #include "daemon/api_routes.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netdb.h>
@@ -35,6 +36,11 @@ using management::Field;
 using management::FieldType;
 using management::Verb;
 using nlohmann::json;
+
+// JSON text; invalid UTF-8 (cloud error messages) becomes U+FFFD instead of throwing.
+std::string JsonText(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 int64_t NowUnix() { return RealClock::Get().NowUnixNanos() / 1'000'000'000; }
 
@@ -304,7 +310,27 @@ std::vector<Field> AccountFields(bool create) {
   return f;
 }
 
-Status ApplyAccount(ApiContext& ctx, const json& body, StorageAccountConfig& a) {
+// Secret files an account change wrote and replaced: the replaced ones are removed when the
+// change is applied, the written ones when it is refused.
+struct SecretChange {
+  std::string secrets_dir;
+  std::vector<std::string> written, replaced;
+  void Replace(std::string& field, std::string path) {
+    if (!field.empty()) replaced.push_back(field);
+    if (!path.empty()) written.push_back(path);
+    field = std::move(path);
+  }
+  void Commit() {
+    for (const auto& f : replaced) {
+      if (f.starts_with(secrets_dir + "/")) (void)platform::RemoveFile(f);
+    }
+  }
+  void Abort() {
+    for (const auto& f : written) (void)platform::RemoveFile(f);
+  }
+};
+
+Status ApplyAccount(ApiContext& ctx, const json& body, StorageAccountConfig& a, SecretChange& ch) {
   for (auto [key, field] : {std::pair{"endpoint", &a.endpoint},
                             {"account", &a.account},
                             {"region", &a.region},
@@ -341,23 +367,23 @@ Status ApplyAccount(ApiContext& ctx, const json& body, StorageAccountConfig& a) 
     if (!key.empty() && crypto::Base64Decode(key).empty()) {
       return InvalidArgumentError("field 'key' must be the base64 account key");
     }
-    if (key.empty()) {
-      a.key_file.clear();
-    } else {
-      FS_ASSIGN_OR_RETURN(a.key_file, ctx.box.SaveSecret("account-" + a.name + ".key", key));
+    std::string path;
+    if (!key.empty()) {
+      FS_ASSIGN_OR_RETURN(path, ctx.box.SaveSecret("account-" + a.name, key));
     }
+    ch.Replace(a.key_file, path);
   }
   if (body.contains("sas")) {
     std::string sas = body["sas"].get<std::string>();
     if (sas.starts_with("?")) sas.erase(0, 1);
-    if (sas.empty()) {
-      a.sas_file.clear();
-    } else {
-      if (sas.find("sig=") == std::string::npos) {
-        return InvalidArgumentError("field 'sas' must be a SAS token (it has no sig=)");
-      }
-      FS_ASSIGN_OR_RETURN(a.sas_file, ctx.box.SaveSecret("account-" + a.name + ".sas", sas));
+    if (!sas.empty() && sas.find("sig=") == std::string::npos) {
+      return InvalidArgumentError("field 'sas' must be a SAS token (it has no sig=)");
     }
+    std::string path;
+    if (!sas.empty()) {
+      FS_ASSIGN_OR_RETURN(path, ctx.box.SaveSecret("account-" + a.name, sas));
+    }
+    ch.Replace(a.sas_file, path);
   }
   if (body.contains("access_key_id") || body.contains("secret_access_key")) {
     std::string id = Str(body, "access_key_id"), secret = Str(body, "secret_access_key");
@@ -366,7 +392,8 @@ Status ApplyAccount(ApiContext& ctx, const json& body, StorageAccountConfig& a) 
     }
     std::string text = id + "\n" + secret;
     if (body.contains("session_token")) text += "\n" + Str(body, "session_token");
-    FS_ASSIGN_OR_RETURN(a.credentials_file, ctx.box.SaveSecret("account-" + a.name + ".s3", text));
+    FS_ASSIGN_OR_RETURN(std::string path, ctx.box.SaveSecret("account-" + a.name, text));
+    ch.Replace(a.credentials_file, path);
   }
   if (a.type == "azure" &&
       (a.endpoint.empty() || (a.sas_file.empty() && (a.account.empty() || a.key_file.empty())))) {
@@ -386,27 +413,48 @@ Status ApplyAccount(ApiContext& ctx, const json& body, StorageAccountConfig& a) 
 
 // ---- logs ----
 
-// The JSON lines of `path` and its rotated files (.1 .. .3), newest first, that `keep` accepts.
+// The JSON lines of `path` and its rotated files (.1 .. .3), newest first, that `keep` accepts:
+// the first `offset` matches are skipped, then up to `limit` go to `out`. Files are read from
+// their end in 1 MiB pieces, so memory stays small whatever their size.
 void ReadLogLines(const std::string& path, const std::function<bool(const json&)>& keep,
                   size_t offset, size_t limit, json& out, size_t& matched) {
+  constexpr size_t kChunk = 1 << 20;
+  auto take = [&](std::string_view line) {
+    if (line.empty()) return;
+    json j = json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !keep(j)) return;
+    if (matched++ < offset) return;
+    out.push_back(std::move(j));
+  };
   for (int i = 0; i <= 3 && out.size() < limit; ++i) {
     std::string p = i == 0 ? path : path + "." + std::to_string(i);
-    auto text = platform::ReadFileToString(p);
-    if (!text.ok()) continue;
-    std::vector<std::string_view> lines;
-    std::string_view all(*text);
-    for (size_t pos = 0; pos < all.size();) {
-      size_t nl = all.find('\n', pos);
-      if (nl == std::string_view::npos) nl = all.size();
-      if (nl > pos) lines.push_back(all.substr(pos, nl - pos));
-      pos = nl + 1;
+    int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    off_t pos = ::lseek(fd, 0, SEEK_END);
+    std::string carry;  // the start of the line the previous piece began in
+    while (pos > 0 && out.size() < limit) {
+      size_t n = static_cast<size_t>(std::min<off_t>(pos, kChunk));
+      pos -= static_cast<off_t>(n);
+      std::string data(n, '\0');
+      if (::pread(fd, data.data(), n, pos) != static_cast<ssize_t>(n)) break;
+      data += carry;
+      size_t first_nl = data.find('\n');
+      if (pos > 0 && first_nl == std::string::npos) {
+        carry = data.size() > 4 * kChunk ? std::string() : std::move(data);  // a giant line
+        continue;
+      }
+      size_t begin = pos > 0 ? first_nl + 1 : 0;
+      carry = pos > 0 ? data.substr(0, first_nl) : std::string();
+      size_t end = data.size();
+      while (end > begin && out.size() < limit) {
+        size_t nl = data.rfind('\n', end - 1);
+        size_t start = (nl == std::string::npos || nl < begin) ? begin : nl + 1;
+        take(std::string_view(data).substr(start, end - start));
+        if (start == begin) break;
+        end = start - 1;
+      }
     }
-    for (auto it = lines.rbegin(); it != lines.rend() && out.size() < limit; ++it) {
-      json j = json::parse(*it, nullptr, false);
-      if (j.is_discarded() || !j.is_object() || !keep(j)) continue;
-      if (matched++ < offset) continue;
-      out.push_back(std::move(j));
-    }
+    ::close(fd);
   }
 }
 
@@ -527,7 +575,17 @@ std::vector<std::string> KnownSecrets(const Config& c) {
   for (const auto& k : c.access_keys) add_file(k.secret_file);
   for (const auto& u : c.smb_users) add_file(u.password_file);
   add_file(c.passphrase_file);
-  add_file(c.key_file.empty() ? c.data_dir + "/master.key" : c.key_file);
+  if (!c.alerts_webhook.empty()) out.push_back(c.alerts_webhook);
+  // The master key file: only the key itself ("key <hex>"), not its other lines.
+  if (auto text =
+          platform::ReadFileToString(c.key_file.empty() ? c.data_dir + "/master.key" : c.key_file);
+      text.ok()) {
+    std::istringstream in(*text);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.starts_with("key ") && line.size() > 4) out.push_back(line.substr(4));
+    }
+  }
   return out;
 }
 
@@ -624,6 +682,12 @@ static void AlertOnCheck(management::Alerts& alerts, std::string_view id,
 
 void CheckHealth(ApiContext& ctx, HealthState& state) {
   Config c = ctx.box.config();
+  // Sign-in lockouts last 15 minutes; their alerts clear after that.
+  for (const auto& a : ctx.alerts.Active()) {
+    if (a.id == "security.login_lockout" && a.updated_unix + 15 * 60 < NowUnix()) {
+      ctx.alerts.Clear(a.id, a.subject);
+    }
+  }
   bool thorough = state.passes++ % 10 == 0;
   // Upload failures since the last pass, and the data budget.
   std::string metrics = ctx.metrics_text();
@@ -874,9 +938,16 @@ void RegisterRoutes(ApiContext& ctx) {
                                                 {"role", FieldType::kString, false, 16},
                                                 {"expires_in_s", FieldType::kInt, false, 0, 60,
                                                  int64_t{10} * 365 * 86400}}));
+        if (req.principal->api_token) {
+          return PermissionDeniedError(
+              "API tokens are made from a signed-in session, not from another token");
+        }
         management::Role role = req.principal->role;
         if (req.body.contains("role")) {
           FS_ASSIGN_OR_RETURN(role, management::ParseRole(Str(req.body, "role")));
+        }
+        if (static_cast<int>(role) > static_cast<int>(req.principal->role)) {
+          return PermissionDeniedError("a token cannot have a higher role than its session");
         }
         int64_t expires = req.body.contains("expires_in_s")
                               ? NowUnix() + req.body["expires_in_s"].get<int64_t>()
@@ -915,7 +986,7 @@ void RegisterRoutes(ApiContext& ctx) {
         FS_RETURN_IF_ERROR(CheckBody(req.body, {{"user", FieldType::kString, true, 64},
                                                 {"read", FieldType::kStringArray, false, 256},
                                                 {"write", FieldType::kStringArray, false, 256}}));
-        FS_RETURN_IF_ERROR(store::ValidateName(Str(req.body, "user")).WithContext("user"));
+        FS_RETURN_IF_ERROR(ValidIdentifier("user", Str(req.body, "user"), 32));
         AccessKeyConfig k;
         k.user = Str(req.body, "user");
         k.id = "FS" + RandomText(18, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567");
@@ -1011,52 +1082,67 @@ void RegisterRoutes(ApiContext& ctx) {
                 return AlreadyExistsError("storage account '" + a.name + "' exists");
               }
             }
-            FS_RETURN_IF_ERROR(ApplyAccount(*cx, req.body, a));
-            FS_RETURN_IF_ERROR(cx->box.Update([&](Config& c) {
-              c.storage_accounts.push_back(a);
-              return Status::Ok();
-            }));
+            SecretChange ch{cx->box.config().data_dir + "/secrets", {}, {}};
+            Status applied = ApplyAccount(*cx, req.body, a, ch);
+            if (applied.ok()) {
+              applied = cx->box.Update([&](Config& c) {
+                c.storage_accounts.push_back(a);
+                return Status::Ok();
+              });
+            }
+            if (!applied.ok()) {
+              ch.Abort();
+              return applied;
+            }
+            ch.Commit();
             return ApiResponse::Json(AccountJson(a), 201);
           });
   api.Add(Verb::patch, "/api/v1/storage-accounts/{name}", Access::kAdmin,
           [cx](ApiRequest& req) -> Result<ApiResponse> {
             FS_RETURN_IF_ERROR(CheckBody(req.body, AccountFields(false)));
             StorageAccountConfig out;
-            FS_RETURN_IF_ERROR(cx->box.Update([&](Config& c) -> Status {
+            SecretChange ch{cx->box.config().data_dir + "/secrets", {}, {}};
+            Status applied = cx->box.Update([&](Config& c) -> Status {
               for (auto& a : c.storage_accounts) {
                 if (a.name != req.params["name"]) continue;
-                FS_RETURN_IF_ERROR(ApplyAccount(*cx, req.body, a));
+                FS_RETURN_IF_ERROR(ApplyAccount(*cx, req.body, a, ch));
                 out = a;
                 return Status::Ok();
               }
               return NotFoundError("no storage account '" + req.params["name"] + "'");
-            }));
+            });
+            if (!applied.ok()) {
+              ch.Abort();
+              return applied;
+            }
+            ch.Commit();
             return ApiResponse::Json(AccountJson(out));
           });
-  api.Add(
-      Verb::delete_, "/api/v1/storage-accounts/{name}", Access::kAdmin,
-      [cx](ApiRequest& req) -> Result<ApiResponse> {
-        const std::string& name = req.params["name"];
-        FS_RETURN_IF_ERROR(cx->box.Update([&](Config& c) -> Status {
-          for (const auto& s : c.shares) {
-            if (s.target.storage_account == name) {
-              return FailedPreconditionError("share '" + s.name +
-                                             "' uploads to this account; change it first");
-            }
-          }
-          auto it = std::find_if(c.storage_accounts.begin(), c.storage_accounts.end(),
-                                 [&](const auto& a) { return a.name == name; });
-          if (it == c.storage_accounts.end()) {
-            return NotFoundError("no storage account '" + name + "'");
-          }
-          c.storage_accounts.erase(it);
-          return Status::Ok();
-        }));
-        for (const char* ext : {".key", ".sas", ".s3"}) {
-          (void)platform::RemoveFile(cx->box.config().data_dir + "/secrets/account-" + name + ext);
-        }
-        return ApiResponse::NoContent();
-      });
+  api.Add(Verb::delete_, "/api/v1/storage-accounts/{name}", Access::kAdmin,
+          [cx](ApiRequest& req) -> Result<ApiResponse> {
+            const std::string& name = req.params["name"];
+            StorageAccountConfig removed;
+            FS_RETURN_IF_ERROR(cx->box.Update([&](Config& c) -> Status {
+              for (const auto& s : c.shares) {
+                if (s.target.storage_account == name) {
+                  return FailedPreconditionError("share '" + s.name +
+                                                 "' uploads to this account; change it first");
+                }
+              }
+              auto it = std::find_if(c.storage_accounts.begin(), c.storage_accounts.end(),
+                                     [&](const auto& a) { return a.name == name; });
+              if (it == c.storage_accounts.end()) {
+                return NotFoundError("no storage account '" + name + "'");
+              }
+              removed = *it;
+              c.storage_accounts.erase(it);
+              return Status::Ok();
+            }));
+            SecretChange gone{cx->box.config().data_dir + "/secrets", {}, {}};
+            gone.replaced = {removed.key_file, removed.sas_file, removed.credentials_file};
+            gone.Commit();
+            return ApiResponse::NoContent();
+          });
 
   // ---- shares ----
   api.Add(Verb::get, "/api/v1/shares", Access::kReader, [cx](ApiRequest&) -> Result<ApiResponse> {
@@ -1084,6 +1170,8 @@ void RegisterRoutes(ApiContext& ctx) {
               return InvalidArgumentError("field 'kind' must be \"local\" or \"cloud\"");
             }
             s.kind = kind == "cloud" ? store::ShareKind::kCloud : store::ShareKind::kLocal;
+            // Exported over NFS only to the clients named (none named: not exported).
+            if (!req.body.contains("nfs")) s.nfs = req.body.contains("nfs_clients");
             FS_RETURN_IF_ERROR(ApplyShare(req.body, s));
             if (auto have = cx->box.store().GetShare(s.name); have.ok()) {
               bool configured = false;
@@ -1165,7 +1253,7 @@ void RegisterRoutes(ApiContext& ctx) {
                             {"kept", pass->kept},           {"conflicts", pass->conflicts},
                             {"unchanged", pass->unchanged}, {"skipped", pass->skipped},
                             {"failed", pass->failed},       {"duration_ms", pass->duration_ms}};
-                  job.SetResult(j.dump());
+                  job.SetResult(JsonText(j));
                   job.Progress(1, "done");
                   return Status::Ok();
                 });
@@ -1203,7 +1291,7 @@ void RegisterRoutes(ApiContext& ctx) {
                     if (job.cancelled()) return Status::Ok();
                     std::this_thread::sleep_for(std::chrono::milliseconds(500));
                   }
-                  job.SetResult(json{{"uploaded", first}}.dump());
+                  job.SetResult(JsonText(json{{"uploaded", first}}));
                   return Status::Ok();
                 });
             return ApiResponse::Json({{"job", id}}, 202);
@@ -1397,6 +1485,7 @@ void RegisterRoutes(ApiContext& ctx) {
         spdlog::warn("api: recovery key downloaded by '{}' from {}", req.principal->user, req.peer);
         ApiResponse r;
         r.file_path = c.key_file.empty() ? c.data_dir + "/master.key" : c.key_file;
+        r.audit = true;
         r.download_name = "fieldstack-" + (c.device_name.empty() ? HostName() : c.device_name) +
                           "-master-key-" + std::to_string(cx->box.store().master_key_id()) + ".key";
         return r;
@@ -1519,7 +1608,7 @@ void RegisterRoutes(ApiContext& ctx) {
             FS_RETURN_IF_ERROR(cx->alerts.Acknowledge(std::stoull(seq), req.principal->user));
             return ApiResponse::NoContent();
           });
-  api.Add(Verb::get, "/api/v1/alerts/settings", Access::kReader,
+  api.Add(Verb::get, "/api/v1/alerts/settings", Access::kAdmin,
           [cx](ApiRequest&) -> Result<ApiResponse> {
             return ApiResponse::Json({{"webhook", cx->box.config().alerts_webhook}});
           });
@@ -1608,7 +1697,7 @@ void RegisterRoutes(ApiContext& ctx) {
             std::string id = cx->jobs.Start("diagnostics", req.principal->user,
                                             [diagnostics](management::JobContext& job) -> Status {
                                               FS_ASSIGN_OR_RETURN(json r, diagnostics(job));
-                                              job.SetResult(r.dump());
+                                              job.SetResult(JsonText(r));
                                               job.Progress(1, "done");
                                               return Status::Ok();
                                             });
@@ -1645,13 +1734,26 @@ void RegisterRoutes(ApiContext& ctx) {
                   job.Progress(0.5, "packing logs");
                   std::string dir = c.data_dir + "/support";
                   FS_RETURN_IF_ERROR(platform::MakeDirs(dir, 0700));
+                  // Keep the newest four packages made before: they share the volume with the data.
+                  if (auto names = platform::ListDir(dir); names.ok()) {
+                    std::vector<std::string> packages;
+                    for (const auto& n : *names) {
+                      if (n.starts_with("fieldstack-support-") && n.ends_with(".tar.zst")) {
+                        packages.push_back(n);
+                      }
+                    }
+                    std::sort(packages.begin(), packages.end());
+                    for (size_t i = 0; i + 4 < packages.size(); ++i) {
+                      (void)platform::RemoveFile(dir + "/" + packages[i]);
+                    }
+                  }
                   std::string name = "fieldstack-support-" +
                                      FormatUtc(in.now_unix * 1'000'000'000, "%Y%m%d-%H%M%S") +
                                      ".tar.zst";
                   FS_RETURN_IF_ERROR(management::WriteSupportPackage(
                       in, dir + "/" + name, [&] { return job.cancelled(); }));
                   job.SetFile(dir + "/" + name, name);
-                  job.SetResult(json{{"file", name}}.dump());
+                  job.SetResult(JsonText(json{{"file", name}}));
                   job.Progress(1, "done");
                   return Status::Ok();
                 });
@@ -1678,13 +1780,12 @@ void RegisterRoutes(ApiContext& ctx) {
             return ApiResponse::Json(j);
           });
   auto install = [cx, cert_json](const crypto::CertificateBundle& b) -> Result<ApiResponse> {
-    // Replace the files (key first: a crash between the two leaves a pair that does not match,
-    // which the server refuses at start, so keep the old ones aside to restore).
+    // Replace the files crash-safely, keeping the old pair to put back if a server refuses the
+    // new one.
     std::string cert = cx->certificate.cert, key = cx->certificate.key;
     auto old_cert = platform::ReadFileToString(cert);
     auto old_key = platform::ReadFileToString(key);
-    FS_RETURN_IF_ERROR(platform::WriteFileAtomic(key, b.key_pem, 0600));
-    FS_RETURN_IF_ERROR(platform::WriteFileAtomic(cert, b.chain_pem, 0644));
+    FS_RETURN_IF_ERROR(InstallCertificateFiles(cx->certificate, b.chain_pem, b.key_pem));
     Status s = cx->api.ReloadCertificate();
     if (s.ok() || s.code() == StatusCode::kFailedPrecondition) {
       s = cx->box.WithEndpoints(
@@ -1692,8 +1793,7 @@ void RegisterRoutes(ApiContext& ctx) {
     }
     if (!s.ok() && s.code() != StatusCode::kFailedPrecondition) {
       if (old_cert.ok() && old_key.ok()) {
-        (void)platform::WriteFileAtomic(key, *old_key, 0600);
-        (void)platform::WriteFileAtomic(cert, *old_cert, 0644);
+        (void)InstallCertificateFiles(cx->certificate, *old_cert, *old_key);
         (void)cx->api.ReloadCertificate();
       }
       return s;

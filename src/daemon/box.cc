@@ -4,9 +4,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <mutex>
 #include <set>
 
 #include "crypto/certificate.h"
+#include "crypto/chunk_codec.h"
 #include "platform/file.h"
 
 namespace fieldstack::daemon {
@@ -30,10 +33,52 @@ std::vector<std::string> BoxCertificateNames(const Config& c) {
   return unique;
 }
 
+namespace {
+
+// Finishes or drops an install a crash interrupted (see InstallCertificateFiles).
+void RecoverCertificateFiles(const CertificateFiles& f) {
+  std::string cert_new = f.cert + ".new", key_new = f.key + ".new";
+  bool have_cert = platform::PathExists(cert_new), have_key = platform::PathExists(key_new);
+  if (have_cert) {
+    if (have_key && ::rename(key_new.c_str(), f.key.c_str()) != 0) return;
+    if (::rename(cert_new.c_str(), f.cert.c_str()) != 0) return;
+    spdlog::warn("tls: finished installing the certificate an interrupted upload left");
+  } else if (have_key) {
+    (void)platform::RemoveFile(key_new);  // the certificate never arrived: keep the old pair
+  }
+}
+
+}  // namespace
+
+Status InstallCertificateFiles(const CertificateFiles& f, const std::string& chain_pem,
+                               const std::string& key_pem) {
+  static std::mutex mu;
+  std::lock_guard l(mu);
+  std::string cert_new = f.cert + ".new", key_new = f.key + ".new";
+  FS_RETURN_IF_ERROR(platform::WriteFileAtomic(key_new, key_pem, 0600));
+  Status s = platform::WriteFileAtomic(cert_new, chain_pem, 0644);
+  if (!s.ok()) {
+    (void)platform::RemoveFile(key_new);
+    return s;
+  }
+  if (::rename(key_new.c_str(), f.key.c_str()) != 0) {
+    Status e = ErrnoStatus(errno, "rename " + key_new);
+    (void)platform::RemoveFile(key_new);
+    (void)platform::RemoveFile(cert_new);
+    return e;
+  }
+  if (::rename(cert_new.c_str(), f.cert.c_str()) != 0) {
+    // The key is new, the certificate old: finish at the next start (RecoverCertificateFiles).
+    return ErrnoStatus(errno, "rename " + cert_new);
+  }
+  return platform::SyncDir(platform::DirName(f.cert));
+}
+
 Result<CertificateFiles> EnsureBoxCertificate(const Config& c) {
   CertificateFiles f;
   f.cert = c.tls_cert_file.empty() ? c.data_dir + "/tls/box.crt" : c.tls_cert_file;
   f.key = c.tls_key_file.empty() ? c.data_dir + "/tls/box.key" : c.tls_key_file;
+  RecoverCertificateFiles(f);
   f.self_signed_default = c.tls_cert_file.empty();
   if (f.self_signed_default) {
     Status s = crypto::EnsureSelfSignedCertificate(f.cert, f.key, BoxCertificateNames(c));
@@ -88,15 +133,40 @@ Config Box::config() const {
 Result<std::string> Box::SaveSecret(const std::string& name, const std::string& secret) {
   std::string dir = config().data_dir + "/secrets";
   FS_RETURN_IF_ERROR(platform::MakeDirs(dir, 0700));
-  std::string path = dir + "/" + name;
+  // A new file each time: a change of secret changes the settings (so the services restart
+  // with it), and a refused change leaves the file in use untouched.
+  std::vector<uint8_t> raw(6);
+  FS_RETURN_IF_ERROR(crypto::RandomBytes(raw));
+  static const char* kHex = "0123456789abcdef";
+  std::string suffix;
+  for (uint8_t b : raw) suffix += std::string{kHex[b >> 4], kHex[b & 15]};
+  std::string path = dir + "/" + name + "-" + suffix;
   FS_RETURN_IF_ERROR(platform::WriteFileAtomic(path, secret + "\n", 0600));
   return path;
 }
 
 namespace {
 
+// Whether the upload service would run the same with `b` as with `a`: the same shares,
+// targets, accounts (and secret files), schedule, budgets and cache policy.
 bool SameUploads(const Config& a, const Config& b) {
-  return ManagedSettingsToml(a) == ManagedSettingsToml(b);
+  auto upload_part = [](Config c) {
+    c.device_name.clear();
+    c.host_power = false;
+    c.alerts_webhook.clear();
+    c.alerts_webhook_ca_file.clear();
+    c.health_interval_s = 0;
+    c.access_keys.clear();
+    c.buckets.clear();
+    for (auto& sh : c.shares) {
+      sh.smb = sh.nfs = sh.nfs_read_only = false;
+      sh.smb_encrypt.clear();
+      sh.nfs_clients.clear();
+      sh.nfs_squash.clear();
+    }
+    return ManagedSettingsToml(c);
+  };
+  return upload_part(a) == upload_part(b);
 }
 
 bool SameKeys(const Config& a, const Config& b) {
@@ -124,32 +194,26 @@ bool SameKeys(const Config& a, const Config& b) {
 Status Box::Apply(const Config& old, const Config& next) {
   std::unique_lock l(services_mu_);
   FS_RETURN_IF_ERROR(EnsureShares(store_, next));
+  // Shares left out of the settings stop being served and uploaded; their data stays in the
+  // Store (only DeleteShare removes it), so a mistyped config cannot delete a share.
+  bool removed = false;
   std::set<std::string> keep;
   for (const auto& sh : next.shares) keep.insert(sh.name);
-  std::vector<std::string> removed;
-  for (const auto& sh : old.shares) {
-    if (!keep.count(sh.name)) removed.push_back(sh.name);
-  }
-  bool restart_uploads = !SameUploads(old, next);
-  bool restart_endpoints = !SameKeys(old, next) || !removed.empty();
-  if (restart_endpoints) endpoints_.reset();
-  if (restart_uploads) uploads_.reset();
+  for (const auto& sh : old.shares) removed = removed || !keep.count(sh.name);
   if (file_shares_) {
+    // First, and all or nothing: a share SMB or NFS cannot serve refuses the whole change.
     Status s = file_shares_->Reload(next);
-    if (!s.ok()) spdlog::warn("settings: file shares: {}", s.ToString());
-  }
-  Status result = Status::Ok();
-  for (const std::string& name : removed) {
-    // The API checked pending uploads before asking (force, or none).
-    Status s = store_.DeleteShare(name, /*force=*/true);
-    if (s.ok()) {
-      spdlog::info("deleted share '{}' (its cloud copies stay)", name);
-    } else if (s.code() != StatusCode::kNotFound) {
-      result = s.WithContext("deleting share '" + name + "'");
-      break;
+    if (!s.ok()) {
+      (void)file_shares_->Reload(old);
+      return InvalidArgumentError(s.message());
     }
   }
-  if (result.ok() && restart_uploads) {
+  bool restart_uploads = !SameUploads(old, next);
+  bool restart_endpoints = !SameKeys(old, next) || removed;
+  if (restart_endpoints) endpoints_.reset();
+  if (restart_uploads) uploads_.reset();
+  Status result = Status::Ok();
+  if (restart_uploads) {
     auto u = UploadService::Start(store_, next, metrics_);
     if (u.ok()) {
       uploads_ = std::move(*u);
@@ -166,7 +230,6 @@ Status Box::Apply(const Config& old, const Config& next) {
     }
   }
   if (result.ok()) return result;
-  // Back to the old settings (what was deleted stays deleted).
   spdlog::error("settings: cannot apply: {}; going back to the previous settings",
                 result.ToString());
   if (!uploads_) {
@@ -178,7 +241,8 @@ Status Box::Apply(const Config& old, const Config& next) {
     if (e.ok()) endpoints_ = std::move(*e);
   }
   if (file_shares_) (void)file_shares_->Reload(old);
-  return result;
+  // What the settings name cannot be used (a target that cannot be made): the caller's input.
+  return result.code() == StatusCode::kInternal ? InvalidArgumentError(result.message()) : result;
 }
 
 Status Box::DeleteShare(const std::string& name, bool force) {

@@ -43,6 +43,13 @@ struct CertificateFiles {
   bool self_signed_default = false;  // the files are the box's own (not configured ones)
 };
 Result<CertificateFiles> EnsureBoxCertificate(const Config& c);
+// Replaces the certificate files with `chain_pem` and `key_pem`, crash-safely: both are written
+// beside them as .new files, then the key is renamed over, then the certificate; an install a
+// crash interrupted is finished (or dropped, when the certificate was not written yet) by
+// EnsureBoxCertificate. Installs are serialised.
+Status InstallCertificateFiles(const CertificateFiles& f, const std::string& chain_pem,
+                               const std::string& key_pem);
+
 // The names a self-signed box certificate is made for.
 std::vector<std::string> BoxCertificateNames(const Config& c);
 
@@ -91,7 +98,7 @@ class Box {
     return fn(endpoints_.get());
   }
 
-  // Writes `secret` to <data_dir>/secrets/<name> (0600) and returns the path.
+  // Writes `secret` to a new file <data_dir>/secrets/<name>-<random> (0600); returns its path.
   Result<std::string> SaveSecret(const std::string& name, const std::string& secret);
 
  private:

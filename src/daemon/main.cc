@@ -238,7 +238,7 @@ int Serve(const std::string& config_path, char** argv) {
   };
   auto auth = management::Auth::Open(c.data_dir + "/management", RealClock::Get(), auth_opts);
   if (!auth.ok()) return Fail(1, "users: " + auth.status().ToString());
-  management::Jobs jobs(RealClock::Get());
+  auto jobs = std::make_unique<management::Jobs>(RealClock::Get());
 
   auto box = std::make_unique<Box>(c, *st, metrics);
   if (Status s = box->StartServices(); !s.ok()) {
@@ -265,7 +265,7 @@ int Serve(const std::string& config_path, char** argv) {
   ApiContext ctx{*box,
                  **auth,
                  **alerts,
-                 jobs,
+                 *jobs,
                  api,
                  kVersion,
                  config_path,
@@ -344,6 +344,7 @@ int Serve(const std::string& config_path, char** argv) {
   stopping = true;
   health.join();
   api.Stop();
+  jobs.reset();   // cancels running jobs and waits for them: they use the box and the store
   box.reset();    // object endpoints, file shares, then uploads
   audit.reset();  // writes the lines of what was committed
   st.reset();     // commits open files, drains the committer

@@ -162,6 +162,7 @@ Result<sync::Refresher::Pass> UploadService::Refresh(const std::string& share,
 
 UploadService::~UploadService() {
   stop_ = true;
+  if (uploader_) uploader_->Stop();
   // First no more recalls (a refresh recalling a pinned file then fails at once), waiting
   // for the fetches in flight; then the threads.
   store_.SetCacheHooks(nullptr);

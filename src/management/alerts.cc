@@ -325,10 +325,11 @@ void Alerts::Impl::Record(std::string_view event, const Alert& a) {
       static_cast<uint64_t>(st.st_size) >= options.log_max_bytes) {
     // The next append starts a new file: it opens with what is active.
     for (const auto& [key, seq] : active) {
-      Append(ToJson("active", history.at(seq), now_ns).dump() + "\n");
+      Append(ToJson("active", history.at(seq), now_ns).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     }
   }
-  std::string body = ToJson(event, a, now_ns).dump();
+  std::string body =
+      ToJson(event, a, now_ns).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   Append(body + "\n");
 
   const std::string where = a.subject.empty() ? "" : " [" + a.subject + "]";

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <charconv>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -146,8 +147,11 @@ Result<int64_t> ApiRequest::QueryInt(const std::string& name, int64_t fallback, 
       v.find('-', 1) != std::string::npos) {
     return InvalidArgumentError(msg);
   }
-  int64_t n = std::stoll(v);
-  if (n < lo || n > hi) return InvalidArgumentError(msg);
+  int64_t n = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (ec != std::errc() || end != v.data() + v.size() || n < lo || n > hi) {
+    return InvalidArgumentError(msg);
+  }
   return n;
 }
 
@@ -531,7 +535,9 @@ struct ManagementApi::Impl {
       res = InternalError("the server failed; see the error log");
     }
     int status = res.ok() ? res->status : HttpStatusOf(res.status().code());
-    if (req.method != Verb::get) Audit(req, std::string(bh::to_string(req.method)), status);
+    if (req.method != Verb::get || (res.ok() && res->audit)) {
+      Audit(req, std::string(bh::to_string(req.method)), status);
+    }
     if (!res.ok()) return fail(res.status());
     Respond(ex, keep_alive, *res);
   }

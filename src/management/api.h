@@ -70,6 +70,7 @@ struct ApiResponse {
   std::string file_path;
   std::string download_name;
   std::vector<std::pair<std::string, std::string>> headers;
+  bool audit = false;  // a GET that goes to the API audit log too (a recovery-key download)
 
   static ApiResponse Json(nlohmann::json body, int status = 200);
   static ApiResponse NoContent();

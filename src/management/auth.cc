@@ -31,6 +31,7 @@
 #include <algorithm>
 #include <deque>
 #include <nlohmann/json.hpp>
+#include <semaphore>
 #include <utility>
 
 #include "crypto/hash.h"
@@ -191,7 +192,20 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   return sodium_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
+// argon2id takes mem_limit (64 MiB) per hash: at most two run at once, whatever the number of
+// sign-in requests, so a flood of logins queues instead of exhausting memory.
+std::counting_semaphore<2>& ArgonSlots() {
+  static std::counting_semaphore<2> slots(2);
+  return slots;
+}
+
+struct ArgonSlot {
+  ArgonSlot() { ArgonSlots().acquire(); }
+  ~ArgonSlot() { ArgonSlots().release(); }
+};
+
 Result<std::string> HashPassword(const std::string& password, const AuthOptions& options) {
+  ArgonSlot slot;
   char out[crypto_pwhash_STRBYTES];
   if (crypto_pwhash_str(out, password.data(), password.size(), options.ops_limit,
                         options.mem_limit) != 0) {
@@ -202,6 +216,7 @@ Result<std::string> HashPassword(const std::string& password, const AuthOptions&
 
 bool VerifyPassword(const std::string& hash, const std::string& password) {
   if (password.size() > kMaxPasswordBytes) return false;
+  ArgonSlot slot;
   return crypto_pwhash_str_verify(hash.c_str(), password.data(), password.size()) == 0;
 }
 

@@ -116,11 +116,18 @@ Status Uploader::Pace(uint64_t bytes) {
       bucket_.SetRate(rate);
       if (rate != std::optional<uint64_t>(0)) wait = bucket_.Reserve(bytes);
     }
+    if (stopping_) return UnavailableError("the uploader is stopping");
     if (rate == std::optional<uint64_t>(0)) {
-      options_.sleep(std::chrono::seconds(1));  // a paused window: wait it out
+      options_.sleep(std::chrono::milliseconds(200));  // a paused window: wait it out
       continue;
     }
-    if (wait.count() > 0) options_.sleep(wait);
+    // Long waits in steps, so Stop is seen.
+    while (wait.count() > 0) {
+      auto step = std::min<std::chrono::nanoseconds>(wait, std::chrono::milliseconds(200));
+      options_.sleep(step);
+      wait -= step;
+      if (stopping_) return UnavailableError("the uploader is stopping");
+    }
     sent_bytes_ += bytes;
     return Status::Ok();
   }

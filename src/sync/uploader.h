@@ -94,6 +94,11 @@ class Uploader {
 
   static constexpr char kConsumer[] = "uploader";
 
+  // Asks a RunOnce in progress to stop soon: waits of the bandwidth schedule (a paused window,
+  // the token bucket) end at once with Unavailable, so the files in flight are retried later.
+  // Any thread.
+  void Stop() { stopping_ = true; }
+
  private:
   enum class Outcome { kSkipped, kUploaded, kChanged, kConflict, kRetried, kFailed, kPaused };
   Result<Outcome> UploadOne(store::UploadItem& item, const std::string& share_name, int64_t now);
@@ -131,6 +136,7 @@ class Uploader {
   prometheus::Gauge* budget_spent_ = nullptr;
   prometheus::Gauge* rate_ = nullptr;
   std::atomic<uint64_t> sent_bytes_{0};  // handed to the network (Pace)
+  std::atomic<bool> stopping_{false};
   Mutex bucket_mu_;
   TokenBucket bucket_ GUARDED_BY(bucket_mu_);
   prometheus::Counter* files_uploaded_ = nullptr;

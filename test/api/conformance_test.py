@@ -917,7 +917,7 @@ class Conformance:
             FAIL.add("PATCH /api/v1/device name \"\" should go back to %r: %s" %
                      (before.get("name"), short(r.data)))
 
-        c("GET", "/api/v1/alerts/settings", token=rd, expect=200)
+        c("GET", "/api/v1/alerts/settings", token=a, expect=200)
         c("PUT", "/api/v1/alerts/settings", body={"webhook": "https://hooks.example/fs"},
           token=a, expect=200)
         c("PUT", "/api/v1/alerts/settings", body={"webhook": "ftp://x"}, token=a, expect=400)
@@ -1254,6 +1254,7 @@ class Conformance:
         a = self.admin()
         op = self.tokens["operator"]
         cloud = os.path.join(self.tmp, "cloud-bad")
+        os.makedirs(cloud, exist_ok=True)  # a localfs account names an existing folder
         return {
             ("POST", "/api/v1/setup"): dict(
                 token=None, body={"setup_code": "ABCD-EFGH-JKLM-NPQR-STUV-WXYZ-2345-6789",
