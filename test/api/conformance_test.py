@@ -666,6 +666,7 @@ class Conformance:
         self.flow_encryption()
         self.flow_jobs()
         self.flow_logs()
+        self.flow_secrets_never_leave()
         self.flow_certificates()
         self.flow_alerts()
         self.flow_health_and_metrics()
@@ -1002,6 +1003,97 @@ class Conformance:
           expect=404)
         c("GET", "/api/v1/jobs/{id}/download", params={"id": "job-000000000000"}, token=op,
           expect=404)
+
+    def flow_secrets_never_leave(self):
+        """Secrets given to the box appear in no answer, log, settings file or support
+        package, even when planted in a log on purpose."""
+        c, a, op = self.c, self.admin(), self.tokens["operator"]
+        import base64
+        key = base64.b64encode(os.urandom(48)).decode()
+        sig = "SiG" + base64.urlsafe_b64encode(os.urandom(18)).decode().rstrip("=")
+        sas = "sv=2024-05-04&ss=b&srt=co&sp=rwdl&se=2030-01-01T00:00:00Z&sig=" + sig
+        s3_secret = "S3s3cr3t" + base64.b64encode(os.urandom(15)).decode()
+        password = "Pw-" + base64.b64encode(os.urandom(12)).decode()
+        c("POST", "/api/v1/storage-accounts", token=a, expect=201,
+          body={"name": "leaky-az", "type": "azure", "endpoint": "http://127.0.0.1:1/acct",
+                "account": "leakyacct", "key": key})
+        c("POST", "/api/v1/storage-accounts", token=a, expect=201,
+          body={"name": "leaky-sas", "type": "azure", "endpoint": "http://127.0.0.1:1/acct",
+                "sas": sas})
+        c("POST", "/api/v1/storage-accounts", token=a, expect=201,
+          body={"name": "leaky-s3", "type": "s3", "endpoint": "http://127.0.0.1:1",
+                "access_key_id": "AKIALEAKY", "secret_access_key": s3_secret})
+        # A share on the SAS account: its failing uploads and health checks write errors.
+        c("POST", "/api/v1/shares", token=a, expect=201,
+          body={"name": "leaky", "storage_account": "leaky-sas", "container": "leaky"})
+        k = c("POST", "/api/v1/access-keys", token=a, expect=201,
+              body={"user": "leaky", "read": ["leaky"]})
+        key_secret = (k.json or {}).get("secret", "")
+        c("POST", "/api/v1/users", token=a, expect=201,
+          body={"name": "leaky", "role": "reader", "password": password})
+        session = self.login("leaky", password)
+        secrets = {"account key": key, "sas signature": sig, "s3 secret": s3_secret,
+                   "access key secret": key_secret, "password": password,
+                   "session token": session or ""}
+        with open(os.path.join(self.daemon.data_dir, "logs", "planted.log"), "w") as f:
+            f.write("debug: key=%s sas=?%s secret %s\n" % (key, sas, s3_secret))
+            f.write('{"password": "%s", "token": "%s"}\n' % (password, session))
+        for path in ("/api/v1/storage-accounts", "/api/v1/access-keys", "/api/v1/users"):
+            r = c("GET", path, token=a, expect=200)
+            for what, v in secrets.items():
+                if v and v.encode() in r.data:
+                    FAIL.add("%s appears in GET %s" % (what, path))
+        r = c("POST", "/api/v1/support-package", body={}, token=op, expect=202)
+        job = self.wait_job(r.json["job"], op) if r.status == 202 and r.json else None
+        if not job or job["state"] != "succeeded":
+            FAIL.add("no support package to check for secrets: %s" % jdump(job, 300))
+            return
+        d = c("GET", "/api/v1/jobs/{id}/download", params={"id": job["id"]}, token=op,
+              expect=200)
+        pkg = os.path.join(self.tmp, "secrets.tar.zst")
+        out = os.path.join(self.tmp, "secrets-unpacked")
+        with open(pkg, "wb") as f:
+            f.write(d.data)
+        os.makedirs(out, exist_ok=True)
+        if subprocess.call(["tar", "--zstd", "-xf", pkg, "-C", out]) != 0:
+            FAIL.add("the support package does not unpack with tar --zstd")
+            return
+        texts = {}
+        for root, _, files in os.walk(out):
+            for name in files:
+                with open(os.path.join(root, name), "rb") as f:
+                    texts[os.path.relpath(os.path.join(root, name), out)] = f.read()
+        if not any(n.endswith("planted.log") for n in texts):
+            FAIL.add("the support package has no logs/planted.log: %s" % sorted(texts))
+        files_on_box = {}
+        for name in ("settings.toml", os.path.join("logs", "api-audit.log"),
+                     os.path.join("logs", "alerts.log")):
+            p = os.path.join(self.daemon.data_dir, name)
+            if os.path.exists(p):
+                with open(p, "rb") as f:
+                    files_on_box["<data_dir>/" + name] = f.read()
+        files_on_box["the daemon's log"] = "".join(self.daemon.lines).encode()
+        for what, v in secrets.items():
+            if not v:
+                continue
+            forms = {v, base64.b64encode(v.encode()).decode(),
+                     urllib.parse.quote(v, safe="")}
+            for name, data in list(texts.items()):
+                for form in forms:
+                    if form.encode() in data:
+                        FAIL.add("%s is in the support package's %s" % (what, name))
+            for name, data in files_on_box.items():
+                if name.endswith("planted.log"):
+                    continue
+                if v.encode() in data:
+                    FAIL.add("%s is in %s" % (what, name))
+        c("DELETE", "/api/v1/shares/{name}", params={"name": "leaky"}, query={"force": "true"},
+          token=a, expect=204)
+        for name in ("leaky-az", "leaky-sas", "leaky-s3"):
+            c("DELETE", "/api/v1/storage-accounts/{name}", params={"name": name}, token=a,
+              expect=204)
+        c("DELETE", "/api/v1/users/{name}", params={"name": "leaky"}, token=a, expect=204)
+        os.remove(os.path.join(self.daemon.data_dir, "logs", "planted.log"))
 
     def flow_logs(self):
         c, a, rd = self.c, self.admin(), self.tokens["reader"]
