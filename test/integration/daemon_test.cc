@@ -701,6 +701,59 @@ TEST_F(DaemonTest, ShareRefreshAndFileStateFromTheCommandLine) {
   EXPECT_EQ(p->Wait(), 0) << p->output;
 }
 
+// Power: the API restarts the daemon in place (the same process, executed again, its data
+// kept) and shuts it down cleanly; the host is touched only when [device] host_power allows.
+TEST_F(DaemonTest, PowerRoutesRestartAndShutDownTheDaemon) {
+  auto p = Start({"serve", "--config", WriteConfig()}, dir_.path());
+  int port = Port(*p);
+  ASSERT_GT(port, 0);
+  std::string code = p->WaitFor("set the admin password with the setup code ");
+  code = code.substr(0, code.find(':'));
+  ASSERT_FALSE(code.empty()) << p->output;
+  auto curl = [](int at, const std::string& method, const std::string& path,
+                 const std::string& body, const std::string& token) {
+    std::string cmd = "curl -s -w ' %{http_code}' -X " + method + " http://127.0.0.1:" +
+                      std::to_string(at) + path;
+    if (!token.empty()) cmd += " -H 'Authorization: Bearer " + token + "'";
+    if (!body.empty()) cmd += " -d '" + body + "'";
+    return Shell(cmd).second;
+  };
+  auto login = [&](int at) {
+    std::string r = curl(at, "POST", "/api/v1/login",
+                         R"({"user":"admin","password":"power password 1"})", "");
+    auto j = nlohmann::json::parse(r.substr(0, r.rfind(' ')), nullptr, false);
+    return j.is_object() && j.contains("token") ? j["token"].get<std::string>() : std::string();
+  };
+  std::string r = curl(port, "POST", "/api/v1/setup",
+                       R"({"setup_code":")" + code +
+                           R"(","user":"admin","password":"power password 1"})",
+                       "");
+  ASSERT_TRUE(r.ends_with(" 201")) << r;
+  std::string token = login(port);
+  ASSERT_FALSE(token.empty());
+  // The host only with host_power; bad input changes nothing.
+  r = curl(port, "POST", "/api/v1/power", R"({"action":"restart","scope":"host"})", token);
+  EXPECT_TRUE(r.ends_with(" 409")) << r;
+  EXPECT_NE(r.find("host_power"), std::string::npos) << r;
+  r = curl(port, "POST", "/api/v1/power", R"({"action":"reboot"})", token);
+  EXPECT_TRUE(r.ends_with(" 400")) << r;
+  r = curl(port, "POST", "/api/v1/power", R"({"action":"restart"})", token);
+  EXPECT_TRUE(r.ends_with(" 202")) << r;
+  std::string again = p->WaitFor("sign in: fieldstack login --server http://127.0.0.1:", 20000);
+  ASSERT_FALSE(again.empty()) << p->output;
+  EXPECT_NE(p->output.find("restarting"), std::string::npos) << p->output;
+  int port2 = std::atoi(again.c_str());
+  // Users are kept; sessions are not (they live in memory).
+  r = curl(port2, "GET", "/api/v1/me", "", token);
+  EXPECT_TRUE(r.ends_with(" 401")) << r;
+  token = login(port2);
+  ASSERT_FALSE(token.empty());
+  r = curl(port2, "POST", "/api/v1/power", R"({"action":"shutdown"})", token);
+  EXPECT_TRUE(r.ends_with(" 202")) << r;
+  EXPECT_EQ(p->Wait(), 0) << p->output;
+  EXPECT_NE(p->output.rfind("stopped cleanly"), p->output.find("stopped cleanly"));
+}
+
 }  // namespace
 }  // namespace fieldstack
 
