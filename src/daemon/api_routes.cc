@@ -168,6 +168,23 @@ Status ApplyCache(const json& body, CacheConfig& c) {
   return Status::Ok();
 }
 
+// The box's cache settings: CacheJson and the box-only timings.
+json CacheSettingsJson(const Config& c) {
+  json j = CacheJson(c.cache);
+  j["interval_s"] = c.cache_interval_s;
+  j["backpressure_timeout_s"] = c.backpressure_timeout_s;
+  j["recall_timeout_s"] = c.recall_timeout_s;
+  return j;
+}
+
+json BandwidthJson(const Config& c) {
+  auto opt = [](const std::optional<uint64_t>& v) { return v ? json(*v) : json(nullptr); };
+  return {{"timetable", c.upload_bandwidth},
+          {"daily_budget_bytes", opt(c.upload_daily_budget)},
+          {"monthly_budget_bytes", opt(c.upload_monthly_budget)},
+          {"transfers", c.upload_transfers}};
+}
+
 std::vector<Field> ShareFields(bool create) {
   std::vector<Field> f = {{"storage_account", FieldType::kString, false, 64},
                           {"container", FieldType::kString, false, 63},
@@ -1306,15 +1323,10 @@ void RegisterRoutes(ApiContext& ctx) {
           });
 
   // ---- bandwidth, budgets, cache, device ----
-  api.Add(
-      Verb::get, "/api/v1/bandwidth", Access::kReader, [cx](ApiRequest&) -> Result<ApiResponse> {
-        Config c = cx->box.config();
-        auto opt = [](const std::optional<uint64_t>& v) { return v ? json(*v) : json(nullptr); };
-        return ApiResponse::Json({{"timetable", c.upload_bandwidth},
-                                  {"daily_budget_bytes", opt(c.upload_daily_budget)},
-                                  {"monthly_budget_bytes", opt(c.upload_monthly_budget)},
-                                  {"transfers", c.upload_transfers}});
-      });
+  api.Add(Verb::get, "/api/v1/bandwidth", Access::kReader,
+          [cx](ApiRequest&) -> Result<ApiResponse> {
+            return ApiResponse::Json(BandwidthJson(cx->box.config()));
+          });
   api.Add(
       Verb::put, "/api/v1/bandwidth", Access::kAdmin, [cx](ApiRequest& req) -> Result<ApiResponse> {
         FS_RETURN_IF_ERROR(CheckBody(req.body, {{"timetable", FieldType::kString, false, 4096},
@@ -1351,20 +1363,10 @@ void RegisterRoutes(ApiContext& ctx) {
           }
           return Status::Ok();
         }));
-        Config c = cx->box.config();
-        auto opt = [](const std::optional<uint64_t>& v) { return v ? json(*v) : json(nullptr); };
-        return ApiResponse::Json({{"timetable", c.upload_bandwidth},
-                                  {"daily_budget_bytes", opt(c.upload_daily_budget)},
-                                  {"monthly_budget_bytes", opt(c.upload_monthly_budget)},
-                                  {"transfers", c.upload_transfers}});
+        return ApiResponse::Json(BandwidthJson(cx->box.config()));
       });
   api.Add(Verb::get, "/api/v1/cache", Access::kReader, [cx](ApiRequest&) -> Result<ApiResponse> {
-    Config c = cx->box.config();
-    json j = CacheJson(c.cache);
-    j["interval_s"] = c.cache_interval_s;
-    j["backpressure_timeout_s"] = c.backpressure_timeout_s;
-    j["recall_timeout_s"] = c.recall_timeout_s;
-    return ApiResponse::Json(j);
+    return ApiResponse::Json(CacheSettingsJson(cx->box.config()));
   });
   api.Add(Verb::put, "/api/v1/cache", Access::kAdmin, [cx](ApiRequest& req) -> Result<ApiResponse> {
     std::vector<Field> fields = CacheFields();
@@ -1385,12 +1387,7 @@ void RegisterRoutes(ApiContext& ctx) {
       }
       return Status::Ok();
     }));
-    Config c = cx->box.config();
-    json j = CacheJson(c.cache);
-    j["interval_s"] = c.cache_interval_s;
-    j["backpressure_timeout_s"] = c.backpressure_timeout_s;
-    j["recall_timeout_s"] = c.recall_timeout_s;
-    return ApiResponse::Json(j);
+    return ApiResponse::Json(CacheSettingsJson(cx->box.config()));
   });
   auto device_json = [cx]() {
     Config c = cx->box.config();

@@ -23,6 +23,7 @@
 #include "cloud/s3/s3_store.h"
 #include "platform/file.h"
 #include "store/store.h"
+#include "test/support/daemon_proc.h"
 #include "test/support/private_net.h"
 #include "test/support/rgw.h"
 #include "test/support/temp_dir.h"
@@ -34,76 +35,11 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bh = boost::beast::http;
 
-struct Proc {
-  pid_t pid = -1;
-  int err = -1;  // the child's stdout and stderr
-  std::string output;
-
-  // Reads output until `needle` appears or `timeout_ms` passes; returns the rest of that line
-  // ("" on timeout).
-  std::string WaitFor(const std::string& needle, int timeout_ms = 10000) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    for (;;) {
-      size_t at = output.find(needle);
-      if (at != std::string::npos) {
-        size_t from = at + needle.size();
-        size_t eol = output.find('\n', from);
-        if (eol != std::string::npos) return output.substr(from, eol - from);
-      }
-      int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                      deadline - std::chrono::steady_clock::now())
-                                      .count());
-      if (left <= 0) return "";
-      pollfd p{err, POLLIN, 0};
-      if (::poll(&p, 1, left) <= 0) continue;
-      char buf[4096];
-      ssize_t n = ::read(err, buf, sizeof buf);
-      if (n <= 0) return "";
-      output.append(buf, static_cast<size_t>(n));
-    }
-  }
-
-  // Waits for exit (reading the rest of the output); returns the exit code, or -signal.
-  int Wait() {
-    char buf[4096];
-    ssize_t n;
-    while ((n = ::read(err, buf, sizeof buf)) > 0) output.append(buf, static_cast<size_t>(n));
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    ::close(err);
-    pid = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-  }
-
-  ~Proc() {
-    if (pid > 0) {
-      ::kill(pid, SIGKILL);
-      Wait();
-    }
-  }
-};
+using Proc = testing::DaemonProc;
 
 std::unique_ptr<Proc> Start(const std::vector<std::string>& args, const std::string& cwd,
                             const std::vector<std::string>& env = {}) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return nullptr;
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(fds[1], 1);
-    ::dup2(fds[1], 2);
-    if (::chdir(cwd.c_str()) != 0) ::_exit(126);
-    for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
-    std::vector<char*> argv = {const_cast<char*>(FS_BINARY)};
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execv(FS_BINARY, argv.data());
-    ::_exit(127);
-  }
-  ::close(fds[1]);
-  auto p = std::make_unique<Proc>();
-  p->pid = pid;
-  p->err = fds[0];
-  return p;
+  return testing::StartProc(FS_BINARY, args, cwd, env);
 }
 
 bh::response<bh::string_body> HttpGet(int port, const std::string& target) {
@@ -193,8 +129,7 @@ TEST_F(DaemonTest, RunsOnEmbeddedDefaultsWithoutConfig) {
   auto p = Start({"serve"}, dir_.path());
   // HTTPS with the box's own certificate, and nothing answers without a token.
   EXPECT_NE(p->WaitFor("serving on https://127.0.0.1:8480"), "") << p->output;
-  EXPECT_NE(p->WaitFor("first start: set the admin password with the setup code"), "")
-      << p->output;
+  EXPECT_NE(p->WaitFor("first start: set the admin password with the setup code"), "") << p->output;
   EXPECT_NE(p->WaitFor("shares: "), "") << p->output;
   EXPECT_NE(p->output.find("shares: default (local)"), std::string::npos) << p->output;
   EXPECT_NE(p->output.find("data in ./fieldstack-data"), std::string::npos) << p->output;
@@ -548,10 +483,10 @@ TEST_F(DaemonTest, ServesS3AndBlobOverHttpsUploadsWhatArrivesAndSurvivesAKillMid
   std::string config = WriteConfig(
       "[[shares]]\nname = \"ingest\"\nkind = \"cloud\"\n[shares.target]\ntype = \"localfs\"\n"
       "path = \"" +
-      exported +
-      "\"\n[s3]\nenabled = true\nport = 0\n[blob]\nenabled = true\n"
-      "port = 0\n[[access_keys]]\nuser = \"field\"\nid = \"FIELDKEY1\"\nsecret_file = \"" +
-      (dir_ / "key.secret") + "\"\nwrite = [\"ingest\"]\n",
+          exported +
+          "\"\n[s3]\nenabled = true\nport = 0\n[blob]\nenabled = true\n"
+          "port = 0\n[[access_keys]]\nuser = \"field\"\nid = \"FIELDKEY1\"\nsecret_file = \"" +
+          (dir_ / "key.secret") + "\"\nwrite = [\"ingest\"]\n",
       /*tls=*/true);
   auto p = Start({"serve", "--config", config}, dir_.path());
   std::string s3 = p->WaitFor("s3: serving https://127.0.0.1:");
@@ -712,22 +647,21 @@ TEST_F(DaemonTest, PowerRoutesRestartAndShutDownTheDaemon) {
   ASSERT_FALSE(code.empty()) << p->output;
   auto curl = [](int at, const std::string& method, const std::string& path,
                  const std::string& body, const std::string& token) {
-    std::string cmd = "curl -s -w ' %{http_code}' -X " + method + " http://127.0.0.1:" +
-                      std::to_string(at) + path;
+    std::string cmd = "curl -s -w ' %{http_code}' -X " + method +
+                      " http://127.0.0.1:" + std::to_string(at) + path;
     if (!token.empty()) cmd += " -H 'Authorization: Bearer " + token + "'";
     if (!body.empty()) cmd += " -d '" + body + "'";
     return Shell(cmd).second;
   };
   auto login = [&](int at) {
-    std::string r = curl(at, "POST", "/api/v1/login",
-                         R"({"user":"admin","password":"power password 1"})", "");
+    std::string r =
+        curl(at, "POST", "/api/v1/login", R"({"user":"admin","password":"power password 1"})", "");
     auto j = nlohmann::json::parse(r.substr(0, r.rfind(' ')), nullptr, false);
     return j.is_object() && j.contains("token") ? j["token"].get<std::string>() : std::string();
   };
-  std::string r = curl(port, "POST", "/api/v1/setup",
-                       R"({"setup_code":")" + code +
-                           R"(","user":"admin","password":"power password 1"})",
-                       "");
+  std::string r =
+      curl(port, "POST", "/api/v1/setup",
+           R"({"setup_code":")" + code + R"(","user":"admin","password":"power password 1"})", "");
   ASSERT_TRUE(r.ends_with(" 201")) << r;
   std::string token = login(port);
   ASSERT_FALSE(token.empty());
