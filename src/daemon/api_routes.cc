@@ -177,12 +177,22 @@ json CacheSettingsJson(const Config& c) {
   return j;
 }
 
+// The schedule and budgets, and the rates in force now ("current"; null: unlimited).
 json BandwidthJson(const Config& c) {
   auto opt = [](const std::optional<uint64_t>& v) { return v ? json(*v) : json(nullptr); };
+  sync::Rates now;
+  if (!c.upload_bandwidth.empty()) {
+    if (auto sched = sync::BandwidthSchedule::ParseTimetable(c.upload_bandwidth); sched.ok()) {
+      now = sched->At(RealClock::Get().NowUnixNanos());
+    }
+  }
   return {{"timetable", c.upload_bandwidth},
           {"daily_budget_bytes", opt(c.upload_daily_budget)},
           {"monthly_budget_bytes", opt(c.upload_monthly_budget)},
-          {"transfers", c.upload_transfers}};
+          {"transfers", c.upload_transfers},
+          {"current",
+           {{"up_bytes_per_s", opt(now.up_bytes_per_s)},
+            {"down_bytes_per_s", opt(now.down_bytes_per_s)}}}};
 }
 
 std::vector<Field> ShareFields(bool create) {
@@ -793,6 +803,15 @@ void CheckHealth(ApiContext& ctx, HealthState& state) {
       RaiseOnce(ctx.alerts, "cloud.unreachable", subject, st.ToString());
     }
   }
+}
+
+void SampleHistory(ApiContext& ctx) {
+  std::string text = ctx.metrics_text();
+  uint64_t pending = 0;
+  if (auto p = ctx.box.store().PendingUploads(); p.ok()) pending = *p;
+  ctx.history.Sample(
+      NowUnix(), static_cast<uint64_t>(MetricSum(text, "fieldstack_upload_bytes_total")),
+      static_cast<uint64_t>(MetricSum(text, "fieldstack_recall_bytes_total")), pending);
 }
 
 void RegisterRoutes(ApiContext& ctx) {
@@ -1500,7 +1519,12 @@ void RegisterRoutes(ApiContext& ctx) {
         if (kind == "api" && req.principal->role != management::Role::kAdmin) {
           return PermissionDeniedError("the API audit log needs the admin role");
         }
-        FS_ASSIGN_OR_RETURN(int64_t limit, req.QueryInt("limit", 100, 1, 1000));
+        std::string format = req.Query("format", "json");
+        if (format != "json" && format != "jsonl") {
+          return InvalidArgumentError("query parameter 'format' must be json or jsonl");
+        }
+        FS_ASSIGN_OR_RETURN(int64_t limit,
+                            req.QueryInt("limit", 100, 1, format == "jsonl" ? 100000 : 1000));
         FS_ASSIGN_OR_RETURN(int64_t offset, req.QueryInt("offset", 0, 0, 1'000'000));
         std::string share = req.Query("share"), result = req.Query("result"),
                     prefix = req.Query("path");
@@ -1541,6 +1565,14 @@ void RegisterRoutes(ApiContext& ctx) {
           for (size_t i = before; i < out.size(); ++i) {
             if (!out[i].contains("share")) out[i]["share"] = share_name;
           }
+        }
+        if (format == "jsonl") {  // a download of what the filters matched
+          ApiResponse r;
+          r.content_type = "application/x-ndjson";
+          for (const auto& e : out) r.text += JsonText(e) + "\n";
+          r.headers.push_back(
+              {"Content-Disposition", "attachment; filename=\"fieldstack-" + kind + ".log\""});
+          return r;
         }
         return ApiResponse::Json(
             {{"entries", out},
@@ -1857,6 +1889,10 @@ void RegisterRoutes(ApiContext& ctx) {
             std::string text = cx->metrics_text();
             uint64_t pending = 0;
             if (auto p = cx->box.store().PendingUploads(); p.ok()) pending = *p;
+            json oldest = nullptr;
+            if (auto o = cx->box.store().OldestPendingUploadNs(); o.ok() && *o > 0) {
+              oldest = std::max<int64_t>(0, (RealClock::Get().NowUnixNanos() - *o) / 1'000'000'000);
+            }
             return ApiResponse::Json(
                 {{"uploaded_files", MetricSum(text, "fieldstack_upload_files_total")},
                  {"uploaded_bytes", MetricSum(text, "fieldstack_upload_bytes_total")},
@@ -1864,11 +1900,31 @@ void RegisterRoutes(ApiContext& ctx) {
                  {"upload_rate_bytes_per_second",
                   MetricSum(text, "fieldstack_upload_rate_bytes_per_second")},
                  {"pending_files", pending},
+                 {"oldest_pending_age_s", oldest},
                  {"recalled_bytes", MetricSum(text, "fieldstack_recall_bytes_total")},
                  {"evictions", MetricSum(text, "fieldstack_cache_evictions_total")},
                  {"cache_backpressure", MetricSum(text, "fieldstack_cache_backpressure")},
                  {"store_bytes_written", MetricSum(text, "fieldstack_store_bytes_written_total")},
                  {"store_bytes_read", MetricSum(text, "fieldstack_store_bytes_read_total")}});
+          });
+  api.Add(Verb::get, "/api/v1/metrics/history", Access::kReader,
+          [cx](ApiRequest& req) -> Result<ApiResponse> {
+            std::string window = req.Query("window", "hour");
+            if (window != "hour" && window != "day") {
+              return InvalidArgumentError("query parameter 'window' must be hour or day");
+            }
+            json points = json::array();
+            for (const auto& p : cx->history.Points(window)) {
+              points.push_back({{"time", Iso(p.unix_s)},
+                                {"upload_bytes_per_s", p.upload_bytes_per_s},
+                                {"download_bytes_per_s", p.download_bytes_per_s},
+                                {"pending_files", p.pending_files}});
+            }
+            return ApiResponse::Json(
+                {{"window", window},
+                 {"step_s", window == "hour" ? management::MetricsHistory::kHourStep
+                                             : management::MetricsHistory::kDayStep},
+                 {"points", points}});
           });
   api.Add(Verb::post, "/api/v1/power", Access::kAdmin,
           [cx](ApiRequest& req) -> Result<ApiResponse> {

@@ -16,6 +16,7 @@
 #include "management/api.h"
 #include "management/auth.h"
 #include "management/diagnostics.h"
+#include "management/history.h"
 #include "management/jobs.h"
 
 namespace fieldstack::daemon {
@@ -26,6 +27,7 @@ struct ApiContext {
   management::Alerts& alerts;
   management::Jobs& jobs;
   management::ManagementApi& api;
+  management::MetricsHistory& history;
   std::string version;
   std::string config_path;  // empty: embedded defaults
   int64_t started_mono_ns = 0;
@@ -58,5 +60,8 @@ struct HealthState {
 // data budget, memory, smbd and ganesha, the data volume's health and the clock (the last two
 // every 10th pass). One pass; the daemon runs it every [alerts] health_interval_s.
 void CheckHealth(ApiContext& ctx, HealthState& state);
+
+// Adds a point of the throughput history (bytes uploaded and recalled, files waiting).
+void SampleHistory(ApiContext& ctx);
 
 }  // namespace fieldstack::daemon

@@ -139,7 +139,8 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
   if (c.data_dir.empty()) return p.Error("data_dir", "must not be empty");
   Status st;
   if (const toml::table* t = p.Table(root, "http", st)) {
-    FS_RETURN_IF_ERROR(p.Known(*t, "http", {"address", "port", "public"}));
+    FS_RETURN_IF_ERROR(p.Known(*t, "http", {"address", "port", "public", "ui_dir"}));
+    FS_RETURN_IF_ERROR(p.String(*t, "http.", "ui_dir", c.ui_dir));
     FS_RETURN_IF_ERROR(p.String(*t, "http.", "address", c.http_address));
     FS_RETURN_IF_ERROR(p.Strings(*t, "http.", "public", "[\"/healthz\"]", c.http_public));
     for (const std::string& path : c.http_public) {

@@ -157,6 +157,9 @@ struct Config {
                             // on the daemon
   // [http] public: paths answered without a token ("/healthz", "/metrics").
   std::vector<std::string> http_public;
+  // [http] ui_dir: the web UI's built files; empty: the build's web/dist, or
+  // <bin>/../share/fieldstack/web when installed.
+  std::string ui_dir;
   // [alerts]
   std::string alerts_webhook;
   std::string alerts_webhook_ca_file;

@@ -48,6 +48,7 @@
 #include "management/alerts.h"
 #include "management/api.h"
 #include "management/auth.h"
+#include "management/history.h"
 #include "management/jobs.h"
 #include "platform/file.h"
 #include "store/store.h"
@@ -174,6 +175,20 @@ void Reload(const std::string& config_path, Box& box) {
   spdlog::info("reload: settings applied (ports, TLS and paths take a restart)");
 }
 
+// Where the web UI's files are: [http] ui_dir, or the build's web/dist, or beside an installed
+// binary; "" (no UI, the API still answers) when none has an index.html.
+std::string UiDir(const Config& c) {
+  if (!c.ui_dir.empty()) return c.ui_dir;
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  std::vector<std::string> candidates = {FS_WEB_DIR};
+  if (!ec) candidates.push_back((exe.parent_path() / "../share/fieldstack/web").string());
+  for (const auto& dir : candidates) {
+    if (platform::PathExists(dir + "/index.html")) return dir;
+  }
+  return "";
+}
+
 // What the power route asked for, acted on after the daemon has stopped.
 struct PowerRequest {
   std::atomic<bool> asked{false};
@@ -250,6 +265,7 @@ int Serve(const std::string& config_path, char** argv) {
   api_opts.server.port = c.http_port;
   api_opts.log_dir = c.data_dir + "/logs";
   for (const auto& p : c.http_public) api_opts.public_paths.insert(p);
+  api_opts.ui_dir = UiDir(c);
   CertificateFiles cert;
   if (!c.allow_http || c.s3.enabled || c.blob.enabled) {
     auto files = EnsureBoxCertificate(c);
@@ -261,12 +277,14 @@ int Serve(const std::string& config_path, char** argv) {
     api_opts.server.tls_key_file = cert.key;
   }
   management::ManagementApi api(api_opts, **auth);
+  management::MetricsHistory history;
   PowerRequest power;
   ApiContext ctx{*box,
                  **auth,
                  **alerts,
                  *jobs,
                  api,
+                 history,
                  kVersion,
                  config_path,
                  started_ns,
@@ -306,6 +324,11 @@ int Serve(const std::string& config_path, char** argv) {
       }
     }
   }
+  if (!api_opts.ui_dir.empty()) {
+    spdlog::info("web UI: {}/ (files in {})", url, api_opts.ui_dir);
+  } else {
+    spdlog::info("web UI: not built (make web); the API and CLI work without it");
+  }
   if ((*auth)->NeedsSetup()) {
     // Printed once: whoever can read the console may set the admin password.
     spdlog::warn(
@@ -338,11 +361,22 @@ int Serve(const std::string& config_path, char** argv) {
     }
   });
 
+  // The dashboard's throughput history, every 10 s.
+  std::thread sampler([&] {
+    while (!stopping) {
+      SampleHistory(ctx);
+      for (int i = 0; i < 100 && !stopping; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    }
+  });
+
   int sig = 0;
   while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) Reload(config_path, *box);
   spdlog::info("received {}, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   stopping = true;
   health.join();
+  sampler.join();
   api.Stop();
   jobs.reset();   // cancels running jobs and waits for them: they use the box and the store
   box.reset();    // object endpoints, file shares, then uploads

@@ -142,7 +142,7 @@ TEST_F(AlertsTest, RaiseUpdateAcknowledgeClear) {
   ASSERT_TRUE(alerts->Raise("cloud.unreachable", "acct1", "DNS failed").ok());
   auto active = alerts->Active();
   ASSERT_EQ(active.size(), 1u);
-  const Alert& a = active[0];
+  const Alert a = active[0];  // a copy: `active` is reassigned below
   EXPECT_EQ(a.id, "cloud.unreachable");
   EXPECT_EQ(a.category, "cloud");
   EXPECT_EQ(a.severity, Severity::kCritical);

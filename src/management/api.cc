@@ -7,6 +7,8 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <map>
 
 #include "common/mutex.h"
 #include "platform/file.h"
@@ -432,6 +434,68 @@ struct ManagementApi::Impl {
     (void)ex.Respond(std::move(res));
   }
 
+  // Serves `path` from the UI's files, or index.html for a path without a file extension
+  // (the UI's own routes). False when there is no UI or no such file.
+  bool ServeUi(fh::Exchange& ex, const std::string& path, bool head_only) {
+    if (options.ui_dir.empty()) return false;
+    auto decoded = Decode(path, false);
+    if (!decoded) return false;
+    std::string rel = *decoded == "/" ? "/index.html" : *decoded;
+    for (size_t pos = 1; pos <= rel.size();) {
+      size_t slash = std::min(rel.find('/', pos), rel.size());
+      std::string_view seg(rel.data() + pos, slash - pos);
+      if (seg == ".." || seg == "." || (seg.empty() && slash < rel.size())) return false;
+      pos = slash + 1;
+    }
+    std::string file = options.ui_dir + rel;
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(file, ec)) {
+      std::string last = rel.substr(rel.rfind('/') + 1);
+      if (last.find('.') != std::string::npos) return false;  // a missing asset
+      file = options.ui_dir + "/index.html";
+      if (!std::filesystem::is_regular_file(file, ec)) return false;
+    }
+    std::ifstream in(file, std::ios::binary);
+    std::string body((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in.good() && !in.eof()) return false;
+    static const std::map<std::string, std::string> kTypes = {
+        {".html", "text/html; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".svg", "image/svg+xml"},
+        {".png", "image/png"},
+        {".ico", "image/x-icon"},
+        {".json", "application/json"},
+        {".woff2", "font/woff2"},
+        {".txt", "text/plain; charset=utf-8"},
+        {".map", "application/json"}};
+    std::string ext = file.substr(std::min(file.rfind('.'), file.size()));
+    auto type = kTypes.find(ext);
+    fh::Response res;
+    res.result(200);
+    res.version(11);
+    res.set(bh::field::content_type,
+            type == kTypes.end() ? "application/octet-stream" : type->second);
+    // Hashed asset names never change; index.html must be fetched again after an upgrade.
+    res.set(bh::field::cache_control,
+            rel.starts_with("/assets/") ? "public, max-age=31536000, immutable" : "no-cache");
+    res.set("Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+            "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
+    res.set("X-Content-Type-Options", "nosniff");
+    res.set("X-Frame-Options", "DENY");
+    res.set("Referrer-Policy", "no-referrer");
+    res.keep_alive(true);
+    if (head_only) {
+      res.content_length(body.size());
+    } else {
+      res.body() = std::move(body);
+      res.prepare_payload();
+    }
+    (void)ex.Respond(std::move(res));
+    return true;
+  }
+
   void Handle(fh::Exchange& ex) {
     const fh::RequestHeader& h = ex.header();
     bool keep_alive = true;  // the server closes when the request or the body says so
@@ -468,6 +532,10 @@ struct ManagementApi::Impl {
       if (!allowed.empty()) {
         return fail({StatusCode::kInvalidArgument, "method not allowed; use " + allowed},
                     {{"Allow", allowed}});
+      }
+      if ((req.method == Verb::get || req.method == Verb::head) && !path.starts_with("/api/") &&
+          ServeUi(ex, path, req.method == Verb::head)) {
+        return;
       }
       return Send(ex, keep_alive, 404,
                   Dump(ErrorBody(NotFoundError("no such route: " + path.substr(0, 200)))),

@@ -16,6 +16,9 @@
 // {"error": {"code": "invalid_argument", "message": "..."}} with the HTTP status from
 // HttpStatusOf (the one place Status codes become HTTP statuses).
 //
+// The web UI (ApiOptions::ui_dir) is served from the same port with a strict
+// Content-Security-Policy: nothing but the box itself is loaded or connected to.
+//
 // Every call of a route that is not a GET is one JSON line in <log_dir>/api-audit.log: time,
 // user, token id (a prefix), peer, method, path, status. Bodies are never logged.
 //
@@ -105,6 +108,10 @@ struct ApiOptions {
   frontends::http::ServerOptions server;  // address, port, TLS files, body limit
   std::set<std::string> public_paths;     // of "/metrics", "/healthz"
   std::string log_dir;                    // api-audit.log
+  // The web UI's built files (index.html, assets/): GET of any path outside /api/ that no
+  // route takes is a file from here, public (the UI signs in through the API), or index.html
+  // for the UI's own routes. Empty or missing: no UI.
+  std::string ui_dir;
 };
 
 struct RouteInfo {

@@ -278,5 +278,34 @@ TEST_F(ApiTest, ServesTlsAndReloadsANewCertificateForNewConnections) {
   EXPECT_EQ(Call("GET", base_ + "/api/v1/public", "", "", b_crt).status, 200);
 }
 
+TEST_F(ApiTest, ServesTheUiFilesPubliclyWithAStrictPolicy) {
+  ASSERT_TRUE(platform::MakeDirs(dir_ / "ui/assets").ok());
+  ASSERT_TRUE(platform::WriteFileAtomic(dir_ / "ui/index.html", "<html>box</html>").ok());
+  ASSERT_TRUE(platform::WriteFileAtomic(dir_ / "ui/assets/app-1a2b.js", "let x = 1;").ok());
+  ASSERT_TRUE(platform::WriteFileAtomic(dir_ / "secret.txt", "outside").ok());
+  ApiOptions o;
+  o.ui_dir = dir_ / "ui";
+  Start(o);
+  auto index = Call("GET", base_ + "/");
+  EXPECT_EQ(index.status, 200);
+  EXPECT_EQ(index.body, "<html>box</html>");
+  EXPECT_NE(index.headers.find("Content-Security-Policy: default-src 'self'"), std::string::npos);
+  EXPECT_NE(index.headers.find("text/html"), std::string::npos);
+  auto js = Call("GET", base_ + "/assets/app-1a2b.js");
+  EXPECT_EQ(js.body, "let x = 1;");
+  EXPECT_NE(js.headers.find("text/javascript"), std::string::npos);
+  EXPECT_NE(js.headers.find("immutable"), std::string::npos);
+  // The UI's own routes get index.html; missing assets and escapes get 404.
+  EXPECT_EQ(Call("GET", base_ + "/shares/edit").body, "<html>box</html>");
+  EXPECT_EQ(Call("GET", base_ + "/assets/missing.js").status, 404);
+  EXPECT_EQ(Call("GET", base_ + "/%2e%2e/secret.txt").status, 404);
+  EXPECT_EQ(Call("GET", base_ + "/assets/..%2f..%2fsecret.txt").status, 404);
+  // The API is not the UI: unknown API paths stay JSON 404s, and routes need their tokens.
+  auto api = Call("GET", base_ + "/api/v1/nothing");
+  EXPECT_EQ(api.status, 404);
+  EXPECT_EQ(api.Json()["error"]["code"], "not_found");
+  EXPECT_EQ(Call("GET", base_ + "/metrics").status, 401);
+}
+
 }  // namespace
 }  // namespace fieldstack::management

@@ -2184,6 +2184,15 @@ Result<std::map<uint32_t, uint64_t>> Store::PendingUploadsByShare() {
   return out;
 }
 
+Result<int64_t> Store::OldestPendingUploadNs() {
+  FS_ASSIGN_OR_RETURN(auto rd, readers_->Borrow());
+  FS_ASSIGN_OR_RETURN(Stmt s, rd->Prepare("SELECT min(n.mtime_ns) FROM upload_queue q JOIN nodes "
+                                          "n ON n.id = q.node_id JOIN shares s ON "
+                                          "s.id = q.share_id"));
+  FS_ASSIGN_OR_RETURN(bool row, s.Step());
+  return row ? s.Int(0) : int64_t{0};
+}
+
 Status Store::UpdateUpload(const UploadItem& item) {
   return Commit([&](Db& db) {
     FS_ASSIGN_OR_RETURN(

@@ -215,6 +215,9 @@ class Store {
   Result<uint64_t> PendingUploads();
   // Queued files per share id (shares with none are absent).
   Result<std::map<uint32_t, uint64_t>> PendingUploadsByShare();
+  // The last change (mtime, Unix ns) of the file that has waited longest for upload; 0 when
+  // none waits.
+  Result<int64_t> OldestPendingUploadNs();
   // Saves attempts, next attempt time, resume state and error of `item` (if its version is
   // still the queued one).
   Status UpdateUpload(const UploadItem& item);

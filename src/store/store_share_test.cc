@@ -229,6 +229,12 @@ TEST_F(StoreShareTest, FilesWaitingForUploadNeedForceAndNeverReachTheCloud) {
   ASSERT_TRUE(store_->Rename(s.root, "uploaded", s.root, "renamed").ok());
   ASSERT_TRUE(store_->EnqueueUploads("uploader", 1000).ok());
   EXPECT_EQ(store_->PendingUploadsByShare()->at(s.id), 2u);
+  // The oldest waiting file's last change; 0 once nothing waits (below).
+  int64_t oldest = *store_->OldestPendingUploadNs();
+  EXPECT_GT(oldest, 0);
+  auto renamed = store_->Resolve("ingest", "renamed");
+  ASSERT_TRUE(renamed.ok());
+  EXPECT_LE(oldest, renamed->mtime_ns);
   refused = store_->DeleteShare("ingest", false);
   EXPECT_EQ(refused.code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(refused.message().find("2 files waiting for upload"), std::string::npos)
@@ -239,6 +245,7 @@ TEST_F(StoreShareTest, FilesWaitingForUploadNeedForceAndNeverReachTheCloud) {
   ASSERT_TRUE(store_->DeleteShare("ingest", true).ok());
   EXPECT_EQ(*store_->PendingUploads(), 0u);
   EXPECT_TRUE(store_->PendingUploadsByShare()->empty());
+  EXPECT_EQ(*store_->OldestPendingUploadNs(), 0);
   EXPECT_TRUE(store_->DueUploads(INT64_MAX, 100)->empty());
   // No cloud object is deleted because of it: the release is dropped with the share.
   EXPECT_TRUE(store_->DueReleased({s.id}, INT64_MAX, 10)->empty());
