@@ -27,9 +27,14 @@ bool Changed(const Status& s) { return s.code() == StatusCode::kFailedPreconditi
 Result<cloud::ObjectInfo> FileUploader::AlreadyThere(const UploadJob& job, const std::string& md5,
                                                      uint64_t size, std::string* new_etag) {
   auto head = cloud_.Head(job.key);
-  if (head.ok() && head->size == size && head->content_md5 == md5) return *head;
+  // Without a look at the object nothing is known: retry later, never call it a conflict.
+  if (!head.ok() && head.status().code() == StatusCode::kNotFound) {
+    return UnavailableError("'" + job.key + "' refused the write but is not there; retrying");
+  }
+  if (!head.ok()) return head.status();
+  if (head->size == size && head->content_md5 == md5) return *head;
   auto owner = job.meta.find(kOwnerMetaKey);
-  if (head.ok() && owner != job.meta.end()) {
+  if (owner != job.meta.end()) {
     auto theirs = head->meta.find(kOwnerMetaKey);
     if (theirs != head->meta.end() && theirs->second == owner->second) *new_etag = head->etag;
     if (theirs != head->meta.end() && theirs->second != owner->second) {

@@ -191,6 +191,22 @@ TEST_F(FileUploaderTest, ObjectChangedInTheCloudIsAConflictNotAnOverwrite) {
   EXPECT_EQ(Cloud("share/conflict2"), "");
 }
 
+// A refused write is a conflict only when a look at the object says so: when that look fails
+// (the link dropped), the upload is retried later, never given up as a conflict.
+TEST_F(FileUploaderTest, RefusedWriteWhoseCheckFailsIsRetriedNotAConflict) {
+  UploadJob job = Write("ambiguous", Pattern(100, 9));
+  ASSERT_TRUE(mem_.Put("share/ambiguous", std::span<const uint8_t>(), {}).ok());
+  job.precondition.if_none_match_any = true;
+  faulty_.fail_heads = 1;
+  auto r = uploader_->Upload(job);
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << r.status().ToString();
+  // With the link back, the same refusal is the conflict it is.
+  auto again = uploader_->Upload(job);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->outcome, UploadOutcome::kConflict);
+  EXPECT_EQ(Cloud("share/ambiguous"), "");
+}
+
 TEST_F(FileUploaderTest, CorruptLocalChunkFailsTheUploadAndSendsNothing) {
   auto data = Pattern(20000, 9);
   UploadJob job = Write("rot", data);
