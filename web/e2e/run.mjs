@@ -1,0 +1,1183 @@
+#!/usr/bin/env node
+// The web UI's end-to-end walk (issue 8): the real daemon serving web/dist, Azurite as the cloud,
+// Debian's Chromium driven by playwright-core, and real S3 traffic.
+//
+//   node web/e2e/run.mjs --binary build/dev/src/daemon/fieldstack [--keep] [--ui-dir DIR]
+//                        [--screenshots DIR] [--chromium PATH]
+//
+// It sets the admin password with the setup code from the daemon's log, signs in, adds
+// Azurite as a storage account and a cloud share on it through the UI, writes a file into the
+// share over S3 (/usr/bin/aws) and watches the dashboard and the copy log show the upload,
+// paints the bandwidth timetable, adds a user and an access key, runs diagnostics, downloads a
+// support package, visits every page, stops Azurite and waits for the cloud.unreachable alert
+// on the dashboard and the Alerts page, checks every page at tablet width, signs out, and
+// signs in once more as a reader. Every page is saved as a full-page screenshot in
+// $FS_SCREENSHOT_DIR (default: web-screenshots in the build folder of the binary, e.g.
+// build/dev/web-screenshots). What the UI shows is checked against the management API where
+// the API is the truth (GET /api/v1/...).
+//
+// Exit status: 0 passed; 1 failed (the step, what it expected, the page URL and the daemon's
+// last 40 log lines are printed; the temp folder is kept); 77 skipped (no web/dist, no
+// Chromium, no playwright-core or no Azurite), for ctest's SKIP_RETURN_CODE.
+
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+import {
+  Api,
+  AZURITE_ACCOUNT,
+  AZURITE_KEY,
+  makeTempDir,
+  s3Put,
+  startAzurite,
+  startDaemon,
+  writeDaemonConfig,
+} from './lib/harness.mjs';
+import {
+  alertText,
+  button,
+  cellNamed,
+  checkLayout,
+  checkPage,
+  choose,
+  ensureDir,
+  expect,
+  Expectation,
+  field,
+  formNamed,
+  heading,
+  parseSize,
+  sectionText,
+  sleep,
+  until,
+  valueBeside,
+  Walk,
+} from './lib/ui.mjs';
+
+const SKIP = 77;
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const started = Date.now();
+
+function parseArgs(argv) {
+  const o = {
+    binary: process.env.FS_BINARY || path.join(repo, 'build/dev/src/daemon/fieldstack'),
+    uiDir: path.join(repo, 'web/dist'),
+    shotDir: process.env.FS_SCREENSHOT_DIR || '',
+    chromium: process.env.FS_CHROMIUM || '/usr/bin/chromium',
+    azurite: path.join(repo, '.deps/npm/node_modules/.bin/azurite-blob'),
+    keep: false,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const next = () => {
+      if (i + 1 >= argv.length) usage(`${a} needs a value`);
+      return argv[++i];
+    };
+    if (a === '--binary') o.binary = next();
+    else if (a === '--ui-dir') o.uiDir = next();
+    else if (a === '--screenshots') o.shotDir = next();
+    else if (a === '--chromium') o.chromium = next();
+    else if (a === '--azurite') o.azurite = next();
+    else if (a === '--keep') o.keep = true;
+    else usage(`unknown argument ${a}`);
+  }
+  o.binary = path.resolve(o.binary);
+  o.uiDir = path.resolve(o.uiDir);
+  o.shotDir = path.resolve(o.shotDir || path.join(buildDirOf(o.binary), 'web-screenshots'));
+  return o;
+}
+
+// The CMake build folder that holds `binary` (the nearest CMakeCache.txt above it), else
+// build/dev: screenshots go beside the build that made the daemon.
+function buildDirOf(binary) {
+  for (let d = path.dirname(binary); d !== path.dirname(d); d = path.dirname(d)) {
+    if (fs.existsSync(path.join(d, 'CMakeCache.txt'))) return d;
+  }
+  return path.join(repo, 'build/dev');
+}
+
+function usage(msg) {
+  console.error(
+    `web e2e: ${msg}\nusage: node web/e2e/run.mjs --binary PATH [--keep] ` +
+      '[--ui-dir DIR] [--screenshots DIR] [--chromium PATH] [--azurite PATH]',
+  );
+  process.exit(2);
+}
+
+function skip(why) {
+  console.log(`web e2e: SKIPPED: ${why}`);
+  process.exit(SKIP);
+}
+
+// playwright-core from web/node_modules (a devDependency of the UI), or FS_PLAYWRIGHT_CORE (a
+// folder holding the package), or null.
+async function loadPlaywright() {
+  const tries = [];
+  if (process.env.FS_PLAYWRIGHT_CORE) {
+    tries.push(pathToFileURL(path.join(process.env.FS_PLAYWRIGHT_CORE, 'index.mjs')).href);
+  }
+  tries.push('playwright-core');
+  for (const t of tries) {
+    try {
+      return await import(t);
+    } catch {
+      // next
+    }
+  }
+  return null;
+}
+
+const opts = parseArgs(process.argv.slice(2));
+if (!fs.existsSync(path.join(opts.uiDir, 'index.html'))) {
+  skip(`no web UI build at ${opts.uiDir}/index.html (run: cd web && npm ci && npm run build)`);
+}
+if (!fs.existsSync(opts.chromium))
+  skip(`no Chromium at ${opts.chromium} (apt-get install chromium)`);
+if (!fs.existsSync(opts.azurite)) skip(`no Azurite at ${opts.azurite} (scripts/install-deps)`);
+if (!fs.existsSync('/usr/bin/aws')) skip('no /usr/bin/aws (apt-get install awscli)');
+const playwright = await loadPlaywright();
+if (!playwright) skip('playwright-core is not installed (cd web && npm ci)');
+if (!fs.existsSync(opts.binary)) usage(`no daemon binary at ${opts.binary}`);
+
+// The whole walk must end well inside ctest's TIMEOUT 300.
+const WALK_LIMIT_MS = 240000;
+const ADMIN = 'admin';
+const PASSWORD = 'e2e-correct-horse-42';
+const SHARE = 'field';
+const ACCOUNT = 'azurite';
+const FILE_KEY = 'e2e/hello.bin';
+const FILE_SIZE = 300000;
+const ALERT_TITLE = 'The cloud storage account does not answer'; // docs/alerts.md
+const NAV = [
+  'Dashboard',
+  'Shares',
+  'Users and keys',
+  'Storage accounts',
+  'Bandwidth',
+  'Logs',
+  'Alerts',
+  'Diagnostics',
+  'Support',
+  'Device',
+];
+const DASHBOARD_SECTIONS = [
+  'Capacity',
+  'Throughput',
+  'Upload queue',
+  'Cloud connectivity',
+  'Active alerts',
+  'Bandwidth now',
+];
+
+const tmp = makeTempDir();
+ensureDir(opts.shotDir);
+for (const f of fs.readdirSync(opts.shotDir)) {
+  if (f.endsWith('.png')) fs.rmSync(path.join(opts.shotDir, f));
+}
+let azurite = null;
+let daemon = null;
+let browser = null;
+const walk = new Walk({ shotDir: opts.shotDir, daemon: () => daemon?.proc });
+const problems = []; // API answers >= 500 and uncaught page errors: they fail the run at the end
+
+const watchdog = setTimeout(async () => {
+  await walk.fail(new Expectation(`the walk ends within ${WALK_LIMIT_MS / 1000} s`));
+  process.exit(1); // children get SIGTERM from the harness's exit hook
+}, WALK_LIMIT_MS);
+
+let failed = false;
+try {
+  await main();
+} catch (e) {
+  failed = true;
+  await walk.fail(e);
+}
+clearTimeout(watchdog);
+await cleanup();
+
+async function main() {
+  let api;
+  let config;
+  let base;
+  let uiKeySecret = null; // the access key secret the Users page showed
+
+  await walk.step(
+    'start Azurite and the daemon',
+    'Azurite listens; the daemon logs its API port, S3 port and the setup code',
+    async () => {
+      azurite = await startAzurite(opts.azurite, tmp);
+      config = writeDaemonConfig(tmp, opts.uiDir);
+      daemon = await startDaemon(opts.binary, tmp, config.configFile);
+      base = `https://127.0.0.1:${daemon.apiPort}`;
+      api = new Api(daemon.apiPort, config.caFile);
+      console.log(
+        `     Azurite ${azurite.endpoint}; daemon ${base}, S3 port ${daemon.s3Port}; ` +
+          `temp ${tmp}`,
+      );
+    },
+  );
+
+  await walk.step(
+    'launch Chromium',
+    'playwright-core starts /usr/bin/chromium headless',
+    async () => {
+      browser = await playwright.chromium.launch({
+        executablePath: opts.chromium,
+        headless: true,
+        args: [
+          '--no-sandbox',
+          '--disable-gpu',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--disable-sync',
+          '--disable-quic',
+          '--no-first-run',
+        ],
+      });
+      const context = await browser.newContext({
+        ignoreHTTPSErrors: true,
+        viewport: { width: 1280, height: 800 },
+        acceptDownloads: true,
+      });
+      context.setDefaultTimeout(15000);
+      const page = await context.newPage();
+      walk.page = page;
+      page.on('pageerror', (err) => problems.push(`uncaught error in the page: ${err.message}`));
+      page.on('console', (msg) => {
+        if (msg.type() !== 'error') return;
+        const text = msg.text();
+        // Failed fetches are judged by their status below (a 401 before sign-in is normal).
+        if (text.startsWith('Failed to load resource')) return;
+        walk.finding(`console error: ${text.slice(0, 200)}`);
+      });
+      page.on('response', (res) => {
+        if (res.status() >= 500) {
+          problems.push(
+            `${res.request().method()} ${new URL(res.url()).pathname} answered ${res.status()}`,
+          );
+        }
+      });
+    },
+  );
+  const page = walk.page;
+
+  // The S3 port: share and key changes restart the object endpoints, which with port 0 then
+  // listen on a new port; the newest "s3: serving" line names it.
+  const s3PortNow = () =>
+    Number(daemon.proc.lastMatch(/s3: serving https:\/\/127\.0\.0\.1:(\d+)/));
+
+  const goNav = async (name) => {
+    await page
+      .getByRole('navigation', { name: 'Main' })
+      .getByRole('link', { name, exact: true })
+      .click();
+    await heading(page, name).waitFor();
+  };
+
+  // --- First start and sign-in. ---
+  await walk.step(
+    'open the box',
+    'https://127.0.0.1:PORT/ shows the setup page (h1 "Set the ' +
+      'admin password") on a box without users',
+    async () => {
+      await page.goto(`${base}/`);
+      await heading(page, 'Set the admin password').waitFor({ timeout: 15000 });
+      if (!page.url().includes('#/setup'))
+        walk.finding(`the setup page is at ${page.url()}, not #/setup`);
+      await checkPage(walk, 'setup');
+      await walk.shot('setup');
+    },
+  );
+
+  await walk.step(
+    'a wrong setup code is refused',
+    'role=alert says why and the page stays',
+    async () => {
+      await field(page, 'Setup code').fill('AAAA-BBBB-CCCC-DDDD');
+      await field(page, 'User name').fill(ADMIN);
+      await field(page, 'Password').fill(PASSWORD);
+      await field(page, 'Repeat password').fill(PASSWORD);
+      await button(page, 'Set password').click();
+      await until(() => alertText(page), { what: 'an error in role=alert' });
+      await heading(page, 'Set the admin password').waitFor();
+    },
+  );
+
+  let signedInBySetup = false;
+  await walk.step(
+    'set the admin password',
+    'the setup code from the log makes the first admin; ' +
+      'the UI then asks to sign in (or signs in)',
+    async () => {
+      await field(page, 'Setup code').fill(daemon.setupCode);
+      await field(page, 'User name').fill(ADMIN);
+      await field(page, 'Password').fill(PASSWORD);
+      await field(page, 'Repeat password').fill(PASSWORD);
+      await button(page, 'Set password').click();
+      const where = await until(
+        async () => {
+          if (await heading(page, 'Sign in').isVisible()) return 'login';
+          if (await heading(page, 'Dashboard').isVisible()) return 'dashboard';
+          const err = await alertText(page);
+          if (err && !/setup code/i.test(err)) throw new Expectation(`setup refused: ${err}`);
+          return null;
+        },
+        { timeoutMs: 15000, what: 'the sign-in page or the dashboard after setup' },
+      );
+      signedInBySetup = where === 'dashboard';
+      if (signedInBySetup)
+        walk.finding('setup signs in at once (the contract has a sign-in step after it)');
+      const me = await api.request('GET', '/api/v1/setup');
+      expect(
+        me.status === 200 && me.json && me.json.needed === false,
+        `GET /api/v1/setup says the box no longer needs setup (got ${me.status} ${me.text})`,
+      );
+    },
+  );
+
+  let loginShot = false;
+  if (!signedInBySetup) {
+    await walk.step('a wrong password is refused', 'role=alert on the sign-in page', async () => {
+      if (!page.url().includes('#/login'))
+        walk.finding(`the sign-in page is at ${page.url()}, not #/login`);
+      await checkPage(walk, 'sign in');
+      await walk.shot('login');
+      loginShot = true;
+      await field(page, 'User name').fill(ADMIN);
+      await field(page, 'Password').fill('not-the-password-at-all');
+      await button(page, 'Sign in').click();
+      await until(() => alertText(page), { what: 'an error in role=alert' });
+      await heading(page, 'Sign in').waitFor();
+    });
+    await walk.step('sign in', 'the admin signs in and sees the dashboard', async () => {
+      await field(page, 'User name').fill(ADMIN);
+      await field(page, 'Password').fill(PASSWORD);
+      await button(page, 'Sign in').click();
+      await heading(page, 'Dashboard').waitFor({ timeout: 15000 });
+    });
+  }
+  await api.login(ADMIN, PASSWORD);
+
+  await walk.step(
+    'dashboard',
+    'h2 sections Capacity, Throughput (with "Throughput chart"), ' +
+      'Upload queue, Cloud connectivity, Active alerts, Bandwidth now; the Main nav; Sign out',
+    async () => {
+      const missing = [];
+      for (const s of DASHBOARD_SECTIONS) {
+        if (!(await heading(page, s, 2).count())) missing.push(`h2 "${s}"`);
+      }
+      if (!(await page.getByLabel('Throughput chart').count())) missing.push('"Throughput chart"');
+      const nav = page.getByRole('navigation', { name: 'Main' });
+      for (const n of NAV) {
+        if (!(await nav.getByRole('link', { name: n, exact: true }).count()))
+          missing.push(`nav link "${n}"`);
+      }
+      if (!(await button(page, 'Sign out').count())) missing.push('button "Sign out"');
+      expect(missing.length === 0, `the dashboard has ${missing.join(', ')}`);
+      await checkPage(walk, 'dashboard');
+    },
+  );
+
+  // --- Storage account and share. ---
+  await walk.step(
+    'add the Azurite storage account',
+    'the "New account" form adds account ' +
+      `"${ACCOUNT}" (azure); it is listed, and the API has it with a key, reachable`,
+    async () => {
+      await goNav('Storage accounts');
+      await checkPage(walk, 'storage accounts');
+      const opener = button(page, 'New account');
+      if (await opener.count()) await opener.click();
+      await field(page, 'Name').fill(ACCOUNT);
+      await choose(page, 'Type', 'azure');
+      await field(page, 'Endpoint').fill(azurite.endpoint);
+      await field(page, 'Account name').fill(AZURITE_ACCOUNT);
+      await field(page, 'Account key').fill(AZURITE_KEY);
+      await button(page, 'Add account').click();
+      await until(
+        async () => {
+          const err = await alertText(page);
+          if (err) throw new Expectation(`adding the account failed: ${err}`);
+          return cellNamed(page, ACCOUNT).count();
+        },
+        { what: `a table cell "${ACCOUNT}"` },
+      );
+      const acct = await api.json('GET', `/api/v1/storage-accounts/${ACCOUNT}`);
+      expect(
+        acct.type === 'azure' &&
+          acct.endpoint === azurite.endpoint &&
+          acct.account === AZURITE_ACCOUNT &&
+          acct.has_key,
+        `the API has the account as entered (got ${JSON.stringify(acct)})`,
+      );
+      await until(
+        async () =>
+          (await api.json('GET', '/api/v1/storage-accounts')).storage_accounts.find(
+            (a) => a.name === ACCOUNT,
+          )?.reachable,
+        { what: 'the account reachable in GET /api/v1/storage-accounts' },
+      );
+      expect(
+        !(await page.getByText(AZURITE_KEY).count()),
+        'the account key is not shown on the page',
+      );
+      await walk.shot('storage-accounts');
+    },
+  );
+
+  await walk.step(
+    'create a cloud share',
+    `"New share" makes cloud share "${SHARE}" on ` +
+      `"${ACCOUNT}", container "${SHARE}"; its row has Refresh, Edit and Delete`,
+    async () => {
+      await goNav('Shares');
+      await checkPage(walk, 'shares');
+      await button(page, 'New share').click();
+      await field(page, 'Name').fill(SHARE);
+      await choose(page, 'Kind', 'cloud');
+      await choose(page, 'Storage account', ACCOUNT);
+      await field(page, 'Container').fill(SHARE);
+      for (const box of ['SMB', 'NFS']) {
+        if (!(await field(page, box).count()))
+          walk.finding(`the share form has no "${box}" checkbox`);
+      }
+      if (!(await field(page, 'NFS clients').count()))
+        walk.finding('the share form has no "NFS clients" field');
+      await checkPage(walk, 'share form');
+      await walk.shot('share-form');
+      await button(page, 'Create share').click();
+      await until(
+        async () => {
+          const err = await alertText(page);
+          if (err) throw new Expectation(`creating the share failed: ${err}`);
+          return button(page, `Refresh ${SHARE}`).count();
+        },
+        { what: `a button "Refresh ${SHARE}"` },
+      );
+      for (const b of [`Edit ${SHARE}`, `Delete ${SHARE}`]) {
+        expect(await button(page, b).count(), `the share row has a button "${b}"`);
+      }
+      const share = await api.json('GET', `/api/v1/shares/${SHARE}`);
+      expect(
+        share.kind === 'cloud' &&
+          share.target?.storage_account === ACCOUNT &&
+          share.target?.container === SHARE,
+        `the API has the share as entered (got ${JSON.stringify(share)})`,
+      );
+    },
+  );
+
+  await walk.step(
+    'delete asks first',
+    `"Delete ${SHARE}" opens a dialog with "Delete"; ` + 'cancelling it keeps the share',
+    async () => {
+      await button(page, `Delete ${SHARE}`).click();
+      const dialog = page.getByRole('dialog');
+      await dialog.waitFor();
+      expect(
+        await dialog.getByRole('button', { name: 'Delete', exact: true }).count(),
+        'the dialog has a button "Delete"',
+      );
+      const cancel = dialog.getByRole('button', { name: 'Cancel', exact: true });
+      if (await cancel.count()) await cancel.click();
+      else {
+        walk.finding('the delete dialog has no "Cancel" button (closed with Escape)');
+        await page.keyboard.press('Escape');
+      }
+      await dialog.waitFor({ state: 'hidden' });
+      expect(
+        (await api.request('GET', `/api/v1/shares/${SHARE}`)).status === 200,
+        'the share is still there',
+      );
+      await walk.shot('shares');
+    },
+  );
+
+  // --- An upload, seen on the dashboard and in the copy log. ---
+  await goNav('Dashboard');
+  await heading(page, 'Throughput', 2).waitFor();
+  const uploadedBefore = valueBeside(await sectionText(page, 'Throughput'), 'Uploaded');
+
+  await walk.step(
+    'write a file over S3',
+    `aws s3 cp puts ${FILE_SIZE} bytes at ` + `s3://${SHARE}/${FILE_KEY} on the box's S3 endpoint`,
+    async () => {
+      const file = path.join(tmp, 'hello.bin');
+      const data = Buffer.alloc(FILE_SIZE);
+      for (let i = 0; i < FILE_SIZE; i++) data[i] = (i * 7 + (i >> 8)) & 0xff;
+      fs.writeFileSync(file, data);
+      await s3Put(
+        {
+          port: s3PortNow(),
+          caFile: config.caFile,
+          keyId: config.keyId,
+          secret: config.secret,
+          dir: tmp,
+        },
+        file,
+        SHARE,
+        FILE_KEY,
+      );
+    },
+  );
+
+  await walk.step(
+    'the upload shows on the dashboard',
+    'within 30 s, without a reload: ' +
+      '"Uploaded" grows by the file and the Upload queue says "0 files waiting"',
+    async () => {
+      let reloaded = false;
+      const seen = async () => {
+        const up = valueBeside(await sectionText(page, 'Throughput'), 'Uploaded');
+        const queue = await sectionText(page, 'Upload queue');
+        const waiting = /(\d+)\s+files?\s+waiting/.exec(queue || '');
+        const bytes = parseSize(up);
+        const grew = up !== uploadedBefore && (bytes === null || bytes >= FILE_SIZE * 0.9);
+        return grew && waiting && waiting[1] === '0'
+          ? { up, queue: waiting[0] }
+          : `Uploaded "${up}" (before "${uploadedBefore}"), queue "${waiting ? waiting[0] : queue}"`;
+      };
+      const check = async () => {
+        const r = await seen();
+        return typeof r === 'object' ? r : null;
+      };
+      try {
+        await until(check, {
+          timeoutMs: 30000,
+          intervalMs: 500,
+          what: 'the upload on the dashboard',
+        });
+      } catch (e) {
+        const m = await api.json('GET', '/api/v1/metrics/summary');
+        await page.reload();
+        await heading(page, 'Dashboard').waitFor();
+        await sleep(1000);
+        if (await check()) {
+          reloaded = true;
+          walk.finding(
+            'the dashboard shows the upload only after a reload (it does not refresh itself)',
+          );
+        } else {
+          throw new Expectation(
+            `${e.message}; the API says uploaded_files ${m.uploaded_files}, ` +
+              `uploaded_bytes ${m.uploaded_bytes}, pending_files ${m.pending_files}; now: ${await seen()}`,
+          );
+        }
+      }
+      const m = await api.json('GET', '/api/v1/metrics/summary');
+      expect(
+        m.uploaded_files >= 1 && m.pending_files === 0,
+        `the API agrees: uploaded_files >= 1, pending_files 0 (got ${JSON.stringify(m)})`,
+      );
+      void reloaded;
+      await checkPage(walk, 'dashboard');
+      await walk.shot('dashboard');
+    },
+  );
+
+  await walk.step(
+    'the copy log shows the upload',
+    `Logs → Copy has a row "${FILE_KEY}" with ` +
+      '"uploaded"; Errors only hides it; Download gives the entries',
+    async () => {
+      await goNav('Logs');
+      await checkPage(walk, 'logs');
+      await choose(page, 'Log', 'copy');
+      const row = page
+        .getByRole('row')
+        .filter({ hasText: FILE_KEY })
+        .filter({ hasText: 'uploaded' });
+      await until(() => row.count(), { what: `a row with "${FILE_KEY}" and "uploaded"` });
+      const share = field(page, 'Share');
+      if (await share.count()) {
+        const tag = await share.evaluate((e) => e.tagName);
+        if (tag === 'SELECT') await choose(page, 'Share', SHARE);
+        else await share.fill(SHARE);
+        await until(() => row.count(), { what: `the row still there with Share = ${SHARE}` });
+      } else {
+        walk.finding('the Logs page has no "Share" filter');
+      }
+      const errorsOnly = field(page, 'Errors only');
+      if (await errorsOnly.count()) {
+        await errorsOnly.check();
+        await until(async () => (await row.count()) === 0, {
+          what: 'the row hidden with "Errors only"',
+        });
+        await errorsOnly.uncheck();
+        await until(() => row.count(), { what: 'the row back without "Errors only"' });
+      } else {
+        walk.finding('the Logs page has no "Errors only" checkbox');
+      }
+      for (const b of ['Previous', 'Next']) {
+        if (!(await button(page, b).count())) walk.finding(`the Logs page has no "${b}" button`);
+      }
+      await walk.shot('logs');
+      const [download] = await Promise.all([
+        page.waitForEvent('download', { timeout: 15000 }),
+        page
+          .getByRole('button', { name: 'Download', exact: true })
+          .or(page.getByRole('link', { name: 'Download', exact: true }))
+          .click(),
+      ]);
+      const file = path.join(tmp, 'copy-log-download');
+      await download.saveAs(file);
+      const text = fs.readFileSync(file, 'utf8');
+      expect(
+        text.includes(FILE_KEY) && text.includes('uploaded'),
+        `the downloaded log (${download.suggestedFilename()}) has the entry (starts: ${text.slice(0, 200)})`,
+      );
+    },
+  );
+
+  // --- The bandwidth timetable. ---
+  await walk.step(
+    'paint the bandwidth timetable',
+    'pick a Rate, paint Monday 08:00-11:59 in the ' +
+      '"Weekly schedule" grid (7 × 24), save; GET /api/v1/bandwidth has a timetable with it; ' +
+      'budgets save too',
+    async () => {
+      await goNav('Bandwidth');
+      await checkPage(walk, 'bandwidth');
+      const before = (await api.json('GET', '/api/v1/bandwidth')).timetable;
+      const grid = page
+        .getByRole('table', { name: 'Weekly schedule' })
+        .or(page.getByRole('grid', { name: 'Weekly schedule' }));
+      await grid.waitFor();
+      const cells = grid.getByRole('gridcell').or(grid.getByRole('cell'));
+      const count = await cells.count();
+      expect(count === 168, `the grid has 7 × 24 = 168 hour cells (has ${count})`);
+      const rate = field(page, 'Rate');
+      await rate.waitFor();
+      const rateTag = await rate.evaluate((e) => e.tagName);
+      let rateText;
+      if (rateTag === 'SELECT') {
+        const options = await rate.evaluate((s) => [...s.options].map((o) => o.value));
+        rateText = options.find((v) => /^[0-9]/.test(v) || /[0-9]/.test(v)) || options[1];
+        await rate.selectOption(rateText);
+      } else {
+        rateText = '1M';
+        await rate.fill(rateText);
+      }
+      // Monday is the first row of 24 cells unless the rows say otherwise.
+      const rows = grid.getByRole('row').filter({ hasText: /^\s*Mon/ });
+      const monday = (await rows.count())
+        ? rows.first().getByRole('gridcell').or(rows.first().getByRole('cell'))
+        : null;
+      for (let h = 8; h < 12; h++) {
+        await (monday ? monday.nth(h) : cells.nth(h)).click();
+      }
+      await button(page, 'Save schedule').click();
+      const after = await until(
+        async () => {
+          const err = await alertText(page);
+          if (err) throw new Expectation(`saving the schedule failed: ${err}`);
+          const t = (await api.json('GET', '/api/v1/bandwidth')).timetable;
+          return t !== before ? t : null;
+        },
+        { what: 'a new timetable in GET /api/v1/bandwidth' },
+      );
+      expect(
+        /08:00/.test(after) && /12:00/.test(after),
+        `the timetable starts a rate at 08:00 and ends it at 12:00 (got "${after}")`,
+      );
+      console.log(`     timetable: "${after}"`);
+      await field(page, 'Daily budget').fill('20G');
+      await field(page, 'Monthly budget').fill('500G');
+      await button(page, 'Save budgets').click();
+      await until(
+        async () => {
+          const err = await alertText(page);
+          if (err) throw new Expectation(`saving the budgets failed: ${err}`);
+          const b = await api.json('GET', '/api/v1/bandwidth');
+          return b.daily_budget_bytes === 20 * 2 ** 30 && b.monthly_budget_bytes === 500 * 2 ** 30;
+        },
+        { what: 'daily_budget_bytes 20 GiB and monthly_budget_bytes 500 GiB in the API' },
+      );
+      await walk.shot('bandwidth');
+    },
+  );
+
+  // --- Users and keys. ---
+  await walk.step(
+    'add a user and an access key',
+    '"Add user" makes reader "viewer"; ' +
+      '"Create key" shows the new key id and secret once ("shown only now")',
+    async () => {
+      await goNav('Users and keys');
+      await checkPage(walk, 'users and keys');
+      const userForm = await formNamed(walk, 'New user');
+      await field(userForm, 'User name').fill('viewer');
+      await choose(userForm, 'Role', 'reader');
+      await field(userForm, 'Password').fill('viewer-password-123');
+      await button(userForm, 'Add user').click();
+      await until(
+        async () => {
+          const err = await alertText(page);
+          if (err) throw new Expectation(`adding the user failed: ${err}`);
+          return cellNamed(page, 'viewer').count();
+        },
+        { what: 'a table cell "viewer"' },
+      );
+      const users = await api.json('GET', '/api/v1/users');
+      expect(JSON.stringify(users).includes('"viewer"'), 'the API lists user viewer');
+      const keysBefore = (await api.json('GET', '/api/v1/access-keys')).access_keys || [];
+      const keyForm = await formNamed(walk, 'New access key');
+      const user = field(keyForm, 'User');
+      if ((await user.evaluate((e) => e.tagName)) === 'SELECT')
+        await choose(keyForm, 'User', 'ingest');
+      else await user.fill('ingest');
+      await field(keyForm, 'Read shares').fill(SHARE);
+      await field(keyForm, 'Write shares').fill(SHARE);
+      await button(keyForm, 'Create key').click();
+      await until(
+        async () => {
+          const err = await alertText(page);
+          if (err) throw new Expectation(`creating the key failed: ${err}`);
+          return page.getByText(/shown only now/i).count();
+        },
+        { what: 'the new key "shown only now"' },
+      );
+      const keys = (await api.json('GET', '/api/v1/access-keys')).access_keys || [];
+      const added = keys.find((k) => !keysBefore.some((b) => b.id === k.id));
+      expect(
+        added && added.user === 'ingest',
+        `the API lists the new key for "ingest" (got ${JSON.stringify(keys)})`,
+      );
+      expect(await page.getByText(added.id).count(), `the page shows the new key id ${added.id}`);
+      // The secret as the page shows it works over S3 (the line after the "Secret" label).
+      const shown = await page
+        .getByText(/shown only now/i)
+        .first()
+        .locator('xpath=ancestor::*[@role="status" or self::section][1]')
+        .innerText();
+      const lines = shown.split('\n').map((l) => l.trim());
+      const secret = lines[lines.findIndex((l) => /^secret$/i.test(l)) + 1] || '';
+      expect(
+        /^[A-Za-z0-9+/=]{20,}$/.test(secret),
+        `the page shows the secret under "Secret" (got: ${shown})`,
+      );
+      uiKeySecret = secret;
+      const small = path.join(tmp, 'key-check.txt');
+      fs.writeFileSync(small, 'written with the key the UI made\n');
+      // A new key restarts the object endpoints: with port 0 they move, so the newest log line
+      // names the port.
+      await until(
+        () =>
+          s3Put(
+            { port: s3PortNow(), caFile: config.caFile, keyId: added.id, secret, dir: tmp },
+            small,
+            SHARE,
+            'e2e/key-check.txt',
+          ).then(() => true),
+        {
+          timeoutMs: 10000,
+          intervalMs: 500,
+          what: 'an S3 put with the new key and the secret shown',
+        },
+      );
+      await walk.shot('users-and-keys');
+    },
+  );
+
+  // --- Diagnostics and a support package. ---
+  await walk.step(
+    'run diagnostics',
+    '"Run diagnostics" fills a results table whose rows say ' + 'pass, warn or fail',
+    async () => {
+      await goNav('Diagnostics');
+      await checkPage(walk, 'diagnostics');
+      let sawProgress = false;
+      await button(page, 'Run diagnostics').click();
+      const verdict = /\b(pass|warn|fail)(ed)?\b/i;
+      const rows = page.getByRole('row').filter({ has: page.getByRole('cell', { name: verdict }) });
+      await until(
+        async () => {
+          if (!sawProgress && (await page.getByRole('progressbar').count())) sawProgress = true;
+          const err = await alertText(page);
+          if (err) throw new Expectation(`diagnostics failed: ${err}`);
+          const n = await rows.count();
+          return n >= 5 ? n : null;
+        },
+        { timeoutMs: 30000, intervalMs: 100, what: 'at least 5 result rows with pass/warn/fail' },
+      );
+      if (!sawProgress)
+        walk.finding('no role=progressbar seen while diagnostics ran (it may have been too quick)');
+      expect(
+        await rows.filter({ hasText: `'${SHARE}'` }).count(),
+        `a result row for the cloud share "${SHARE}"`,
+      );
+      await walk.shot('diagnostics');
+    },
+  );
+
+  await walk.step(
+    'make and download a support package',
+    '"Make support package", then ' +
+      '"Download support package" gives a zstd archive (28 b5 2f fd) that tar lists',
+    async () => {
+      await goNav('Support');
+      await checkPage(walk, 'support');
+      await button(page, 'Make support package').click();
+      const dl = page
+        .getByRole('button', { name: 'Download support package', exact: true })
+        .or(page.getByRole('link', { name: 'Download support package', exact: true }));
+      await until(
+        async () => {
+          const err = await alertText(page);
+          if (err) throw new Expectation(`making the package failed: ${err}`);
+          return dl.count();
+        },
+        { timeoutMs: 60000, what: '"Download support package"' },
+      );
+      await walk.shot('support');
+      const [download] = await Promise.all([
+        page.waitForEvent('download', { timeout: 30000 }),
+        dl.click(),
+      ]);
+      const file = path.join(tmp, 'support.tar.zst');
+      await download.saveAs(file);
+      const head = fs.readFileSync(file).subarray(0, 4).toString('hex');
+      expect(
+        head === '28b52ffd',
+        `the file (${download.suggestedFilename()}) starts with 28 b5 2f fd (got ${head})`,
+      );
+      if (!download.suggestedFilename().endsWith('.tar.zst')) {
+        walk.finding(
+          `the support package downloads as "${download.suggestedFilename()}" (not *.tar.zst)`,
+        );
+      }
+      const tar = spawnSync('tar', ['--zstd', '-tf', file], { encoding: 'utf8' });
+      expect(
+        tar.status === 0 && tar.stdout.trim().split('\n').length >= 3,
+        `tar --zstd -tf lists the package (status ${tar.status}: ${(tar.stderr || tar.stdout).slice(0, 200)})`,
+      );
+      // Secrets typed into the UI (and the bootstrap key's) never reach the package.
+      const all = spawnSync('tar', ['--zstd', '-xOf', file], {
+        maxBuffer: 256 << 20,
+      }).stdout.toString('latin1');
+      for (const [what, secret] of [
+        ['the Azurite account key', AZURITE_KEY],
+        ['the admin password', PASSWORD],
+        ['the bootstrap access key secret', config.secret],
+        ['the access key secret the UI made', uiKeySecret],
+      ]) {
+        if (!secret) continue;
+        expect(!all.includes(secret), `the support package does not contain ${what}`);
+      }
+    },
+  );
+
+  // --- The device page. ---
+  await walk.step(
+    'device',
+    '"Device name" + "Save name" renames the box; the certificate panel ' +
+      'shows the fingerprint from the log; Shut down asks first (a dialog with "Confirm" and ' +
+      '"Cancel"); Cancel keeps the box running',
+    async () => {
+      await goNav('Device');
+      await checkPage(walk, 'device');
+      const name = field(page, 'Device name');
+      await name.fill('e2e-box');
+      await button(page, 'Save name').click();
+      await until(
+        async () => {
+          const err = await alertText(page);
+          if (err) throw new Expectation(`renaming failed: ${err}`);
+          return (await api.json('GET', '/api/v1/device')).name === 'e2e-box';
+        },
+        { what: 'GET /api/v1/device says name "e2e-box"' },
+      );
+      const missing = [];
+      for (const b of ['Regenerate certificate', 'Rotate master key', 'Restart', 'Shut down']) {
+        if (!(await button(page, b).count())) missing.push(`button "${b}"`);
+      }
+      if (
+        !(await page
+          .getByRole('button', { name: 'Download recovery key', exact: true })
+          .or(page.getByRole('link', { name: 'Download recovery key', exact: true }))
+          .count())
+      ) {
+        missing.push('"Download recovery key"');
+      }
+      expect(missing.length === 0, `the device page has ${missing.join(', ')}`);
+      const fp = daemon.proc.lastMatch(/tls: certificate .* sha256 ([0-9A-F:]+)/);
+      const body = await page.locator('body').innerText();
+      const compact = (s) => s.replace(/[^0-9A-Fa-f]/g, '').toUpperCase();
+      if (fp && !compact(body).includes(compact(fp))) {
+        walk.finding("the certificate panel does not show the certificate's SHA-256 fingerprint");
+      }
+      await walk.shot('device');
+      const [recovery] = await Promise.all([
+        page.waitForEvent('download'),
+        page
+          .getByRole('button', { name: 'Download recovery key', exact: true })
+          .or(page.getByRole('link', { name: 'Download recovery key', exact: true }))
+          .click(),
+      ]);
+      const keyFile = path.join(tmp, 'recovery-key');
+      await recovery.saveAs(keyFile);
+      const master = path.join(config.dataDir, 'master.key');
+      expect(
+        fs.readFileSync(keyFile).equals(fs.readFileSync(master)),
+        `the recovery key download is the box's ${master}`,
+      );
+      await button(page, 'Shut down').click();
+      const dialog = page.getByRole('dialog');
+      await dialog.waitFor();
+      expect(
+        (await button(dialog, 'Confirm').count()) && (await button(dialog, 'Cancel').count()),
+        'the dialog has buttons "Confirm" and "Cancel"',
+      );
+      const focused = await page.evaluate(() => document.activeElement?.textContent?.trim());
+      if (focused === 'Confirm')
+        walk.finding(
+          'the Shut down dialog opens with the focus on "Confirm" (Enter shuts the box down)',
+        );
+      await button(dialog, 'Cancel').click();
+      await dialog.waitFor({ state: 'hidden' });
+      expect(daemon.proc.running, 'the daemon still runs after cancelling');
+    },
+  );
+
+  await walk.step(
+    'visit every page',
+    'each Main nav link opens a page with its h1; a reload keeps the page and the session',
+    async () => {
+      for (const n of NAV) {
+        await goNav(n);
+        await checkPage(walk, n);
+      }
+      await page.reload();
+      await heading(page, NAV[NAV.length - 1]).waitFor();
+    },
+  );
+
+  // --- The cloud goes away. ---
+  await walk.step('stop Azurite', 'Azurite exits on SIGTERM', async () => {
+    const exit = await azurite.proc.stop(20000);
+    expect(exit !== null, 'Azurite exits within 20 s');
+  });
+
+  await walk.step(
+    'the cloud alert on the dashboard',
+    `within 20 s, "Active alerts" shows "${ALERT_TITLE}"`,
+    async () => {
+      await goNav('Dashboard');
+      try {
+        await until(
+          async () => ((await sectionText(page, 'Active alerts')) || '').includes(ALERT_TITLE),
+          { timeoutMs: 20000, intervalMs: 500, what: `"${ALERT_TITLE}" under Active alerts` },
+        );
+      } catch (e) {
+        const alerts = await api.json('GET', '/api/v1/alerts');
+        await page.reload();
+        await heading(page, 'Dashboard').waitFor();
+        await sleep(1500);
+        if (((await sectionText(page, 'Active alerts')) || '').includes(ALERT_TITLE)) {
+          walk.finding('the dashboard shows a new alert only after a reload');
+        } else {
+          throw new Expectation(
+            `${e.message}; GET /api/v1/alerts: ${JSON.stringify(alerts).slice(0, 400)}`,
+          );
+        }
+      }
+      const cloud = await sectionText(page, 'Cloud connectivity');
+      if (!/\bno\b|unreachable|not answer|down|offline|fail/i.test(cloud || '')) {
+        walk.finding(
+          `"Cloud connectivity" does not say the account is unreachable: "${(cloud || '').replace(/\n/g, ' / ')}"`,
+        );
+      }
+      await walk.shot('dashboard-alert');
+    },
+  );
+
+  await walk.step(
+    'the cloud alert on the Alerts page',
+    `the Active tab lists "${ALERT_TITLE}" ` +
+      'with "Acknowledge ..."; acknowledging it shows in the API; History has it',
+    async () => {
+      await goNav('Alerts');
+      await checkPage(walk, 'alerts');
+      const active = page.getByRole('tab', { name: 'Active', exact: true });
+      const history = page.getByRole('tab', { name: 'History', exact: true });
+      expect((await active.count()) && (await history.count()), 'tabs "Active" and "History"');
+      await active.click();
+      await until(() => page.getByText(ALERT_TITLE).first().isVisible(), {
+        timeoutMs: 20000,
+        what: `"${ALERT_TITLE}" in the Active tab`,
+      });
+      const ack = button(page, `Acknowledge ${ALERT_TITLE}`);
+      await ack.waitFor();
+      await checkLayout(walk, 'alerts');
+      await walk.shot('alerts');
+      await ack.click();
+      await until(
+        async () =>
+          (await api.json('GET', '/api/v1/alerts')).alerts.some(
+            (a) => a.id === 'cloud.unreachable' && a.acknowledged,
+          ),
+        { what: 'the alert acknowledged in GET /api/v1/alerts' },
+      );
+      await history.click();
+      await until(() => page.getByText(ALERT_TITLE).first().isVisible(), {
+        what: `"${ALERT_TITLE}" in the History tab`,
+      });
+    },
+  );
+
+  // --- Other sizes and themes. ---
+  await walk.step(
+    'tablet width',
+    'at 820 × 1180 the dashboard fits (screenshot); every page ' +
+      'is checked for sideways scrolling and cut-off controls (findings)',
+    async () => {
+      await page.setViewportSize({ width: 820, height: 1180 });
+      for (const n of NAV) {
+        await goNav(n);
+        await sleep(200);
+        await checkLayout(walk, n);
+      }
+      await goNav('Dashboard');
+      await sleep(500);
+      // "Upload now" is a measured rate: 0 while nothing uploads is not "paused" (a limit of 0).
+      const points = (await api.json('GET', '/api/v1/metrics/history?window=hour')).points;
+      const now = valueBeside(await sectionText(page, 'Throughput'), 'Upload now');
+      const limit = (await api.json('GET', '/api/v1/bandwidth')).current.up_bytes_per_s;
+      if (
+        points.length &&
+        points[points.length - 1].upload_bytes_per_s === 0 &&
+        /paused/i.test(now || '') &&
+        limit !== 0
+      ) {
+        walk.finding(
+          `dashboard: "Upload now" says "${now}" while nothing uploads and uploads are ` +
+            `not paused (limit ${limit === null ? 'unlimited' : limit}): a measured 0 B/s reads as "paused"`,
+        );
+      }
+      await walk.shot('dashboard-tablet');
+      await page.setViewportSize({ width: 1280, height: 800 });
+    },
+  );
+
+  await walk.step(
+    'dark theme',
+    'a theme toggle, if there is one, turns the dashboard dark',
+    async () => {
+      const toggle = page
+        .getByRole('button', { name: /dark|theme/i })
+        .or(page.getByRole('switch', { name: /dark|theme/i }))
+        .or(page.getByRole('checkbox', { name: /dark|theme/i }));
+      if (!(await toggle.count())) {
+        walk.finding('no theme toggle (dark theme not screenshotted)');
+        return;
+      }
+      // What a theme changes: the colours of the page and of the main content.
+      const bg = () =>
+        page.evaluate(() =>
+          [document.documentElement, document.body, document.querySelector('main') || document.body]
+            .map((e) => {
+              const c = getComputedStyle(e);
+              return `${c.backgroundColor}/${c.color}`;
+            })
+            .join(' '),
+        );
+      const light = await bg();
+      await toggle.first().click();
+      await sleep(300);
+      const dark = await bg();
+      if (dark === light)
+        walk.finding(`the theme toggle did not change the page background (${light})`);
+      await walk.shot('dashboard-dark');
+      await toggle.first().click();
+    },
+  );
+
+  await walk.step(
+    'sign out',
+    '"Sign out" shows the sign-in page; the dashboard then asks to ' + 'sign in again',
+    async () => {
+      await button(page, 'Sign out').click();
+      await heading(page, 'Sign in').waitFor();
+      if (!loginShot) await walk.shot('login');
+      await page.goto(`${base}/#/`);
+      await page.reload();
+      await heading(page, 'Sign in').waitFor();
+    },
+  );
+
+  await walk.step(
+    'a reader signs in',
+    'user "viewer" (reader) sees the dashboard and the shares; admin-only actions are not ' +
+      'offered (findings), and nothing fails',
+    async () => {
+      await field(page, 'User name').fill('viewer');
+      await field(page, 'Password').fill('viewer-password-123');
+      await button(page, 'Sign in').click();
+      await heading(page, 'Dashboard').waitFor();
+      await goNav('Shares');
+      await cellNamed(page, SHARE).first().waitFor();
+      for (const b of ['New share', `Delete ${SHARE}`, `Edit ${SHARE}`]) {
+        if (await button(page, b).count()) walk.finding(`a reader is offered "${b}" on Shares`);
+      }
+      const users = page
+        .getByRole('navigation', { name: 'Main' })
+        .getByRole('link', { name: 'Users and keys', exact: true });
+      if (await users.count()) {
+        await users.click();
+        await heading(page, 'Users and keys').waitFor();
+        await sleep(500);
+        if (await button(page, 'Add user').count()) {
+          walk.finding('a reader is offered the "Add user" form');
+        }
+      }
+      await button(page, 'Sign out').click();
+      await heading(page, 'Sign in').waitFor();
+    },
+  );
+}
+
+async function cleanup() {
+  let daemonExit = null;
+  try {
+    if (browser) await browser.close();
+  } catch {
+    // gone already
+  }
+  if (daemon) {
+    daemonExit = await daemon.proc.stop(30000);
+    if (!failed && !(daemonExit && daemonExit.code === 0)) {
+      failed = true;
+      await walk.fail(
+        Object.assign(
+          new Expectation(`the daemon exits 0 on SIGTERM (got ${JSON.stringify(daemonExit)})`),
+          { step: 'stop the daemon' },
+        ),
+      );
+    }
+  }
+  if (azurite && azurite.proc.running) await azurite.proc.stop(20000);
+  if (!failed && problems.length) {
+    failed = true;
+    console.error('\nFAILED: the browser saw server errors or uncaught page errors:');
+    for (const p of problems) console.error(`  ${p}`);
+    console.error(`\nlast 40 lines of the daemon log:\n${daemon.proc.tail(40)}`);
+  }
+  const secs = ((Date.now() - started) / 1000).toFixed(1);
+  console.log(
+    `\n${walk.steps.length} steps passed${failed ? ' before the failure' : ''}; ${secs} s in all.`,
+  );
+  if (walk.findings.length) {
+    console.log(
+      `${walk.findings.length} finding(s) (the UI differs from the contract or has a problem):`,
+    );
+    for (const f of walk.findings) console.log(`  - ${f}`);
+  }
+  console.log(`screenshots (${walk.shots.length}): ${opts.shotDir}`);
+  if (opts.keep || failed) console.log(`temp folder kept: ${tmp}`);
+  else fs.rmSync(tmp, { recursive: true, force: true });
+  console.log(failed ? 'web e2e: FAILED' : 'web e2e: PASSED');
+  process.exit(failed ? 1 : 0);
+}
