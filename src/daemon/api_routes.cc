@@ -858,9 +858,12 @@ void RegisterRoutes(ApiContext& ctx) {
   });
 
   // ---- first start, sign-in ----
-  api.Add(Verb::get, "/api/v1/setup", Access::kPublic, [cx](ApiRequest&) -> Result<ApiResponse> {
-    return ApiResponse::Json({{"needed", cx->auth.NeedsSetup()}});
-  });
+  // Changes at every start: the UI tells that a restarted box is back, and a new one.
+  std::string boot_id = RandomText(16, "0123456789abcdef");
+  api.Add(Verb::get, "/api/v1/setup", Access::kPublic,
+          [cx, boot_id](ApiRequest&) -> Result<ApiResponse> {
+            return ApiResponse::Json({{"needed", cx->auth.NeedsSetup()}, {"boot_id", boot_id}});
+          });
   api.Add(
       Verb::post, "/api/v1/setup", Access::kPublic, [cx](ApiRequest& req) -> Result<ApiResponse> {
         FS_RETURN_IF_ERROR(CheckBody(req.body, {{"setup_code", FieldType::kString, true, 64},
@@ -1099,7 +1102,11 @@ void RegisterRoutes(ApiContext& ctx) {
   api.Add(Verb::get, "/api/v1/storage-accounts/{name}", Access::kReader,
           [cx](ApiRequest& req) -> Result<ApiResponse> {
             for (const auto& a : cx->box.config().storage_accounts) {
-              if (a.name == req.params["name"]) return ApiResponse::Json(AccountJson(a));
+              if (a.name != req.params["name"]) continue;
+              json j = AccountJson(a);
+              j["reachable"] = !cx->alerts.IsActive("cloud.unreachable", a.name) &&
+                               !cx->alerts.IsActive("cloud.auth_failed", a.name);
+              return ApiResponse::Json(j);
             }
             return NotFoundError("no storage account '" + req.params["name"] + "'");
           });

@@ -425,9 +425,6 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
       c.buckets.push_back(std::move(b));
     }
   }
-  if ((c.s3.enabled || c.blob.enabled) && c.access_keys.empty()) {
-    return p.Error("access_keys", "needs at least one key when s3 or blob is enabled");
-  }
   if (const toml::node* n = root.get("shares")) {
     const toml::array* arr = n->as_array();
     if (arr == nullptr) return p.Error("shares", "must be an array of tables ([[shares]])");
@@ -755,12 +752,19 @@ void OverlayManagedSettings(Config& base, const Config& m) {
 Result<Config> ValidateManaged(const Config& c) {
   std::string text = ManagedSettingsToml(c);
   FS_ASSIGN_OR_RETURN(Config m, ParseConfig(text, "(settings)"));
-  if ((c.s3.enabled || c.blob.enabled) && m.access_keys.empty()) {
-    return InvalidArgumentError("the S3 or Blob endpoint is enabled: keep at least one access key");
-  }
   Config out = c;
   OverlayManagedSettings(out, m);
+  FS_RETURN_IF_ERROR(CheckComplete(out));
   return out;
+}
+
+Status CheckComplete(const Config& c) {
+  if ((c.s3.enabled || c.blob.enabled) && c.access_keys.empty()) {
+    return InvalidArgumentError(
+        "key 'access_keys' needs at least one key when s3 or blob is enabled (in the config "
+        "file or made through the API)");
+  }
+  return Status::Ok();
 }
 
 Status ApplyManagedSettings(Config& c) {

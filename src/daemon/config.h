@@ -174,6 +174,9 @@ std::string ManagedSettingsToml(const Config& c);
 // Replaces the sections above in `base` by those of `managed` (a Config parsed from
 // ManagedSettingsToml text); the rest of `base` (ports, paths, TLS...) stays.
 void OverlayManagedSettings(Config& base, const Config& managed);
+// The checks that need the whole configuration, after settings.toml is applied (keys for
+// the object endpoints). InvalidArgument naming the key.
+Status CheckComplete(const Config& c);
 // Loads <data_dir>/settings.toml over `c` when it exists. InvalidArgument naming the file.
 Status ApplyManagedSettings(Config& c);
 // Checks a Config as ParseConfig would (by writing its managed sections out and reading them

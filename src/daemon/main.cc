@@ -200,6 +200,7 @@ int Serve(const std::string& config_path, char** argv) {
   auto config = ConfigFrom(config_path);
   if (!config.ok()) return Fail(2, config.status().message());
   if (Status s = ApplyManagedSettings(*config); !s.ok()) return Fail(2, s.message());
+  if (Status s = CheckComplete(*config); !s.ok()) return Fail(2, s.message());
   const Config& c = *config;
   if (Status s = ConfigureLogging(c.log_format, c.log_level); !s.ok()) {
     return Fail(2, s.message());

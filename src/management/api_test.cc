@@ -20,6 +20,7 @@ struct Reply {
   std::string body;
   std::string headers;
   CURLcode code = CURLE_OK;
+  double wire_bytes = 0;  // body bytes as sent (compressed)
   nlohmann::json Json() const { return nlohmann::json::parse(body, nullptr, false); }
 };
 
@@ -30,7 +31,7 @@ size_t Collect(char* p, size_t size, size_t n, void* out) {
 
 Reply Call(const std::string& method, const std::string& url, const std::string& token = "",
            const std::string& body = "", const std::string& ca = "",
-           const std::string& content_type = "application/json") {
+           const std::string& content_type = "application/json", bool gzip = false) {
   Reply r;
   CURL* c = curl_easy_init();
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
@@ -49,7 +50,11 @@ Reply Call(const std::string& method, const std::string& url, const std::string&
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &r.headers);
   curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
   if (!ca.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, ca.c_str());
+  if (gzip) curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "gzip");
   r.code = curl_easy_perform(c);
+  curl_off_t wire = 0;
+  curl_easy_getinfo(c, CURLINFO_SIZE_DOWNLOAD_T, &wire);
+  r.wire_bytes = static_cast<double>(wire);
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
   curl_slist_free_all(h);
   curl_easy_cleanup(c);
@@ -295,6 +300,15 @@ TEST_F(ApiTest, ServesTheUiFilesPubliclyWithAStrictPolicy) {
   EXPECT_EQ(js.body, "let x = 1;");
   EXPECT_NE(js.headers.find("text/javascript"), std::string::npos);
   EXPECT_NE(js.headers.find("immutable"), std::string::npos);
+  // Browsers that take gzip get it (curl decodes it back).
+  std::string big(20000, 'a');
+  ASSERT_TRUE(platform::WriteFileAtomic(dir_ / "ui/assets/big-1.js", big).ok());
+  auto gz = Call("GET", base_ + "/assets/big-1.js", "", "", "", "application/json", true);
+  EXPECT_EQ(gz.body, big);
+  EXPECT_NE(gz.headers.find("Content-Encoding: gzip"), std::string::npos) << gz.headers;
+  EXPECT_LT(gz.wire_bytes, 1000.0);
+  EXPECT_EQ(Call("GET", base_ + "/assets/big-1.js").headers.find("Content-Encoding"),
+            std::string::npos);
   // The UI's own routes get index.html; missing assets and escapes get 404.
   EXPECT_EQ(Call("GET", base_ + "/shares/edit").body, "<html>box</html>");
   EXPECT_EQ(Call("GET", base_ + "/assets/missing.js").status, 404);

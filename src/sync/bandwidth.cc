@@ -64,11 +64,13 @@ Result<std::optional<uint64_t>> ParseRate(std::string_view text) {
     }
     s.pop_back();
   }
-  if (s.empty() || s.find_first_not_of("0123456789.") != std::string::npos ||
+  if (s.empty() || s.size() > 24 || s.find_first_not_of("0123456789.") != std::string::npos ||
+      s.find_first_of("0123456789") == std::string::npos ||
       std::count(s.begin(), s.end(), '.') > 1) {
-    return InvalidArgumentError("rate '" + std::string(text) + "' is not a number with a unit");
+    return InvalidArgumentError("rate '" + std::string(text).substr(0, 64) +
+                                "' is not a number with a unit");
   }
-  double v = std::stod(s) * mult;
+  double v = std::strtod(s.c_str(), nullptr) * mult;
   if (v > 1e15) return InvalidArgumentError("rate '" + std::string(text) + "' is too large");
   return std::optional<uint64_t>(static_cast<uint64_t>(std::llround(v)));
 }
