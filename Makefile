@@ -35,7 +35,7 @@ fuzz: deps
 # stands in for the cloud and the default share uploads to it (scripts/run-local).
 run: deps
 	@cmake --preset $(RUN_PRESET) >/dev/null
-	@cmake --build --preset $(RUN_PRESET) -j $(JOBS) --target fieldstack
+	@cmake --build --preset $(RUN_PRESET) -j $(JOBS) --target fieldstack web
 	@echo "Starting fieldstack; stop it with Ctrl-C."
 	@$(if $(CONFIG),exec build/$(RUN_PRESET)/src/daemon/fieldstack serve --config $(CONFIG),\
 	  exec scripts/run-local build/$(RUN_PRESET)/src/daemon/fieldstack)
