@@ -24,6 +24,7 @@
 #include "store/names.h"
 #include "sync/bandwidth.h"
 #include "sync/evictor.h"
+#include "sync/uploader.h"
 
 namespace fieldstack::daemon {
 namespace {
@@ -907,7 +908,7 @@ void RegisterRoutes(ApiContext& ctx) {
         FS_RETURN_IF_ERROR(CheckBody(req.body, {{"old_password", FieldType::kString, true, 256},
                                                 {"new_password", FieldType::kString, true, 256}}));
         if (!cx->auth.CheckPassword(req.principal->user, Str(req.body, "old_password"))) {
-          return PermissionDeniedError("the old password is wrong");
+          return InvalidArgumentError("field 'old_password' is not your current password");
         }
         FS_RETURN_IF_ERROR(
             cx->auth.SetPassword(req.principal->user, Str(req.body, "new_password")));
@@ -1305,40 +1306,43 @@ void RegisterRoutes(ApiContext& ctx) {
             return ApiResponse::Json({{"job", id}}, 202);
           });
   // Waits until every file waiting for upload is uploaded (before the box is packed up).
-  api.Add(Verb::post, "/api/v1/drain", Access::kOperator,
-          [cx](ApiRequest& req) -> Result<ApiResponse> {
-            FS_RETURN_IF_ERROR(CheckBody(req.body.is_null() ? json::object() : req.body, {}));
-            std::string id = cx->jobs.Start(
-                "drain", req.principal->user, [cx](management::JobContext& job) -> Status {
-                  store::Store& st = cx->box.store();
-                  FS_ASSIGN_OR_RETURN(uint64_t first, st.PendingUploads());
-                  for (;;) {
-                    FS_ASSIGN_OR_RETURN(auto by_share, st.PendingUploadsByShare());
-                    uint64_t pending = 0, stuck = 0;
-                    for (auto& [share, n] : by_share) {
-                      pending += n;
-                      bool target = cx->box.WithUploads(
-                          [&](UploadService* u) { return u != nullptr && u->HasTarget(share); });
-                      if (!target) stuck += n;
-                    }
-                    job.Progress(first == 0 ? 1.0
-                                            : 1.0 - static_cast<double>(std::min(pending, first)) /
-                                                        static_cast<double>(first),
-                                 std::to_string(pending) + " files wait for upload");
-                    if (pending == 0) break;
-                    if (stuck == pending) {
-                      return FailedPreconditionError(
-                          std::to_string(stuck) +
-                          " files wait for shares without a storage account to upload to");
-                    }
-                    if (job.cancelled()) return Status::Ok();
-                    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-                  }
-                  job.SetResult(JsonText(json{{"uploaded", first}}));
-                  return Status::Ok();
-                });
-            return ApiResponse::Json({{"job", id}}, 202);
-          });
+  api.Add(
+      Verb::post, "/api/v1/drain", Access::kOperator, [cx](ApiRequest& req) -> Result<ApiResponse> {
+        FS_RETURN_IF_ERROR(CheckBody(req.body.is_null() ? json::object() : req.body, {}));
+        std::string id = cx->jobs.Start(
+            "drain", req.principal->user, [cx](management::JobContext& job) -> Status {
+              store::Store& st = cx->box.store();
+              FS_RETURN_IF_ERROR(st.EnqueueUploads(sync::Uploader::kConsumer, 100000).status());
+              FS_ASSIGN_OR_RETURN(uint64_t first, st.PendingUploads());
+              for (;;) {
+                // Writes committed but not yet queued count too: queue them first.
+                FS_RETURN_IF_ERROR(st.EnqueueUploads(sync::Uploader::kConsumer, 100000).status());
+                FS_ASSIGN_OR_RETURN(auto by_share, st.PendingUploadsByShare());
+                uint64_t pending = 0, stuck = 0;
+                for (auto& [share, n] : by_share) {
+                  pending += n;
+                  bool target = cx->box.WithUploads(
+                      [&](UploadService* u) { return u != nullptr && u->HasTarget(share); });
+                  if (!target) stuck += n;
+                }
+                job.Progress(first == 0 ? 1.0
+                                        : 1.0 - static_cast<double>(std::min(pending, first)) /
+                                                    static_cast<double>(first),
+                             std::to_string(pending) + " files wait for upload");
+                if (pending == 0) break;
+                if (stuck == pending) {
+                  return FailedPreconditionError(
+                      std::to_string(stuck) +
+                      " files wait for shares without a storage account to upload to");
+                }
+                if (job.cancelled()) return Status::Ok();
+                std::this_thread::sleep_for(std::chrono::milliseconds(500));
+              }
+              job.SetResult(JsonText(json{{"uploaded", first}}));
+              return Status::Ok();
+            });
+        return ApiResponse::Json({{"job", id}}, 202);
+      });
   api.Add(Verb::get, "/api/v1/shares/{name}/file", Access::kReader,
           [cx](ApiRequest& req) -> Result<ApiResponse> {
             std::string path = req.Query("path");

@@ -698,11 +698,11 @@ class Conformance:
         for name in ("pwuser", "patchme"):
             c("POST", "/api/v1/users", body={"name": name, "role": "reader",
                                              "password": PASSWORD}, token=a, expect=201)
-        # Own password: wrong old one 403; right one 204 and the session ends.
+        # Own password: wrong old one 400 (naming the field); right one 204 and the session ends.
         pw = self.login("pwuser")
         c("PUT", "/api/v1/me/password", body={"old_password": "not the password!",
                                               "new_password": "another password 2"}, token=pw,
-          expect=403)
+          expect=400)
         c("PUT", "/api/v1/me/password", body={"old_password": PASSWORD,
                                               "new_password": "another password 2"}, token=pw,
           expect=204)

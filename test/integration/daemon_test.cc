@@ -87,7 +87,7 @@ TEST_F(DaemonTest, ServesHealthAndMetricsAndStopsCleanlyOnSigterm) {
   EXPECT_NE(metrics.body().find("fieldstack_store_used_bytes{share=\"default\"} 0"),
             std::string::npos)
       << metrics.body();
-  EXPECT_EQ(HttpGet(port, "/nothing").result(), bh::status::not_found);
+  EXPECT_EQ(HttpGet(port, "/api/v1/nothing").result(), bh::status::not_found);
   ::kill(p->pid, SIGTERM);
   EXPECT_EQ(p->Wait(), 0) << p->output;
   EXPECT_NE(p->output.find("stopped cleanly"), std::string::npos) << p->output;

@@ -16,6 +16,7 @@ describe('parseHash', () => {
       ['#/users', 'users'],
       ['#/accounts', 'accounts'],
       ['#/bandwidth', 'bandwidth'],
+      ['#/cache', 'cache'],
       ['#/logs', 'logs'],
       ['#/alerts', 'alerts'],
       ['#/diagnostics', 'diagnostics'],

@@ -15,6 +15,7 @@ export type RouteName =
   | 'accounts'
   | 'accountEdit'
   | 'bandwidth'
+  | 'cache'
   | 'logs'
   | 'alerts'
   | 'diagnostics'
@@ -40,6 +41,7 @@ const kPatterns: Array<[RouteName, string]> = [
   ['accounts', '/accounts'],
   ['accountEdit', '/accounts/:name'],
   ['bandwidth', '/bandwidth'],
+  ['cache', '/cache'],
   ['logs', '/logs'],
   ['alerts', '/alerts'],
   ['diagnostics', '/diagnostics'],

@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -140,9 +141,23 @@ export async function startAzurite(azuriteBin, dir) {
   return { proc, port, endpoint: `http://127.0.0.1:${port}/${AZURITE_ACCOUNT}` };
 }
 
+// A TCP port free on 127.0.0.1 now (the kernel's pick; another process could take it before
+// the daemon does, which fails the start loudly rather than silently).
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
 // Writes the daemon's config and the bootstrap access key's secret; returns what the walk
-// needs to know about them.
-export function writeDaemonConfig(dir, uiDir) {
+// needs to know about them. `apiPort` 0 lets the daemon pick; a fixed one keeps the page's
+// address when the walk restarts the box (the daemon re-executes itself and binds again).
+export function writeDaemonConfig(dir, uiDir, { apiPort = 0 } = {}) {
   const dataDir = path.join(dir, 'data');
   const secretFile = path.join(dir, 'e2e.secret');
   const secret = randomBytes(32).toString('base64');
@@ -158,7 +173,7 @@ export function writeDaemonConfig(dir, uiDir) {
 data_dir = ${q(dataDir)}
 
 [http]
-port = 0
+port = ${apiPort}
 ui_dir = ${q(uiDir)}
 
 [s3]

@@ -64,6 +64,13 @@ export interface CachePolicy {
   pinned: string[];
 }
 
+// GET/PUT /api/v1/cache: the box-wide policy and the box-only timings.
+export interface CacheSettings extends CachePolicy {
+  interval_s: number;
+  backpressure_timeout_s: number;
+  recall_timeout_s: number;
+}
+
 export interface ShareTarget {
   storage_account: string;
   type: AccountType;
@@ -149,6 +156,11 @@ export interface Alert {
   count: number;
   acknowledged: boolean;
   acknowledged_by: string;
+}
+
+export interface AlertSettings {
+  webhook: string;
+  note?: string; // in the answer to PUT: when the change takes effect
 }
 
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';

@@ -1,8 +1,11 @@
 // The app's top: finds out whether the box needs its first admin (GET /setup) and who is signed
 // in (GET /me with the token of sessionStorage), then shows setup, sign-in or the signed-in
 // shell. A 401 anywhere ends the session and comes back here with "Your session ended".
+// After "Restart" it waits for a new boot_id of GET /setup and reloads the page (new UI files
+// after an upgrade, a clean state); the notice to show after that reload waits in
+// sessionStorage (kNoticeKey).
 
-import { useCallback, useEffect, useMemo, useState } from 'preact/hooks';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { ApiClient, errorMessage, kSessionEnded, kUnreachable } from '../api/client';
 import type { Me } from '../api/types';
 import { Button, Loading } from '../components/ui';
@@ -14,6 +17,19 @@ import { Shell } from './Shell';
 
 type Phase = 'boot' | 'unreachable' | 'ready' | 'restarting' | 'shutdown';
 
+// A notice for the sign-in page that survives one reload (set before reloading after a restart).
+export const kNoticeKey = 'fieldstack.notice';
+
+function takeStoredNotice(): string {
+  try {
+    const t = window.sessionStorage.getItem(kNoticeKey) ?? '';
+    window.sessionStorage.removeItem(kNoticeKey);
+    return t;
+  } catch {
+    return '';
+  }
+}
+
 export function App() {
   const route = useRoute();
   const [phase, setPhase] = useState<Phase>('boot');
@@ -23,6 +39,8 @@ export function App() {
   const [notice, setNotice] = useState<{ text: string; tone: 'error' | 'info' } | null>(null);
 
   const client = useMemo(() => new ApiClient(), []);
+  // The daemon's boot_id when the page started, and the one a restart waits to see replaced.
+  const bootId = useRef('');
 
   // A 401 on any request: back to sign-in, saying why.
   useEffect(() => {
@@ -36,17 +54,21 @@ export function App() {
   const boot = useCallback(async () => {
     setPhase('boot');
     try {
-      const setup = await client.get<{ needed: boolean }>('/setup', { auth: false });
+      const setup = await client.get<{ needed: boolean; boot_id?: string }>('/setup', { auth: false });
+      bootId.current = setup.boot_id ?? '';
       setSetupNeeded(setup.needed);
+      const stored = takeStoredNotice();
+      let who: Me | null = null;
       if (!setup.needed && client.token) {
         try {
-          const who = await client.get<Me>('/me');
+          who = await client.get<Me>('/me');
           client.role = who.role;
           setMe(who);
         } catch {
           // 401 was handled (notice set); otherwise sign in again.
         }
       }
+      if (stored && !who) setNotice({ text: stored, tone: 'info' });
       setPhase('ready');
     } catch (e) {
       setBootError(errorMessage(e));
@@ -97,8 +119,18 @@ export function App() {
     navigate('#/login');
   };
 
-  const powerOff = (action: 'restart' | 'shutdown') => {
+  const powerOff = (action: 'restart' | 'shutdown', bootIdBefore?: string) => {
+    if (bootIdBefore !== undefined) bootId.current = bootIdBefore;
     setPhase(action === 'restart' ? 'restarting' : 'shutdown');
+  };
+
+  // The session is gone on the box (the password changed): back to sign-in, saying why.
+  const endSession = (text: string) => {
+    client.setToken(null);
+    client.role = null;
+    setMe(null);
+    setNotice({ text, tone: 'info' });
+    navigate('#/login');
   };
 
   if (phase === 'boot') {
@@ -129,13 +161,16 @@ export function App() {
       <WaitForBox
         client={client}
         action={phase === 'restarting' ? 'restart' : 'shutdown'}
+        bootId={bootId.current}
         onBack={() => {
-          client.setToken(null);
-          client.role = null;
-          setMe(null);
-          setNotice({ text: 'The box restarted. Sign in again.', tone: 'info' });
-          setPhase('ready');
-          navigate('#/login');
+          // The reloaded page asks GET /me whether the session outlived the restart (sessions
+          // live in the daemon's memory, so it normally did not): if not, sign-in says why.
+          try {
+            window.sessionStorage.setItem(kNoticeKey, 'The box restarted. Sign in again.');
+          } catch {
+            /* storage refused: the sign-in page comes without the notice */
+          }
+          window.location.reload();
         }}
       />
     );
@@ -155,5 +190,7 @@ export function App() {
   if (!me) {
     return <LoginPage client={client} notice={notice} onSignedIn={signedIn} />;
   }
-  return <Shell client={client} me={me} route={route} onSignOut={signOut} powerOff={powerOff} />;
+  return (
+    <Shell client={client} me={me} route={route} onSignOut={signOut} powerOff={powerOff} endSession={endSession} />
+  );
 }

@@ -8,6 +8,7 @@ import { Button } from '../components/ui';
 import { AccountsPage } from '../pages/Accounts';
 import { AlertsPage } from '../pages/Alerts';
 import { BandwidthPage } from '../pages/Bandwidth';
+import { CachePage } from '../pages/Cache';
 import { DashboardPage } from '../pages/Dashboard';
 import { DevicePage } from '../pages/Device';
 import { DiagnosticsPage } from '../pages/Diagnostics';
@@ -26,6 +27,7 @@ const kNav: Array<{ label: string; route: RouteName; also?: RouteName[] }> = [
   { label: 'Users and keys', route: 'users' },
   { label: 'Storage accounts', route: 'accounts', also: ['accountEdit'] },
   { label: 'Bandwidth', route: 'bandwidth' },
+  { label: 'Cache', route: 'cache' },
   { label: 'Logs', route: 'logs' },
   { label: 'Alerts', route: 'alerts' },
   { label: 'Diagnostics', route: 'diagnostics' },
@@ -51,6 +53,8 @@ function Page({ route }: { route: Route }) {
       return <AccountsPage edit={route.params['name']} />;
     case 'bandwidth':
       return <BandwidthPage />;
+    case 'cache':
+      return <CachePage />;
     case 'logs':
       return <LogsPage />;
     case 'alerts':
@@ -87,12 +91,14 @@ export function Shell({
   route,
   onSignOut,
   powerOff,
+  endSession,
 }: {
   client: ApiClient;
   me: Me;
   route: Route;
   onSignOut: () => void;
-  powerOff: (action: 'restart' | 'shutdown') => void;
+  powerOff: AppState['powerOff'];
+  endSession: AppState['endSession'];
 }) {
   const [device, setDevice] = useState<Device | null>(null);
   const [alerts, setAlerts] = useState<Alert[] | null>(null);
@@ -140,8 +146,8 @@ export function Shell({
   }, [pageLabel, device?.name]);
 
   const state: AppState = useMemo(
-    () => ({ client, me, device, refreshDevice, alerts, refreshAlerts, powerOff }),
-    [client, me, device, refreshDevice, alerts, refreshAlerts, powerOff],
+    () => ({ client, me, device, refreshDevice, alerts, refreshAlerts, powerOff, endSession }),
+    [client, me, device, refreshDevice, alerts, refreshAlerts, powerOff, endSession],
   );
 
   const count = alerts?.length ?? 0;

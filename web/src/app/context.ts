@@ -13,8 +13,11 @@ export interface AppState {
   refreshDevice: () => void;
   alerts: Alert[] | null;
   refreshAlerts: () => void;
-  // Leaves the app for the "waiting for the box" screen after a restart or shutdown.
-  powerOff: (action: 'restart' | 'shutdown') => void;
+  // Leaves the app for the "waiting for the box" screen after a restart or shutdown;
+  // `bootIdBefore` is GET /setup's boot_id just before the restart was asked for.
+  powerOff: (action: 'restart' | 'shutdown', bootIdBefore?: string) => void;
+  // The box ended this session (the password changed): back to sign-in with `notice`.
+  endSession: (notice: string) => void;
 }
 
 export const AppContext = createContext<AppState | null>(null);

@@ -1,5 +1,7 @@
-// A modal confirmation dialog on the native <dialog> (role=dialog; the browser traps focus,
-// makes the page behind it inert and closes it on Escape). Focus returns to where it was.
+// A modal dialog on the native <dialog> (role=dialog; the browser traps focus, makes the page
+// behind it inert and closes it on Escape). Focus returns to where it was. With `onSubmit` the
+// body and actions are one form (Enter in a field submits; the submit button is an action) and
+// the first field gets the focus; otherwise the first action button does.
 
 import type { ComponentChildren } from 'preact';
 import { useEffect, useId, useRef } from 'preact/hooks';
@@ -9,11 +11,13 @@ export function Dialog({
   children,
   onClose,
   actions,
+  onSubmit,
 }: {
   title: string;
   children?: ComponentChildren;
   onClose: () => void;
   actions: ComponentChildren;
+  onSubmit?: () => void;
 }) {
   const ref = useRef<HTMLDialogElement>(null);
   const id = useId();
@@ -25,8 +29,11 @@ export function Dialog({
       if (typeof d.showModal === 'function') d.showModal();
       else d.setAttribute('open', '');
     }
-    // The first action button, not the dialog's text, gets the focus.
-    d.querySelector<HTMLElement>('.dialog-actions button')?.focus();
+    // A form's first field, else the first action button (not the dialog's text).
+    const first = onSubmit
+      ? d.querySelector<HTMLElement>('.dialog-body input:not([disabled]), .dialog-body select:not([disabled]), .dialog-body textarea')
+      : null;
+    (first ?? d.querySelector<HTMLElement>('.dialog-actions button'))?.focus();
     return () => {
       if (d.open) d.close();
       before?.focus?.();
@@ -46,8 +53,24 @@ export function Dialog({
       <h2 id={`${id}-t`} class="dialog-title">
         {title}
       </h2>
-      <div class="dialog-body">{children}</div>
-      <div class="dialog-actions">{actions}</div>
+      {onSubmit ? (
+        <form
+          noValidate
+          aria-labelledby={`${id}-t`}
+          onSubmit={(e) => {
+            e.preventDefault();
+            onSubmit();
+          }}
+        >
+          <div class="dialog-body">{children}</div>
+          <div class="dialog-actions">{actions}</div>
+        </form>
+      ) : (
+        <>
+          <div class="dialog-body">{children}</div>
+          <div class="dialog-actions">{actions}</div>
+        </>
+      )}
     </dialog>
   );
 }

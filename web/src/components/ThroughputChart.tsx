@@ -1,36 +1,23 @@
 // The upload and download throughput over time (GET /api/v1/metrics/history), drawn by uPlot
-// on a canvas. The chart is made once per theme and size; new points only replace its data,
-// so the 10-second refresh does not flicker or move the page.
+// on a canvas. The chart is made once per theme; new points only replace its data, so the
+// 10-second refresh does not flicker or move the page. The x axis is always the whole window
+// (lib/chart.ts): from `windowS` before `nowS` to `nowS`, with HH:MM ticks, even with no point.
 
 import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 import type { HistoryPoint } from '../api/types';
 import { useThemeName } from '../app/theme';
+import { chartColumns, clockLabel, localOffsetS, timeTicks, windowRange } from '../lib/chart';
 import { formatBytes, formatRate } from '../lib/format';
 
 const kHeight = 220;
+const kYAxisPx = 78;
+// Fewer points than this in view are drawn as dots too: a line needs two points.
+const kDotsBelow = 40;
 
 function cssVar(name: string, fallback: string): string {
   const v = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
   return v || fallback;
-}
-
-function toData(points: HistoryPoint[], windowS: number): uPlot.AlignedData {
-  if (points.length === 0) {
-    const now = Math.floor(Date.now() / 1000);
-    return [[now - windowS, now], [null, null], [null, null]] as unknown as uPlot.AlignedData;
-  }
-  return [
-    points.map((p) => Math.floor(Date.parse(p.time) / 1000)),
-    points.map((p) => p.upload_bytes_per_s),
-    points.map((p) => p.download_bytes_per_s),
-  ];
-}
-
-function clock(unixS: number, seconds: boolean): string {
-  const d = new Date(unixS * 1000);
-  const pad = (n: number) => (n < 10 ? `0${n}` : String(n));
-  return `${pad(d.getHours())}:${pad(d.getMinutes())}${seconds ? ':' + pad(d.getSeconds()) : ''}`;
 }
 
 function shortRate(v: number): string {
@@ -38,12 +25,24 @@ function shortRate(v: number): string {
   return formatBytes(v).replace(' ', '\u202f') + '/s';
 }
 
-export function ThroughputChart({ points, windowS }: { points: HistoryPoint[]; windowS: number }) {
+export function ThroughputChart({
+  points,
+  windowS,
+  nowS,
+}: {
+  points: HistoryPoint[];
+  windowS: number;
+  nowS: number; // the box's clock now (unix seconds): the window's right edge
+}) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const theme = useThemeName();
-  const latest = useRef({ points, windowS });
-  latest.current = { points, windowS };
+  const range = windowRange(nowS, windowS, points);
+  // uPlot asks for the x range whenever it redraws: it is always the window of the last data.
+  const rangeRef = useRef(range);
+  rangeRef.current = range;
+  const latest = useRef({ points, range });
+  latest.current = { points, range };
 
   useEffect(() => {
     const el = box.current;
@@ -56,7 +55,7 @@ export function ThroughputChart({ points, windowS }: { points: HistoryPoint[]; w
       width: Math.max(el.clientWidth, 200),
       height: kHeight,
       scales: {
-        x: { time: true },
+        x: { time: true, range: () => rangeRef.current },
         y: { range: (_u, _min, max) => [0, Math.max(max ?? 0, 1024) * 1.1] },
       },
       series: [
@@ -66,32 +65,29 @@ export function ThroughputChart({ points, windowS }: { points: HistoryPoint[]; w
           stroke: up,
           width: 2,
           fill: up + '22',
-          points: { show: false },
+          points: { show: (_u, _si, i0, i1) => i1 - i0 + 1 < kDotsBelow, size: 6 },
           value: (_u, v) => (v === null || v === undefined ? '—' : formatRate(v)),
         },
         {
           label: 'Download',
           stroke: down,
           width: 2,
-          points: { show: false },
+          points: { show: (_u, _si, i0, i1) => i1 - i0 + 1 < kDotsBelow, size: 6 },
           value: (_u, v) => (v === null || v === undefined ? '—' : formatRate(v)),
         },
       ],
       axes: [
         {
           stroke: text,
-          space: 70,
           grid: { stroke: grid, width: 1 },
           ticks: { stroke: grid, width: 1 },
-          // Local HH:MM on every tick (uPlot's default adds dates that crowd a narrow chart).
-          values: (_u, splits) => {
-            const step = splits.length > 1 ? splits[1]! - splits[0]! : 60;
-            return splits.map((t) => clock(t, step < 60));
-          },
+          // Round local clock times, HH:MM (uPlot's own ticks add dates that crowd the axis).
+          splits: (u, _axis, min, max) => timeTicks(min, max, u.width - kYAxisPx, localOffsetS(max)),
+          values: (_u, splits) => splits.map((t) => clockLabel(t, localOffsetS(t))),
         },
         {
           stroke: text,
-          size: 78,
+          size: kYAxisPx,
           grid: { stroke: grid, width: 1 },
           ticks: { stroke: grid, width: 1 },
           values: (_u, splits) => splits.map(shortRate),
@@ -100,7 +96,7 @@ export function ThroughputChart({ points, windowS }: { points: HistoryPoint[]; w
       legend: { show: true, live: true },
       cursor: { drag: { x: false, y: false }, points: { size: 6 } },
     };
-    const u = new uPlot(opts, toData(latest.current.points, latest.current.windowS), el);
+    const u = new uPlot(opts, chartColumns(latest.current.points, latest.current.range) as uPlot.AlignedData, el);
     plot.current = u;
     const ro = new ResizeObserver(() => {
       const w = Math.max(el.clientWidth, 200);
@@ -114,16 +110,15 @@ export function ThroughputChart({ points, windowS }: { points: HistoryPoint[]; w
     };
   }, [theme]);
 
+  const [min, max] = range;
   useEffect(() => {
-    plot.current?.setData(toData(points, windowS));
-  }, [points, windowS]);
+    plot.current?.setData(chartColumns(latest.current.points, [min, max]) as uPlot.AlignedData);
+  }, [points, min, max]);
 
   return (
     <div class="chart-wrap">
       <div class="chart" ref={box} role="img" aria-label="Throughput chart" />
-      {points.length === 0 ? (
-        <p class="chart-empty">No throughput recorded yet: the box keeps it in memory since it started.</p>
-      ) : null}
+      {points.length === 0 ? <p class="chart-empty">No data yet: the box samples every 10 s</p> : null}
     </div>
   );
 }

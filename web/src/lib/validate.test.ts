@@ -20,6 +20,7 @@ import {
   splitList,
   userName,
   validateAll,
+  webhookUrl,
 } from './validate';
 
 describe('validators', () => {
@@ -112,6 +113,16 @@ describe('validators', () => {
     expect(deviceName('site-7.box')).toBe('');
     expect(deviceName('')).toBe('');
     expect(deviceName('site 7')).not.toBe('');
+  });
+
+  it('takes an http(s) webhook URL or nothing', () => {
+    expect(webhookUrl('')).toBe('');
+    expect(webhookUrl('https://hooks.example.com/T0/B1/secret')).toBe('');
+    expect(webhookUrl('http://10.0.0.5:8080/alerts')).toBe('');
+    expect(webhookUrl('ftp://example.com/x')).not.toBe('');
+    expect(webhookUrl('https://example.com/a b')).not.toBe('');
+    expect(webhookUrl('hooks.example.com')).not.toBe('');
+    expect(webhookUrl('https://e.com/' + 'a'.repeat(2040))).toBe('Use at most 2048 characters');
   });
 
   it('collects the messages of a whole form', () => {

@@ -161,6 +161,13 @@ export const endpoint: Validator = optional((v) =>
   /^https?:\/\/\S+$/.test(v) && v.length <= 512 ? '' : 'Use a URL starting with https://',
 );
 
+// The alert webhook: an http(s) URL, or "" for none (AlertSettingsUpdate in the spec).
+export const webhookUrl: Validator = optional((v) => {
+  if (!/^https?:\/\/\S+$/.test(v)) return 'Use a URL starting with https:// (or http://), or leave empty for none';
+  if (v.length > 2048) return 'Use at most 2048 characters';
+  return '';
+});
+
 export const azureAccount: Validator = optional((v) =>
   /^[a-z0-9]{3,24}$/.test(v) ? '' : 'Use 3 to 24 lower-case letters and digits',
 );

@@ -337,7 +337,7 @@ export function AccountsPage({ edit }: { edit?: string }) {
                 <th scope="col">Endpoint or folder</th>
                 <th scope="col">Credentials</th>
                 <th scope="col">Reachable</th>
-                <th scope="col">
+                <th scope="col" class="row-actions">
                   <span class="sr-only">Actions</span>
                 </th>
               </tr>
@@ -351,24 +351,24 @@ export function AccountsPage({ edit }: { edit?: string }) {
                   <td>{secretState(a)}</td>
                   <td>{a.reachable ? <StatusWord tone="ok">yes</StatusWord> : <StatusWord tone="fail">no</StatusWord>}</td>
                   <td class="row-actions">
-<div class="row-actions-inner">
-                    {isAdmin ? (
-                      <>
-                        <Button aria-label={`Edit ${a.name}`} onClick={() => navigate(href('accountEdit', { name: a.name }))}>
-                          Edit
-                        </Button>
-                        <Button
-                          variant="danger"
-                          aria-label={`Delete ${a.name}`}
-                          busy={del.busy}
-                          onClick={() => void remove(a.name)}
-                        >
-                          Delete
-                        </Button>
-                      </>
-                    ) : null}
-                  </div>
-</td>
+                    <div class="row-actions-inner">
+                      {isAdmin ? (
+                        <>
+                          <Button aria-label={`Edit ${a.name}`} onClick={() => navigate(href('accountEdit', { name: a.name }))}>
+                            Edit
+                          </Button>
+                          <Button
+                            variant="danger"
+                            aria-label={`Delete ${a.name}`}
+                            busy={del.busy}
+                            onClick={() => void remove(a.name)}
+                          >
+                            Delete
+                          </Button>
+                        </>
+                      ) : null}
+                    </div>
+                  </td>
                 </tr>
               ))}
             </tbody>

@@ -1,14 +1,17 @@
 // Alerts: what needs attention now (active) and what did (history), each with the catalogue's
 // recommended action. Operators and admins acknowledge an active alert (it stays active until
-// its cause is gone).
+// its cause is gone). Admins set the webhook alerts are posted to (GET/PUT /alerts/settings,
+// admin only: a webhook URL often carries its credential); the box uses it from its next start.
 
-import { useRef, useState } from 'preact/hooks';
-import type { Alert } from '../api/types';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import type { Alert, AlertSettings } from '../api/types';
 import { atLeast } from '../api/types';
 import { useApp } from '../app/context';
 import { useAction, useLoad } from '../app/hooks';
-import { Button, Empty, ErrorBanner, Loading, PageHeader, SeverityBadge, StatusWord } from '../components/ui';
+import { Button, Empty, ErrorBanner, Loading, Notice, PageHeader, Section, SeverityBadge, StatusWord, TextField } from '../components/ui';
 import { formatAgo, formatTime } from '../lib/format';
+import { webhookUrl } from '../lib/validate';
+import { href } from '../router';
 
 type Tab = 'active' | 'history';
 const kHistoryPage = 100;
@@ -38,7 +41,9 @@ function AlertRows({
             <th scope="col" class="num">
               Count
             </th>
-            <th scope="col">{history ? 'Cleared' : 'Acknowledged'}</th>
+            <th scope="col" class="row-actions">
+              {history ? 'Cleared' : 'Acknowledged'}
+            </th>
           </tr>
         </thead>
         <tbody>
@@ -67,7 +72,7 @@ function AlertRows({
                 <div class="muted small">{formatAgo(a.raised)}</div>
               </td>
               <td class="num">{a.count}</td>
-              <td>
+              <td class="row-actions">
                 {history ? (
                   a.cleared ? (
                     formatTime(a.cleared)
@@ -89,6 +94,90 @@ function AlertRows({
         </tbody>
       </table>
     </div>
+  );
+}
+
+function WebhookSection() {
+  const { client } = useApp();
+  const settings = useLoad((signal) => client.get<AlertSettings>('/alerts/settings', { signal }), []);
+  const [url, setUrl] = useState('');
+  const [error, setError] = useState('');
+  const [note, setNote] = useState('');
+  const save = useAction();
+  const stored = settings.data?.webhook;
+
+  useEffect(() => {
+    if (stored !== undefined) setUrl(stored);
+  }, [stored]);
+
+  const put = async (webhook: string) => {
+    setNote('');
+    const r = await save.run(() => client.put<AlertSettings>('/alerts/settings', { webhook }));
+    if (r) {
+      settings.setData({ webhook: r.webhook });
+      setUrl(r.webhook);
+      setNote(
+        r.webhook
+          ? 'Webhook saved. The box posts alerts to it from its next start.'
+          : 'Webhook removed. The box stops posting alerts at its next start.',
+      );
+    }
+  };
+
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    const m = webhookUrl(url);
+    setError(m);
+    if (m) {
+      document.getElementById('webhook-input')?.focus();
+      return;
+    }
+    await put(url.trim());
+  };
+
+  return (
+    <Section title="Webhook">
+      <p class="muted section-lead">
+        Each raise, clear and acknowledge is POSTed to this URL as JSON (chat, paging or ticket systems). Only admins
+        see it: such URLs often carry their credential.
+      </p>
+      <ErrorBanner message={save.error || settings.error} />
+      {note ? <Notice tone="ok">{note}</Notice> : null}
+      {settings.data === undefined && !settings.error ? (
+        <Loading />
+      ) : (
+        <form class="form" onSubmit={submit} noValidate aria-label="Webhook">
+          <TextField
+            id="webhook-input"
+            label="Webhook URL"
+            type="url"
+            value={url}
+            onValue={(v) => {
+              setUrl(v);
+              setError('');
+            }}
+            error={error}
+            placeholder="https://hooks.example.com/…"
+            spellcheck={false}
+            autoComplete="off"
+            hint={
+              <>
+                Empty: alerts are not posted. A change takes effect at the next start of the box (
+                <a href={href('device')}>Device → Restart</a>).
+              </>
+            }
+          />
+          <div class="form-actions">
+            <Button type="submit" variant="primary" busy={save.busy}>
+              Save webhook
+            </Button>
+            <Button disabled={save.busy || !stored} onClick={() => void put('')}>
+              Remove webhook
+            </Button>
+          </div>
+        </form>
+      )}
+    </Section>
   );
 }
 
@@ -192,6 +281,7 @@ export function AlertsPage() {
           </div>
         ) : null}
       </div>
+      {atLeast(me.role, 'admin') ? <WebhookSection /> : null}
     </div>
   );
 }

@@ -1,18 +1,22 @@
 // The dashboard: the box at a glance, refreshed every 10 s. Every section keeps its size while
 // it loads and refreshes (numbers are replaced in place), so nothing jumps.
 
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import type { Alert, Bandwidth, Device, MetricsHistory, MetricsSummary, StorageAccount } from '../api/types';
+import { atLeast } from '../api/types';
 import { useApp } from '../app/context';
-import { useLoad } from '../app/hooks';
+import { useJob, useLoad } from '../app/hooks';
+import { JobProgress } from '../components/JobProgress';
 import { ThroughputChart } from '../components/ThroughputChart';
-import { ErrorBanner, PageHeader, Section, SeverityBadge, StatusWord } from '../components/ui';
+import { Button, ErrorBanner, PageHeader, Section, SeverityBadge, StatusWord } from '../components/ui';
 import { formatAgo, formatBytes, formatCount, formatDuration, formatRate, plural } from '../lib/format';
 import { href } from '../router';
 
 const kRefreshMs = 10000;
 
 interface Snapshot {
+  // The box's clock less this browser's when the snapshot came (seconds; the chart's "now").
+  skewS: number;
   device: Device;
   summary: MetricsSummary;
   accounts: StorageAccount[];
@@ -70,7 +74,7 @@ function CapacitySection({ device }: { device: Device | undefined }) {
   );
 }
 
-function ThroughputSection({ summary }: { summary: MetricsSummary | undefined }) {
+function ThroughputSection({ summary, skewS }: { summary: MetricsSummary | undefined; skewS: number }) {
   const { client } = useApp();
   const [range, setRange] = useState<'hour' | 'day'>('hour');
   const history = useLoad(
@@ -95,7 +99,7 @@ function ThroughputSection({ summary }: { summary: MetricsSummary | undefined })
         </div>
       }
     >
-      <ThroughputChart points={points} windowS={range === 'hour' ? 3600 : 86400} />
+      <ThroughputChart points={points} windowS={range === 'hour' ? 3600 : 86400} nowS={Date.now() / 1000 + skewS} />
       <dl class="stats stats-inline">
         <div class="stat">
           <dt>Upload now</dt>
@@ -122,8 +126,21 @@ function ThroughputSection({ summary }: { summary: MetricsSummary | undefined })
   );
 }
 
-function QueueSection({ summary }: { summary: MetricsSummary | undefined }) {
+interface DrainResult {
+  uploaded: number;
+}
+
+function QueueSection({ summary, onChange }: { summary: MetricsSummary | undefined; onChange: () => void }) {
+  const { client, me } = useApp();
+  const drain = useJob();
+  const canDrain = atLeast(me.role, 'operator');
   const n = summary?.pending_files;
+  const job = drain.job;
+  const uploaded = job?.state === 'succeeded' ? (job.result as DrainResult | null)?.uploaded : undefined;
+  const start = async () => {
+    await drain.start(() => client.post<{ job: string }>('/drain', {}));
+    onChange();
+  };
   return (
     <Section title="Upload queue" class="dash-queue">
       <p class="big-number">{n === undefined ? '—' : `${formatCount(n)} ${n === 1 ? 'file' : 'files'} waiting`}</p>
@@ -143,6 +160,33 @@ function QueueSection({ summary }: { summary: MetricsSummary | undefined }) {
           'No failed uploads since the start'
         )}
       </p>
+      {canDrain ? (
+        <div class="queue-drain">
+          <Button busy={drain.running} onClick={() => void start()}>
+            Upload everything now
+          </Button>
+          {drain.running || job ? (
+            <JobProgress
+              label="Upload everything now"
+              job={job}
+              running={drain.running}
+              retrying={drain.retrying}
+              onCancel={() => void drain.cancel()}
+            />
+          ) : null}
+          {uploaded !== undefined ? (
+            <p class="muted" role="status">
+              {uploaded === 0 ? 'Nothing was waiting: everything is in the cloud.' : `Everything is in the cloud (${plural(uploaded, 'file')} uploaded).`}
+            </p>
+          ) : null}
+          {drain.error || job?.state === 'failed' ? (
+            <p class="field-error" role="alert">
+              {drain.error || job?.error || 'The upload did not finish'}
+            </p>
+          ) : null}
+          {job?.state === 'cancelled' ? <p class="muted">Stopped waiting; uploads go on by themselves.</p> : null}
+        </div>
+      ) : null}
     </Section>
   );
 }
@@ -240,9 +284,10 @@ function BandwidthSection({ bandwidth }: { bandwidth: Bandwidth | undefined }) {
 }
 
 export function DashboardPage() {
-  const { client } = useApp();
+  const { client, alerts: shellAlerts, refreshAlerts } = useApp();
   const snap = useLoad<Snapshot>(
     async (signal) => {
+      const asked = Date.now();
       const [device, summary, accounts, alerts, bandwidth] = await Promise.all([
         client.get<Device>('/device', { signal }),
         client.get<MetricsSummary>('/metrics/summary', { signal }),
@@ -250,12 +295,20 @@ export function DashboardPage() {
         client.get<{ alerts: Alert[] }>('/alerts', { signal }),
         client.get<Bandwidth>('/bandwidth', { signal }),
       ]);
-      return { device, summary, accounts: accounts.storage_accounts, alerts: alerts.alerts, bandwidth };
+      // The middle of the round trip is when the box read its clock, give or take the link.
+      const skewS = device.time_unix - (asked + Date.now()) / 2000;
+      return { skewS, device, summary, accounts: accounts.storage_accounts, alerts: alerts.alerts, bandwidth };
     },
     [],
     kRefreshMs,
   );
   const d = snap.data;
+  // The nav's alert badge polls every 15 s: when this fresher list differs, it catches up now.
+  const seen = d?.alerts.length;
+  useEffect(() => {
+    if (seen !== undefined && shellAlerts !== null && seen !== shellAlerts.length) refreshAlerts();
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [seen]);
   return (
     <div class="page page-dashboard">
       <PageHeader title="Dashboard">
@@ -271,8 +324,8 @@ export function DashboardPage() {
       </div>
       <div class="dash-grid">
         <CapacitySection device={d?.device} />
-        <QueueSection summary={d?.summary} />
-        <ThroughputSection summary={d?.summary} />
+        <QueueSection summary={d?.summary} onChange={() => void snap.reload()} />
+        <ThroughputSection summary={d?.summary} skewS={d?.skewS ?? 0} />
         <CloudSection accounts={d?.accounts} />
         <AlertsSection alerts={d?.alerts} />
         <BandwidthSection bandwidth={d?.bandwidth} />

@@ -353,12 +353,19 @@ function PowerSection({ device, onChanged }: { device: Device; onChanged: (d: De
     if (!asking) return;
     const action = asking;
     const ok = await act.run(async () => {
+      // The boot_id now: the restarted box answers with another one (WaitForBox).
+      let before: string | undefined;
+      try {
+        before = (await client.get<{ boot_id?: string }>('/setup', { auth: false })).boot_id;
+      } catch {
+        before = undefined; // keep the one of the page's start
+      }
       await client.post('/power', { action, scope: device.host_power ? scope : 'daemon' });
-      return true;
+      return { before };
     });
     if (ok) {
       setAsking(null);
-      powerOff(action);
+      powerOff(action, ok.before);
     }
   };
 

@@ -1,10 +1,12 @@
 // Shares: the list with status (GET /shares), refresh of cloud shares (a job), delete with
 // confirmation (409 while files wait for upload: "Delete anyway" sends force=true), and the
-// form that makes (POST /shares) or changes (PATCH /shares/{name}) a share.
+// form that makes (POST /shares) or changes (PATCH /shares/{name}) a share. Protocols are shown
+// as the box serves them (lib/protocols.ts: SMB or NFS off on the box is said so). A cloud
+// share's edit page also looks up one file's cache state (GET /shares/{name}/file).
 
 import { useRef, useState } from 'preact/hooks';
 import { ApiError } from '../api/client';
-import type { RefreshResult, Share, StorageAccount } from '../api/types';
+import type { Device, RefreshResult, Share, StorageAccount } from '../api/types';
 import { atLeast } from '../api/types';
 import { useApp } from '../app/context';
 import { useAction, useForm, useJob, useLoad } from '../app/hooks';
@@ -24,6 +26,7 @@ import {
   TextField,
 } from '../components/ui';
 import { formatBytes, formatCount, formatDuration } from '../lib/format';
+import { boxOffHint, protocolsLabel, servicesDown } from '../lib/protocols';
 import { all, cacheSize, container, integer, nfsClients, pinnedPaths, required, shareName, splitList } from '../lib/validate';
 import { href, navigate } from '../router';
 
@@ -38,9 +41,14 @@ function ShareState({ share }: { share: Share }) {
   }
 }
 
-function protocols(s: Share): string {
-  const p = [s.smb ? 'SMB' : '', s.nfs ? 'NFS' : ''].filter(Boolean);
-  return p.length ? p.join(', ') : 'S3/Blob only';
+function Protocols({ share, device, down }: { share: Share; device: Device | null; down: ReturnType<typeof servicesDown> }) {
+  const label = protocolsLabel(share, device?.endpoints, down);
+  return (
+    <>
+      {label.text}
+      {label.note ? <div class="muted small">{label.note}</div> : null}
+    </>
+  );
 }
 
 function RefreshSummary({ r }: { r: RefreshResult }) {
@@ -55,7 +63,8 @@ function RefreshSummary({ r }: { r: RefreshResult }) {
 }
 
 export function SharesPage() {
-  const { client, me } = useApp();
+  const { client, me, device, alerts } = useApp();
+  const down = servicesDown(alerts);
   const shares = useLoad((signal) => client.get<{ shares: Share[] }>('/shares', { signal }), [], 15000);
   const refresh = useJob();
   const [refreshing, setRefreshing] = useState('');
@@ -135,7 +144,7 @@ export function SharesPage() {
                   Pending
                 </th>
                 <th scope="col">Cache</th>
-                <th scope="col">
+                <th scope="col" class="row-actions">
                   <span class="sr-only">Actions</span>
                 </th>
               </tr>
@@ -145,7 +154,9 @@ export function SharesPage() {
                 <tr key={s.name}>
                   <th scope="row">{s.name}</th>
                   <td>{s.kind}</td>
-                  <td>{protocols(s)}</td>
+                  <td>
+                    <Protocols share={s} device={device} down={down} />
+                  </td>
                   <td>
                     {s.kind === 'local'
                       ? '—'
@@ -163,38 +174,38 @@ export function SharesPage() {
                       : `${formatBytes(s.status.used_bytes)} on the box`}
                   </td>
                   <td class="row-actions">
-<div class="row-actions-inner">
-                    {isOperator ? (
-                      <Button
-                        aria-label={`Refresh ${s.name}`}
-                        disabled={s.kind !== 'cloud' || !s.target || refresh.running}
-                        title={s.kind !== 'cloud' ? 'A local share has no cloud to refresh from' : undefined}
-                        busy={refresh.running && refreshing === s.name}
-                        onClick={() => void startRefresh(s.name)}
-                      >
-                        Refresh
-                      </Button>
-                    ) : null}
-                    {isAdmin ? (
-                      <>
-                        <Button aria-label={`Edit ${s.name}`} onClick={() => navigate(href('shareEdit', { name: s.name }))}>
-                          Edit
-                        </Button>
+                    <div class="row-actions-inner">
+                      {isOperator ? (
                         <Button
-                          variant="danger"
-                          aria-label={`Delete ${s.name}`}
-                          onClick={() => {
-                            setDeleteError(null);
-                            del.setError('');
-                            setDeleting(s.name);
-                          }}
+                          aria-label={`Refresh ${s.name}`}
+                          disabled={s.kind !== 'cloud' || !s.target || refresh.running}
+                          title={s.kind !== 'cloud' ? 'A local share has no cloud to refresh from' : undefined}
+                          busy={refresh.running && refreshing === s.name}
+                          onClick={() => void startRefresh(s.name)}
                         >
-                          Delete
+                          Refresh
                         </Button>
-                      </>
-                    ) : null}
-                  </div>
-</td>
+                      ) : null}
+                      {isAdmin ? (
+                        <>
+                          <Button aria-label={`Edit ${s.name}`} onClick={() => navigate(href('shareEdit', { name: s.name }))}>
+                            Edit
+                          </Button>
+                          <Button
+                            variant="danger"
+                            aria-label={`Delete ${s.name}`}
+                            onClick={() => {
+                              setDeleteError(null);
+                              del.setError('');
+                              setDeleting(s.name);
+                            }}
+                          >
+                            Delete
+                          </Button>
+                        </>
+                      ) : null}
+                    </div>
+                  </td>
                 </tr>
               ))}
             </tbody>
@@ -284,16 +295,20 @@ function valuesOf(s: Share): ShareValues {
 }
 
 export function ShareFormPage({ name }: { name?: string }) {
-  const { client, me } = useApp();
+  const { client, me, device } = useApp();
   const editing = name !== undefined;
   const form = useForm<ShareValues>(kBlank);
+  const [loadedKind, setLoadedKind] = useState('');
   const loaded = useLoad(
     async (signal) => {
       const [accounts, share] = await Promise.all([
         client.get<{ storage_accounts: StorageAccount[] }>('/storage-accounts', { signal }),
         editing ? client.get<Share>(`/shares/${encodeURIComponent(name!)}`, { signal }) : Promise.resolve(null),
       ]);
-      if (share) form.setValues(valuesOf(share));
+      if (share) {
+        form.setValues(valuesOf(share));
+        setLoadedKind(share.kind);
+      }
       else if (accounts.storage_accounts.length === 1) {
         const only = accounts.storage_accounts[0]!.name;
         form.setValues((v) => (v.account === '' ? { ...v, account: only } : v));
@@ -443,8 +458,16 @@ export function ShareFormPage({ name }: { name?: string }) {
             <legend>Access</legend>
             <div class="form-grid">
               <div class="check-group">
-                <CheckboxField label="SMB" {...bool('smb')} hint="Windows and macOS file sharing." />
-                <CheckboxField label="NFS" {...bool('nfs')} hint="Linux and VMware clients." />
+                <CheckboxField
+                  label="SMB"
+                  {...bool('smb')}
+                  hint={<BoxHint text="Windows and macOS file sharing." off={boxOffHint('smb', device?.endpoints)} />}
+                />
+                <CheckboxField
+                  label="NFS"
+                  {...bool('nfs')}
+                  hint={<BoxHint text="Linux and VMware clients." off={boxOffHint('nfs', device?.endpoints)} />}
+                />
                 <CheckboxField label="Read-only over NFS" {...bool('nfsReadOnly')} />
               </div>
               <TextField
@@ -500,6 +523,110 @@ export function ShareFormPage({ name }: { name?: string }) {
           </div>
         </form>
       )}
+      {editing && loadedKind === 'cloud' ? <FileStateSection share={name!} /> : null}
     </div>
+  );
+}
+
+// A checkbox's hint, and beside it (muted, on its own line) that the box does not run it.
+function BoxHint({ text, off }: { text: string; off: string }) {
+  return (
+    <>
+      {text}
+      {off ? <span class="hint-off">{off}</span> : null}
+    </>
+  );
+}
+
+interface FileState {
+  path: string;
+  state: 'directory' | 'local' | 'stub' | 'pinned' | 'resident' | 'dirty';
+  size: number;
+}
+
+const kFileStates: Record<FileState['state'], { word: string; tone: 'ok' | 'warn' | 'muted'; meaning: string }> = {
+  resident: { word: 'On the box and in the cloud', tone: 'ok', meaning: 'Uploaded; may be evicted from the box when space is needed.' },
+  pinned: { word: 'Pinned on the box', tone: 'ok', meaning: 'Uploaded and never evicted (a pinned path).' },
+  dirty: { word: 'Waiting for upload', tone: 'warn', meaning: 'Changed on the box and not in the cloud yet.' },
+  stub: { word: 'Only in the cloud', tone: 'muted', meaning: 'Evicted: opening it recalls it from the cloud.' },
+  local: { word: 'On the box only', tone: 'ok', meaning: 'A local share’s file.' },
+  directory: { word: 'A folder', tone: 'muted', meaning: 'Look up a file inside it.' },
+};
+
+// Where one file of a cloud share is: on the box, only in the cloud, or waiting for upload.
+function FileStateSection({ share }: { share: string }) {
+  const { client } = useApp();
+  const [path, setPath] = useState('');
+  const [fieldError, setFieldError] = useState('');
+  const [found, setFound] = useState<FileState | null>(null);
+  const look = useAction();
+
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    const p = path.trim().replace(/^\/+/, '');
+    setFound(null);
+    if (!p) {
+      setFieldError('Path in the share is required');
+      document.getElementById('file-path-input')?.focus();
+      return;
+    }
+    setFieldError('');
+    const r = await look.run(() =>
+      client.get<FileState>(`/shares/${encodeURIComponent(share)}/file`, { query: { path: p } }),
+    );
+    if (r) setFound(r);
+  };
+
+  const s = found ? kFileStates[found.state] : null;
+  return (
+    <Section title="File state" id="file-state">
+      <p class="muted section-lead">Whether a file of {share} is on the box, only in the cloud, or waiting for upload.</p>
+      <form class="inline-form lookup-form" onSubmit={submit} noValidate aria-label="File state">
+        <TextField
+          id="file-path-input"
+          label="Path in the share"
+          value={path}
+          onValue={(v) => {
+            setPath(v);
+            setFieldError('');
+          }}
+          error={fieldError}
+          placeholder="projects/report.pdf"
+          spellcheck={false}
+          autoCapitalize="none"
+        />
+        <Button type="submit" busy={look.busy}>
+          Look up
+        </Button>
+      </form>
+      {look.error ? (
+        <p class="field-error" role="alert">
+          {look.error}
+        </p>
+      ) : null}
+      {found && s ? (
+        <dl class="kv file-state" aria-live="polite">
+          <div class="kv-row">
+            <dt>Path</dt>
+            <dd>
+              <code>{found.path}</code>
+            </dd>
+          </div>
+          <div class="kv-row">
+            <dt>State</dt>
+            <dd>
+              <StatusWord tone={s.tone}>{s.word}</StatusWord> <span class="muted">({found.state})</span>
+              <div class="muted small">{s.meaning}</div>
+            </dd>
+          </div>
+          {found.state !== 'directory' ? (
+            <div class="kv-row">
+              <dt>Size</dt>
+              <dd>{formatBytes(found.size)}</dd>
+            </div>
+          ) : null}
+        </dl>
+      ) : null}
+    </Section>
   );
 }

@@ -1,14 +1,29 @@
-// Users and keys: management users (admin), S3/Blob access keys (admin) and API tokens (every
-// user: their own; an admin sees all). Secrets (a new key's secret, a new token) are shown once.
+// Users and keys: management users (admin: add, change role or password, delete), S3/Blob
+// access keys (admin: add, change share rights, delete), API tokens (every user: their own; an
+// admin sees all) and the signed-in user's own password. Secrets (a new key's secret, a new
+// token) are shown once.
 
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { ApiError } from '../api/client';
 import type { AccessKey, Role, Token, User } from '../api/types';
 import { atLeast } from '../api/types';
 import { useApp } from '../app/context';
 import { useAction, useForm, useLoad } from '../app/hooks';
+import { Dialog } from '../components/Dialog';
 import { Button, Empty, ErrorBanner, Loading, PageHeader, Section, SelectField, TextField } from '../components/ui';
 import { formatTime } from '../lib/format';
-import { all, freeText, identifier, integer, password, required, shareRights, splitList, userName } from '../lib/validate';
+import {
+  all,
+  freeText,
+  identifier,
+  integer,
+  password,
+  required,
+  sameAs,
+  shareRights,
+  splitList,
+  userName,
+} from '../lib/validate';
 
 const kRoles: Role[] = ['reader', 'operator', 'admin'];
 
@@ -40,6 +55,7 @@ function UsersSection({ setError }: { setError: (m: string) => void }) {
   const form = useForm({ name: '', role: 'operator', password: '' });
   const add = useAction();
   const del = useAction();
+  const [editing, setEditing] = useState<User | null>(null);
   const ref = useRef<HTMLFormElement>(null);
   const { values: v, errors, set } = form;
 
@@ -79,7 +95,7 @@ function UsersSection({ setError }: { setError: (m: string) => void }) {
                 <th scope="col">Role</th>
                 <th scope="col">Created</th>
                 <th scope="col">Password changed</th>
-                <th scope="col">
+                <th scope="col" class="row-actions">
                   <span class="sr-only">Actions</span>
                 </th>
               </tr>
@@ -97,25 +113,43 @@ function UsersSection({ setError }: { setError: (m: string) => void }) {
                   <td>{formatTime(u.created)}</td>
                   <td>{formatTime(u.password_changed)}</td>
                   <td class="row-actions">
-<div class="row-actions-inner">
-                    <Button
-                      variant="danger"
-                      aria-label={`Delete ${u.name}`}
-                      busy={del.busy}
-                      disabled={u.name === me.user}
-                      title={u.name === me.user ? 'You cannot delete yourself while signed in' : undefined}
-                      onClick={() => void remove(u.name)}
-                    >
-                      Delete
-                    </Button>
-                  </div>
-</td>
+                    <div class="row-actions-inner">
+                      <Button
+                        aria-label={`Edit ${u.name}`}
+                        disabled={u.name === me.user}
+                        title={u.name === me.user ? 'Change your own password under “Change my password”' : undefined}
+                        onClick={() => setEditing(u)}
+                      >
+                        Edit
+                      </Button>
+                      <Button
+                        variant="danger"
+                        aria-label={`Delete ${u.name}`}
+                        busy={del.busy}
+                        disabled={u.name === me.user}
+                        title={u.name === me.user ? 'You cannot delete yourself while signed in' : undefined}
+                        onClick={() => void remove(u.name)}
+                      >
+                        Delete
+                      </Button>
+                    </div>
+                  </td>
                 </tr>
               ))}
             </tbody>
           </table>
         </div>
       )}
+      {editing ? (
+        <EditUserDialog
+          user={editing}
+          onClose={() => setEditing(null)}
+          onSaved={() => {
+            setEditing(null);
+            void users.reload();
+          }}
+        />
+      ) : null}
       <form class="subform" ref={ref} onSubmit={submit} noValidate aria-labelledby="new-user-title">
         <h3 id="new-user-title">New user</h3>
         <div class="form-grid form-grid-3">
@@ -162,6 +196,7 @@ function AccessKeysSection({ setError }: { setError: (m: string) => void }) {
   const add = useAction();
   const del = useAction();
   const [created, setCreated] = useState<AccessKey | null>(null);
+  const [editing, setEditing] = useState<AccessKey | null>(null);
   const ref = useRef<HTMLFormElement>(null);
   const { values: v, errors, set } = form;
 
@@ -212,7 +247,7 @@ function AccessKeysSection({ setError }: { setError: (m: string) => void }) {
                 <th scope="col">User</th>
                 <th scope="col">Read shares</th>
                 <th scope="col">Write shares</th>
-                <th scope="col">
+                <th scope="col" class="row-actions">
                   <span class="sr-only">Actions</span>
                 </th>
               </tr>
@@ -227,23 +262,36 @@ function AccessKeysSection({ setError }: { setError: (m: string) => void }) {
                   <td>{k.read.join(', ') || '—'}</td>
                   <td>{k.write.join(', ') || '—'}</td>
                   <td class="row-actions">
-<div class="row-actions-inner">
-                    <Button
-                      variant="danger"
-                      aria-label={`Delete key ${k.id}`}
-                      busy={del.busy}
-                      onClick={() => void remove(k.id)}
-                    >
-                      Delete
-                    </Button>
-                  </div>
-</td>
+                    <div class="row-actions-inner">
+                      <Button aria-label={`Edit key ${k.id}`} onClick={() => setEditing(k)}>
+                        Edit
+                      </Button>
+                      <Button
+                        variant="danger"
+                        aria-label={`Delete key ${k.id}`}
+                        busy={del.busy}
+                        onClick={() => void remove(k.id)}
+                      >
+                        Delete
+                      </Button>
+                    </div>
+                  </td>
                 </tr>
               ))}
             </tbody>
           </table>
         </div>
       )}
+      {editing ? (
+        <EditKeyDialog
+          accessKey={editing}
+          onClose={() => setEditing(null)}
+          onSaved={() => {
+            setEditing(null);
+            void keys.reload();
+          }}
+        />
+      ) : null}
       {created ? (
         <div class="secret-box" role="status">
           <p>
@@ -346,7 +394,7 @@ function TokensSection({ setError }: { setError: (m: string) => void }) {
                 <th scope="col">Role</th>
                 <th scope="col">Created</th>
                 <th scope="col">Expires</th>
-                <th scope="col">
+                <th scope="col" class="row-actions">
                   <span class="sr-only">Actions</span>
                 </th>
               </tr>
@@ -362,17 +410,17 @@ function TokensSection({ setError }: { setError: (m: string) => void }) {
                   <td>{formatTime(t.created)}</td>
                   <td>{t.expires ? formatTime(t.expires) : 'never'}</td>
                   <td class="row-actions">
-<div class="row-actions-inner">
-                    <Button
-                      variant="danger"
-                      aria-label={`Revoke token ${t.name}`}
-                      busy={del.busy}
-                      onClick={() => void revoke(t.id)}
-                    >
-                      Revoke
-                    </Button>
-                  </div>
-</td>
+                    <div class="row-actions-inner">
+                      <Button
+                        variant="danger"
+                        aria-label={`Revoke token ${t.name}`}
+                        busy={del.busy}
+                        onClick={() => void revoke(t.id)}
+                      >
+                        Revoke
+                      </Button>
+                    </div>
+                  </td>
                 </tr>
               ))}
             </tbody>
@@ -430,6 +478,216 @@ function TokensSection({ setError }: { setError: (m: string) => void }) {
   );
 }
 
+// Changes a user's role or password (PATCH /users/{name}); only what changed is sent.
+function EditUserDialog({ user, onClose, onSaved }: { user: User; onClose: () => void; onSaved: () => void }) {
+  const { client } = useApp();
+  const form = useForm({ role: user.role as string, password: '', repeat: '' });
+  const save = useAction();
+  const { values: v, errors, set } = form;
+
+  const submit = async () => {
+    const ok = form.validate({
+      password: (p) => (p === '' ? '' : password(p)),
+      repeat: (r) => (v.password === '' && r === '' ? '' : sameAs(() => v.password)(r)),
+    });
+    if (!ok) return;
+    const body: Record<string, unknown> = {};
+    if (v.role !== user.role) body['role'] = v.role;
+    if (v.password) body['password'] = v.password;
+    if (Object.keys(body).length === 0) {
+      onClose();
+      return;
+    }
+    const done = await save.run(async () => {
+      await client.patch<User>(`/users/${encodeURIComponent(user.name)}`, body);
+      return true;
+    });
+    if (done) onSaved();
+  };
+
+  return (
+    <Dialog
+      title={`Edit user ${user.name}`}
+      onClose={onClose}
+      onSubmit={() => void submit()}
+      actions={
+        <>
+          <Button onClick={onClose} disabled={save.busy}>
+            Cancel
+          </Button>
+          <Button type="submit" variant="primary" busy={save.busy}>
+            Save user
+          </Button>
+        </>
+      }
+    >
+      <SelectField
+        label="Role"
+        value={v.role}
+        onValue={set('role')}
+        options={kRoles.map((r) => ({ value: r, label: r }))}
+        hint="reader: looks; operator: also refreshes, acknowledges, runs diagnostics; admin: everything."
+      />
+      <TextField
+        label="New password"
+        type="password"
+        value={v.password}
+        onValue={set('password')}
+        error={errors.password}
+        autoComplete="new-password"
+        hint="Empty: the password stays. A new one signs the user out everywhere (API tokens stay)."
+      />
+      <TextField
+        label="Repeat new password"
+        type="password"
+        value={v.repeat}
+        onValue={set('repeat')}
+        error={errors.repeat}
+        autoComplete="new-password"
+      />
+      <ErrorBanner message={save.error} />
+    </Dialog>
+  );
+}
+
+// Changes the shares an access key may read and write (PATCH /access-keys/{id}).
+function EditKeyDialog({ accessKey, onClose, onSaved }: { accessKey: AccessKey; onClose: () => void; onSaved: () => void }) {
+  const { client } = useApp();
+  const form = useForm({ read: accessKey.read.join(', '), write: accessKey.write.join(', ') });
+  const save = useAction();
+  const { values: v, errors, set } = form;
+
+  const submit = async () => {
+    if (!form.validate({ read: shareRights, write: shareRights })) return;
+    const done = await save.run(async () => {
+      await client.patch<AccessKey>(`/access-keys/${encodeURIComponent(accessKey.id)}`, {
+        read: splitList(v.read),
+        write: splitList(v.write),
+      });
+      return true;
+    });
+    if (done) onSaved();
+  };
+
+  return (
+    <Dialog
+      title={`Edit key ${accessKey.id}`}
+      onClose={onClose}
+      onSubmit={() => void submit()}
+      actions={
+        <>
+          <Button onClick={onClose} disabled={save.busy}>
+            Cancel
+          </Button>
+          <Button type="submit" variant="primary" busy={save.busy}>
+            Save key
+          </Button>
+        </>
+      }
+    >
+      <p class="muted">For {accessKey.user}. S3 and Blob clients using it get the new rights at their next request.</p>
+      <TextField
+        label="Read shares"
+        value={v.read}
+        onValue={set('read')}
+        error={errors.read}
+        spellcheck={false}
+        hint="Comma-separated share names; * for all; empty for none."
+      />
+      <TextField
+        label="Write shares"
+        value={v.write}
+        onValue={set('write')}
+        error={errors.write}
+        spellcheck={false}
+        hint="Comma-separated share names; * for all; empty for none."
+      />
+      <ErrorBanner message={save.error} />
+    </Dialog>
+  );
+}
+
+// The signed-in user's own password (PUT /me/password). The box then ends every session of
+// the user, this one too: the app goes back to sign-in.
+function MyPasswordSection() {
+  const { client, me, endSession } = useApp();
+  const form = useForm({ current: '', next: '', repeat: '' });
+  const save = useAction();
+  const ref = useRef<HTMLFormElement>(null);
+  const { values: v, errors, set } = form;
+
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    const ok = form.validate(
+      {
+        current: required('Current password'),
+        next: all(password, (p) => (p === v.current ? 'Use a password other than the current one' : '')),
+        repeat: all(required('Repeat the new password'), sameAs(() => v.next)),
+      },
+      ref.current,
+    );
+    if (!ok) return;
+    const done = await save.run(async () => {
+      try {
+        await client.put('/me/password', { old_password: v.current, new_password: v.next }, { keepSessionOn401: true });
+      } catch (err) {
+        // 400 naming old_password: the current password is wrong.
+        if (err instanceof ApiError && err.status === 400 && /old_password/.test(err.apiMessage)) {
+          form.setErrors({ current: 'This is not your current password' });
+          setTimeout(() => ref.current?.querySelector<HTMLElement>('[aria-invalid="true"]')?.focus(), 0);
+          return false;
+        }
+        throw err;
+      }
+      return true;
+    });
+    if (done) endSession('Your password was changed. Sign in with the new one.');
+  };
+
+  return (
+    <Section title="Change my password">
+      <p class="muted section-lead">
+        For {me.user}. Changing it signs you out everywhere (your API tokens stay): sign in again with the new password.
+      </p>
+      <ErrorBanner message={save.error} />
+      <form class="form" ref={ref} onSubmit={submit} noValidate aria-label="Change my password">
+        <div class="form-grid form-grid-3">
+          <TextField
+            label="Current password"
+            type="password"
+            value={v.current}
+            onValue={set('current')}
+            error={errors.current}
+            autoComplete="current-password"
+          />
+          <TextField
+            label="New password"
+            type="password"
+            value={v.next}
+            onValue={set('next')}
+            error={errors.next}
+            autoComplete="new-password"
+            hint="At least 12 characters."
+          />
+          <TextField
+            label="Repeat new password"
+            type="password"
+            value={v.repeat}
+            onValue={set('repeat')}
+            error={errors.repeat}
+            autoComplete="new-password"
+          />
+        </div>
+        <div class="form-actions">
+          <Button type="submit" variant="primary" busy={save.busy}>
+            Change password
+          </Button>
+        </div>
+      </form>
+    </Section>
+  );
+}
+
 export function UsersPage() {
   const { me } = useApp();
   const isAdmin = atLeast(me.role, 'admin');
@@ -453,6 +711,7 @@ export function UsersPage() {
         <p class="muted">Only admins see and manage users and access keys. You can manage your own API tokens.</p>
       )}
       <TokensSection setError={reporter.tokens} />
+      {me.api_token ? null : <MyPasswordSection />}
     </div>
   );
 }

@@ -1,24 +1,26 @@
-// After "Restart": waits for the box to go away and come back. Sessions live in the daemon's
-// memory, so the old token answering 401 means the new daemon runs; a failed request means it
-// is still down; 200 means the old one has not stopped yet. After "Shut down" there is nothing
-// to wait for: the box starts again only at the box.
+// After "Restart": waits for the box to go away and come back, by GET /api/v1/setup's boot_id
+// (lib/boot.ts): the same id is the old daemon finishing its work, no answer is the gap, a new
+// id is the restarted box; then onBack reloads the page. After "Shut down" there is nothing to
+// wait for: the box starts again only at the box.
 
 import { useEffect, useState } from 'preact/hooks';
 import type { ApiClient } from '../api/client';
-import { ApiError } from '../api/client';
+import { type BootSeen, waitForNewBoot } from '../lib/boot';
 import { formatDuration } from '../lib/format';
 import { sleep } from '../lib/jobs';
 
 export function WaitForBox({
   client,
   action,
+  bootId,
   onBack,
 }: {
   client: ApiClient;
   action: 'restart' | 'shutdown';
+  bootId: string; // GET /setup's boot_id before the restart ("" when the box sent none)
   onBack: () => void;
 }) {
-  const [seen, setSeen] = useState<'old' | 'down'>('old');
+  const [seen, setSeen] = useState<BootSeen>('old');
   const [elapsed, setElapsed] = useState(0);
 
   useEffect(() => {
@@ -30,22 +32,24 @@ export function WaitForBox({
     if (action !== 'restart') return;
     const ctrl = new AbortController();
     (async () => {
-      await sleep(1000, ctrl.signal).catch(() => {});
-      while (!ctrl.signal.aborted) {
-        try {
-          await client.get('/me', { keepSessionOn401: true, timeoutMs: 4000, signal: ctrl.signal });
-          setSeen('old');
-        } catch (e) {
-          if (ctrl.signal.aborted) return;
-          if (e instanceof ApiError && e.status === 401) {
-            onBack();
-            return;
-          }
-          if (e instanceof ApiError && e.status === 0) setSeen('down');
-        }
-        await sleep(1500, ctrl.signal).catch(() => {});
-      }
-    })();
+      await sleep(1000, ctrl.signal);
+      await waitForNewBoot(
+        async (signal) =>
+          (
+            await client.get<{ boot_id?: string }>('/setup', {
+              auth: false,
+              keepSessionOn401: true,
+              timeoutMs: 4000,
+              signal,
+            })
+          ).boot_id ?? '',
+        bootId,
+        { signal: ctrl.signal, onSeen: setSeen },
+      );
+      onBack();
+    })().catch(() => {
+      /* aborted: the page went away */
+    });
     return () => ctrl.abort();
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, []);
@@ -85,7 +89,9 @@ export function WaitForBox({
             This takes longer than usual. Check the box's console or power light; this page keeps trying.
           </p>
         ) : (
-          <p class="field-hint">Uploads in progress finish first. You will need to sign in again.</p>
+          <p class="field-hint">
+            Uploads in progress finish first. The page reloads when the box is back; you will need to sign in again.
+          </p>
         )}
       </div>
     </main>
