@@ -56,6 +56,7 @@ import {
   sectionText,
   sleep,
   until,
+  untilNoAlert,
   valueBeside,
   Walk,
 } from './lib/ui.mjs';
@@ -407,10 +408,10 @@ async function main() {
       await field(page, 'Account name').fill(AZURITE_ACCOUNT);
       await field(page, 'Account key').fill(AZURITE_KEY);
       await button(page, 'Add account').click();
-      await until(
+      await untilNoAlert(
+        page,
+        'adding the account failed',
         async () => {
-          const err = await alertText(page);
-          if (err) throw new Expectation(`adding the account failed: ${err}`);
           return cellNamed(page, ACCOUNT).count();
         },
         { what: `a table cell "${ACCOUNT}"` },
@@ -459,10 +460,10 @@ async function main() {
       await checkPage(walk, 'share form');
       await walk.shot('share-form');
       await button(page, 'Create share').click();
-      await until(
+      await untilNoAlert(
+        page,
+        'creating the share failed',
         async () => {
-          const err = await alertText(page);
-          if (err) throw new Expectation(`creating the share failed: ${err}`);
           return button(page, `Refresh ${SHARE}`).count();
         },
         { what: `a button "Refresh ${SHARE}"` },
@@ -542,10 +543,10 @@ async function main() {
     async () => {
       await button(page, 'Upload everything now').click();
       const bar = page.getByRole('progressbar', { name: 'Upload everything now', exact: true });
-      await until(
+      await untilNoAlert(
+        page,
+        'the drain failed',
         async () => {
-          const err = await alertText(page);
-          if (err) throw new Expectation(`the drain failed: ${err}`);
           const text = (await sectionText(page, 'Upload queue')) || '';
           return (await bar.count()) && /everything is in the cloud/i.test(text) ? text : null;
         },
@@ -774,10 +775,10 @@ async function main() {
         await (monday ? monday.nth(h) : cells.nth(h)).click();
       }
       await button(page, 'Save schedule').click();
-      const after = await until(
+      const after = await untilNoAlert(
+        page,
+        'saving the schedule failed',
         async () => {
-          const err = await alertText(page);
-          if (err) throw new Expectation(`saving the schedule failed: ${err}`);
           const t = (await api.json('GET', '/api/v1/bandwidth')).timetable;
           return t !== before ? t : null;
         },
@@ -791,10 +792,10 @@ async function main() {
       await field(page, 'Daily budget').fill('20G');
       await field(page, 'Monthly budget').fill('500G');
       await button(page, 'Save budgets').click();
-      await until(
+      await untilNoAlert(
+        page,
+        'saving the budgets failed',
         async () => {
-          const err = await alertText(page);
-          if (err) throw new Expectation(`saving the budgets failed: ${err}`);
           const b = await api.json('GET', '/api/v1/bandwidth');
           return b.daily_budget_bytes === 20 * 2 ** 30 && b.monthly_budget_bytes === 500 * 2 ** 30;
         },
@@ -818,10 +819,10 @@ async function main() {
       await field(form, 'Max age (days)').fill('30');
       await field(form, 'Pinned paths').fill('projects/**/*.db');
       await button(form, 'Save cache policy').click();
-      await until(
+      await untilNoAlert(
+        page,
+        'saving the cache policy failed',
         async () => {
-          const err = await alertText(page);
-          if (err) throw new Expectation(`saving the cache policy failed: ${err}`);
           const c = await api.json('GET', '/api/v1/cache');
           return (
             c.high_watermark === '85%' &&
@@ -850,10 +851,10 @@ async function main() {
       await choose(userForm, 'Role', 'operator');
       await field(userForm, 'Password').fill(VIEWER_PASSWORD);
       await button(userForm, 'Add user').click();
-      await until(
+      await untilNoAlert(
+        page,
+        'adding the user failed',
         async () => {
-          const err = await alertText(page);
-          if (err) throw new Expectation(`adding the user failed: ${err}`);
           return cellNamed(page, 'viewer').count();
         },
         { what: 'a table cell "viewer"' },
@@ -869,10 +870,10 @@ async function main() {
       await field(keyForm, 'Read shares').fill(SHARE);
       await field(keyForm, 'Write shares').fill(SHARE);
       await button(keyForm, 'Create key').click();
-      await until(
+      await untilNoAlert(
+        page,
+        'creating the key failed',
         async () => {
-          const err = await alertText(page);
-          if (err) throw new Expectation(`creating the key failed: ${err}`);
           return page.getByText(/shown only now/i).count();
         },
         { what: 'the new key "shown only now"' },
@@ -1038,10 +1039,10 @@ async function main() {
       const dl = page
         .getByRole('button', { name: 'Download support package', exact: true })
         .or(page.getByRole('link', { name: 'Download support package', exact: true }));
-      await until(
+      await untilNoAlert(
+        page,
+        'making the package failed',
         async () => {
-          const err = await alertText(page);
-          if (err) throw new Expectation(`making the package failed: ${err}`);
           return dl.count();
         },
         { timeoutMs: 60000, what: '"Download support package"' },
@@ -1107,10 +1108,10 @@ async function main() {
       const name = field(page, 'Device name');
       await name.fill('e2e-box');
       await button(page, 'Save name').click();
-      await until(
+      await untilNoAlert(
+        page,
+        'renaming failed',
         async () => {
-          const err = await alertText(page);
-          if (err) throw new Expectation(`renaming failed: ${err}`);
           return (await api.json('GET', '/api/v1/device')).name === 'e2e-box';
         },
         { what: 'GET /api/v1/device says name "e2e-box"' },
@@ -1190,10 +1191,10 @@ async function main() {
       await page.getByText(/Use a URL starting with https:\/\//).waitFor();
       await url.fill(WEBHOOK);
       await button(form, 'Save webhook').click();
-      await until(
+      await untilNoAlert(
+        page,
+        'saving the webhook failed',
         async () => {
-          const err = await alertText(page);
-          if (err) throw new Expectation(`saving the webhook failed: ${err}`);
           return (await api.json('GET', '/api/v1/alerts/settings')).webhook === WEBHOOK;
         },
         { what: `webhook "${WEBHOOK}" in GET /api/v1/alerts/settings` },

@@ -298,3 +298,13 @@ export function ensureDir(dir) {
   fs.mkdirSync(dir, { recursive: true });
   return dir;
 }
+
+// until(probe) for a step that submits a form: an alert on the page ends the wait at once
+// with `failure: <the alert's text>` (e.g. 'saving the budgets failed').
+export function untilNoAlert(page, failure, probe, options) {
+  return until(async () => {
+    const err = await alertText(page);
+    if (err) throw new Expectation(`${failure}: ${err}`);
+    return probe();
+  }, options);
+}

@@ -5,6 +5,7 @@
 
 import type { ComponentChildren } from 'preact';
 import { useEffect, useId, useRef } from 'preact/hooks';
+import { Button } from './ui';
 
 export function Dialog({
   title,
@@ -72,5 +73,17 @@ export function Dialog({
         </>
       )}
     </dialog>
+  );
+}
+
+// A dialog's buttons: Cancel (disabled while `busy`) and then the dialog's own action(s).
+export function CancelAnd({ onCancel, busy, children }: { onCancel: () => void; busy?: boolean; children: ComponentChildren }) {
+  return (
+    <>
+      <Button onClick={onCancel} disabled={busy}>
+        Cancel
+      </Button>
+      {children}
+    </>
   );
 }

@@ -281,3 +281,21 @@ export function Section({
     </section>
   );
 }
+
+// A table's last column, pinned to the right edge: the header (named for screen readers only)
+// and a row's cell holding its buttons.
+export function ActionsHeader() {
+  return (
+    <th scope="col" class="row-actions">
+      <span class="sr-only">Actions</span>
+    </th>
+  );
+}
+
+export function RowActions({ children }: { children: ComponentChildren }) {
+  return (
+    <td class="row-actions">
+      <div class="row-actions-inner">{children}</div>
+    </td>
+  );
+}

@@ -6,7 +6,7 @@ import type { AccountType, StorageAccount } from '../api/types';
 import { atLeast } from '../api/types';
 import { useApp } from '../app/context';
 import { useAction, useForm, useLoad } from '../app/hooks';
-import { Button, Empty, ErrorBanner, Loading, PageHeader, Section, SelectField, StatusWord, TextField } from '../components/ui';
+import { ActionsHeader, Button, Empty, ErrorBanner, Loading, PageHeader, RowActions, Section, SelectField, StatusWord, TextField } from '../components/ui';
 import {
   absolutePath,
   all,
@@ -337,9 +337,7 @@ export function AccountsPage({ edit }: { edit?: string }) {
                 <th scope="col">Endpoint or folder</th>
                 <th scope="col">Credentials</th>
                 <th scope="col">Reachable</th>
-                <th scope="col" class="row-actions">
-                  <span class="sr-only">Actions</span>
-                </th>
+                <ActionsHeader />
               </tr>
             </thead>
             <tbody>
@@ -350,25 +348,23 @@ export function AccountsPage({ edit }: { edit?: string }) {
                   <td class="wrap-anywhere">{where(a)}</td>
                   <td>{secretState(a)}</td>
                   <td>{a.reachable ? <StatusWord tone="ok">yes</StatusWord> : <StatusWord tone="fail">no</StatusWord>}</td>
-                  <td class="row-actions">
-                    <div class="row-actions-inner">
-                      {isAdmin ? (
-                        <>
-                          <Button aria-label={`Edit ${a.name}`} onClick={() => navigate(href('accountEdit', { name: a.name }))}>
-                            Edit
-                          </Button>
-                          <Button
-                            variant="danger"
-                            aria-label={`Delete ${a.name}`}
-                            busy={del.busy}
-                            onClick={() => void remove(a.name)}
-                          >
-                            Delete
-                          </Button>
-                        </>
-                      ) : null}
-                    </div>
-                  </td>
+                  <RowActions>
+                    {isAdmin ? (
+                      <>
+                        <Button aria-label={`Edit ${a.name}`} onClick={() => navigate(href('accountEdit', { name: a.name }))}>
+                          Edit
+                        </Button>
+                        <Button
+                          variant="danger"
+                          aria-label={`Delete ${a.name}`}
+                          busy={del.busy}
+                          onClick={() => void remove(a.name)}
+                        >
+                          Delete
+                        </Button>
+                      </>
+                    ) : null}
+                  </RowActions>
                 </tr>
               ))}
             </tbody>

@@ -8,7 +8,7 @@ import type { CacheSettings, Device, Share } from '../api/types';
 import { atLeast } from '../api/types';
 import { useApp } from '../app/context';
 import { useAction, useForm, useLoad } from '../app/hooks';
-import { Button, Empty, ErrorBanner, Loading, PageHeader, Section, TextAreaField, TextField } from '../components/ui';
+import { ActionsHeader, Button, Empty, ErrorBanner, Loading, PageHeader, RowActions, Section, TextAreaField, TextField } from '../components/ui';
 import { formatBytes } from '../lib/format';
 import { cacheSize, integer, pinnedPaths } from '../lib/validate';
 import { href } from '../router';
@@ -304,9 +304,7 @@ export function CachePage() {
                   <th scope="col">Max age</th>
                   <th scope="col">Pinned</th>
                   {isAdmin ? (
-                    <th scope="col" class="row-actions">
-                      <span class="sr-only">Actions</span>
-                    </th>
+                    <ActionsHeader />
                   ) : null}
                 </tr>
               </thead>
@@ -320,13 +318,11 @@ export function CachePage() {
                     <td>{s.cache.max_age_days ? `${s.cache.max_age_days} days` : 'box'}</td>
                     <td class="wrap-anywhere">{s.cache.pinned.join(', ') || '—'}</td>
                     {isAdmin ? (
-                      <td class="row-actions">
-                        <div class="row-actions-inner">
-                          <a class="btn" href={href('shareEdit', { name: s.name })} aria-label={`Edit share ${s.name}`}>
-                            Edit
-                          </a>
-                        </div>
-                      </td>
+                      <RowActions>
+                        <a class="btn" href={href('shareEdit', { name: s.name })} aria-label={`Edit share ${s.name}`}>
+                          Edit
+                        </a>
+                      </RowActions>
                     ) : null}
                   </tr>
                 ))}

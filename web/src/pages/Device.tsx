@@ -7,7 +7,7 @@ import type { Certificate, Device, Encryption } from '../api/types';
 import { atLeast } from '../api/types';
 import { useApp } from '../app/context';
 import { useAction, useLoad } from '../app/hooks';
-import { Dialog } from '../components/Dialog';
+import { CancelAnd, Dialog } from '../components/Dialog';
 import { Button, CheckboxField, ErrorBanner, Loading, Notice, PageHeader, Section, SelectField, StatusWord, TextField } from '../components/ui';
 import { buildCertUpload } from '../lib/certs';
 import { saveBlob } from '../lib/download';
@@ -413,14 +413,11 @@ function PowerSection({ device, onChanged }: { device: Device; onChanged: (d: De
           title={asking === 'restart' ? 'Restart the box?' : 'Shut down the box?'}
           onClose={() => setAsking(null)}
           actions={
-            <>
-              <Button onClick={() => setAsking(null)} disabled={act.busy}>
-                Cancel
-              </Button>
+            <CancelAnd onCancel={() => setAsking(null)} busy={act.busy}>
               <Button variant={asking === 'shutdown' ? 'danger' : 'primary'} busy={act.busy} onClick={() => void confirm()}>
                 Confirm
               </Button>
-            </>
+            </CancelAnd>
           }
         >
           {device.host_power ? (

@@ -10,15 +10,17 @@ import type { Device, RefreshResult, Share, StorageAccount } from '../api/types'
 import { atLeast } from '../api/types';
 import { useApp } from '../app/context';
 import { useAction, useForm, useJob, useLoad } from '../app/hooks';
-import { Dialog } from '../components/Dialog';
+import { CancelAnd, Dialog } from '../components/Dialog';
 import { JobProgress } from '../components/JobProgress';
 import {
+  ActionsHeader,
   Button,
   CheckboxField,
   Empty,
   ErrorBanner,
   Loading,
   PageHeader,
+  RowActions,
   Section,
   SelectField,
   StatusWord,
@@ -144,9 +146,7 @@ export function SharesPage() {
                   Pending
                 </th>
                 <th scope="col">Cache</th>
-                <th scope="col" class="row-actions">
-                  <span class="sr-only">Actions</span>
-                </th>
+                <ActionsHeader />
               </tr>
             </thead>
             <tbody>
@@ -173,39 +173,37 @@ export function SharesPage() {
                       ? `${formatBytes(s.status.resident_bytes)} on the box, ${formatCount(s.status.stub_files)} stubs`
                       : `${formatBytes(s.status.used_bytes)} on the box`}
                   </td>
-                  <td class="row-actions">
-                    <div class="row-actions-inner">
-                      {isOperator ? (
-                        <Button
-                          aria-label={`Refresh ${s.name}`}
-                          disabled={s.kind !== 'cloud' || !s.target || refresh.running}
-                          title={s.kind !== 'cloud' ? 'A local share has no cloud to refresh from' : undefined}
-                          busy={refresh.running && refreshing === s.name}
-                          onClick={() => void startRefresh(s.name)}
-                        >
-                          Refresh
+                  <RowActions>
+                    {isOperator ? (
+                      <Button
+                        aria-label={`Refresh ${s.name}`}
+                        disabled={s.kind !== 'cloud' || !s.target || refresh.running}
+                        title={s.kind !== 'cloud' ? 'A local share has no cloud to refresh from' : undefined}
+                        busy={refresh.running && refreshing === s.name}
+                        onClick={() => void startRefresh(s.name)}
+                      >
+                        Refresh
+                      </Button>
+                    ) : null}
+                    {isAdmin ? (
+                      <>
+                        <Button aria-label={`Edit ${s.name}`} onClick={() => navigate(href('shareEdit', { name: s.name }))}>
+                          Edit
                         </Button>
-                      ) : null}
-                      {isAdmin ? (
-                        <>
-                          <Button aria-label={`Edit ${s.name}`} onClick={() => navigate(href('shareEdit', { name: s.name }))}>
-                            Edit
-                          </Button>
-                          <Button
-                            variant="danger"
-                            aria-label={`Delete ${s.name}`}
-                            onClick={() => {
-                              setDeleteError(null);
-                              del.setError('');
-                              setDeleting(s.name);
-                            }}
-                          >
-                            Delete
-                          </Button>
-                        </>
-                      ) : null}
-                    </div>
-                  </td>
+                        <Button
+                          variant="danger"
+                          aria-label={`Delete ${s.name}`}
+                          onClick={() => {
+                            setDeleteError(null);
+                            del.setError('');
+                            setDeleting(s.name);
+                          }}
+                        >
+                          Delete
+                        </Button>
+                      </>
+                    ) : null}
+                  </RowActions>
                 </tr>
               ))}
             </tbody>
@@ -217,10 +215,7 @@ export function SharesPage() {
           title={`Delete share ${deleting}?`}
           onClose={() => setDeleting(null)}
           actions={
-            <>
-              <Button onClick={() => setDeleting(null)} disabled={del.busy}>
-                Cancel
-              </Button>
+            <CancelAnd onCancel={() => setDeleting(null)} busy={del.busy}>
               {waiting ? (
                 <Button variant="danger" busy={del.busy} onClick={() => void doDelete(true)}>
                   Delete anyway
@@ -230,7 +225,7 @@ export function SharesPage() {
                   Delete
                 </Button>
               )}
-            </>
+            </CancelAnd>
           }
         >
           <p>

@@ -9,7 +9,7 @@ import { atLeast, isTerminal } from '../api/types';
 import { useApp } from '../app/context';
 import { useAction, useJob, useLoad } from '../app/hooks';
 import { JobProgress } from '../components/JobProgress';
-import { Button, Empty, ErrorBanner, Loading, Notice, PageHeader, Section, StatusWord } from '../components/ui';
+import { ActionsHeader, Button, Empty, ErrorBanner, Loading, Notice, PageHeader, Section, StatusWord } from '../components/ui';
 import { saveBlob } from '../lib/download';
 import { formatAgo, formatTime } from '../lib/format';
 
@@ -79,9 +79,7 @@ function JobsSection({ canCancel, changed }: { canCancel: boolean; changed: unkn
                 <th scope="col">Started</th>
                 <th scope="col">By</th>
                 <th scope="col">What it did</th>
-                <th scope="col" class="row-actions">
-                  <span class="sr-only">Actions</span>
-                </th>
+                <ActionsHeader />
               </tr>
             </thead>
             <tbody>

@@ -9,8 +9,8 @@ import type { AccessKey, Role, Token, User } from '../api/types';
 import { atLeast } from '../api/types';
 import { useApp } from '../app/context';
 import { useAction, useForm, useLoad } from '../app/hooks';
-import { Dialog } from '../components/Dialog';
-import { Button, Empty, ErrorBanner, Loading, PageHeader, Section, SelectField, TextField } from '../components/ui';
+import { CancelAnd, Dialog } from '../components/Dialog';
+import { ActionsHeader, Button, Empty, ErrorBanner, Loading, PageHeader, RowActions, Section, SelectField, TextField } from '../components/ui';
 import { formatTime } from '../lib/format';
 import {
   all,
@@ -95,9 +95,7 @@ function UsersSection({ setError }: { setError: (m: string) => void }) {
                 <th scope="col">Role</th>
                 <th scope="col">Created</th>
                 <th scope="col">Password changed</th>
-                <th scope="col" class="row-actions">
-                  <span class="sr-only">Actions</span>
-                </th>
+                <ActionsHeader />
               </tr>
             </thead>
             <tbody>
@@ -112,28 +110,26 @@ function UsersSection({ setError }: { setError: (m: string) => void }) {
                   </td>
                   <td>{formatTime(u.created)}</td>
                   <td>{formatTime(u.password_changed)}</td>
-                  <td class="row-actions">
-                    <div class="row-actions-inner">
-                      <Button
-                        aria-label={`Edit ${u.name}`}
-                        disabled={u.name === me.user}
-                        title={u.name === me.user ? 'Change your own password under “Change my password”' : undefined}
-                        onClick={() => setEditing(u)}
-                      >
-                        Edit
-                      </Button>
-                      <Button
-                        variant="danger"
-                        aria-label={`Delete ${u.name}`}
-                        busy={del.busy}
-                        disabled={u.name === me.user}
-                        title={u.name === me.user ? 'You cannot delete yourself while signed in' : undefined}
-                        onClick={() => void remove(u.name)}
-                      >
-                        Delete
-                      </Button>
-                    </div>
-                  </td>
+                  <RowActions>
+                    <Button
+                      aria-label={`Edit ${u.name}`}
+                      disabled={u.name === me.user}
+                      title={u.name === me.user ? 'Change your own password under “Change my password”' : undefined}
+                      onClick={() => setEditing(u)}
+                    >
+                      Edit
+                    </Button>
+                    <Button
+                      variant="danger"
+                      aria-label={`Delete ${u.name}`}
+                      busy={del.busy}
+                      disabled={u.name === me.user}
+                      title={u.name === me.user ? 'You cannot delete yourself while signed in' : undefined}
+                      onClick={() => void remove(u.name)}
+                    >
+                      Delete
+                    </Button>
+                  </RowActions>
                 </tr>
               ))}
             </tbody>
@@ -247,9 +243,7 @@ function AccessKeysSection({ setError }: { setError: (m: string) => void }) {
                 <th scope="col">User</th>
                 <th scope="col">Read shares</th>
                 <th scope="col">Write shares</th>
-                <th scope="col" class="row-actions">
-                  <span class="sr-only">Actions</span>
-                </th>
+                <ActionsHeader />
               </tr>
             </thead>
             <tbody>
@@ -261,21 +255,19 @@ function AccessKeysSection({ setError }: { setError: (m: string) => void }) {
                   <td>{k.user}</td>
                   <td>{k.read.join(', ') || '—'}</td>
                   <td>{k.write.join(', ') || '—'}</td>
-                  <td class="row-actions">
-                    <div class="row-actions-inner">
-                      <Button aria-label={`Edit key ${k.id}`} onClick={() => setEditing(k)}>
-                        Edit
-                      </Button>
-                      <Button
-                        variant="danger"
-                        aria-label={`Delete key ${k.id}`}
-                        busy={del.busy}
-                        onClick={() => void remove(k.id)}
-                      >
-                        Delete
-                      </Button>
-                    </div>
-                  </td>
+                  <RowActions>
+                    <Button aria-label={`Edit key ${k.id}`} onClick={() => setEditing(k)}>
+                      Edit
+                    </Button>
+                    <Button
+                      variant="danger"
+                      aria-label={`Delete key ${k.id}`}
+                      busy={del.busy}
+                      onClick={() => void remove(k.id)}
+                    >
+                      Delete
+                    </Button>
+                  </RowActions>
                 </tr>
               ))}
             </tbody>
@@ -394,9 +386,7 @@ function TokensSection({ setError }: { setError: (m: string) => void }) {
                 <th scope="col">Role</th>
                 <th scope="col">Created</th>
                 <th scope="col">Expires</th>
-                <th scope="col" class="row-actions">
-                  <span class="sr-only">Actions</span>
-                </th>
+                <ActionsHeader />
               </tr>
             </thead>
             <tbody>
@@ -409,18 +399,16 @@ function TokensSection({ setError }: { setError: (m: string) => void }) {
                   </td>
                   <td>{formatTime(t.created)}</td>
                   <td>{t.expires ? formatTime(t.expires) : 'never'}</td>
-                  <td class="row-actions">
-                    <div class="row-actions-inner">
-                      <Button
-                        variant="danger"
-                        aria-label={`Revoke token ${t.name}`}
-                        busy={del.busy}
-                        onClick={() => void revoke(t.id)}
-                      >
-                        Revoke
-                      </Button>
-                    </div>
-                  </td>
+                  <RowActions>
+                    <Button
+                      variant="danger"
+                      aria-label={`Revoke token ${t.name}`}
+                      busy={del.busy}
+                      onClick={() => void revoke(t.id)}
+                    >
+                      Revoke
+                    </Button>
+                  </RowActions>
                 </tr>
               ))}
             </tbody>
@@ -511,14 +499,11 @@ function EditUserDialog({ user, onClose, onSaved }: { user: User; onClose: () =>
       onClose={onClose}
       onSubmit={() => void submit()}
       actions={
-        <>
-          <Button onClick={onClose} disabled={save.busy}>
-            Cancel
-          </Button>
+        <CancelAnd onCancel={onClose} busy={save.busy}>
           <Button type="submit" variant="primary" busy={save.busy}>
             Save user
           </Button>
-        </>
+        </CancelAnd>
       }
     >
       <SelectField
@@ -575,14 +560,11 @@ function EditKeyDialog({ accessKey, onClose, onSaved }: { accessKey: AccessKey; 
       onClose={onClose}
       onSubmit={() => void submit()}
       actions={
-        <>
-          <Button onClick={onClose} disabled={save.busy}>
-            Cancel
-          </Button>
+        <CancelAnd onCancel={onClose} busy={save.busy}>
           <Button type="submit" variant="primary" busy={save.busy}>
             Save key
           </Button>
-        </>
+        </CancelAnd>
       }
     >
       <p class="muted">For {accessKey.user}. S3 and Blob clients using it get the new rights at their next request.</p>
