@@ -602,6 +602,20 @@ void Put(toml::table& t, std::string_view key, const std::string& value) {
   if (!value.empty()) t.insert_or_assign(key, value);
 }
 
+// How to reach a cloud: the fields a storage account and an inline share target share.
+template <typename T>
+void PutConnection(toml::table& t, const T& c) {
+  Put(t, "type", c.type);
+  Put(t, "endpoint", c.endpoint);
+  Put(t, "account", c.account);
+  Put(t, "key_file", c.key_file);
+  Put(t, "sas_file", c.sas_file);
+  Put(t, "region", c.region);
+  Put(t, "credentials_file", c.credentials_file);
+  Put(t, "addressing", c.addressing);
+  Put(t, "path", c.path);
+}
+
 toml::table CacheTable(const CacheConfig& c) {
   toml::table t;
   Put(t, "high_watermark", c.high_watermark);
@@ -646,15 +660,7 @@ std::string ManagedSettingsToml(const Config& c) {
   for (const StorageAccountConfig& a : c.storage_accounts) {
     toml::table t;
     Put(t, "name", a.name);
-    Put(t, "type", a.type);
-    Put(t, "endpoint", a.endpoint);
-    Put(t, "account", a.account);
-    Put(t, "key_file", a.key_file);
-    Put(t, "sas_file", a.sas_file);
-    Put(t, "region", a.region);
-    Put(t, "credentials_file", a.credentials_file);
-    Put(t, "addressing", a.addressing);
-    Put(t, "path", a.path);
+    PutConnection(t, a);
     accounts.push_back(std::move(t));
   }
   root.insert_or_assign("storage_accounts", accounts);
@@ -679,15 +685,7 @@ std::string ManagedSettingsToml(const Config& c) {
         if (!tc.storage_account.empty()) {
           Put(target, "storage_account", tc.storage_account);
         } else {
-          Put(target, "type", tc.type);
-          Put(target, "endpoint", tc.endpoint);
-          Put(target, "account", tc.account);
-          Put(target, "key_file", tc.key_file);
-          Put(target, "sas_file", tc.sas_file);
-          Put(target, "region", tc.region);
-          Put(target, "credentials_file", tc.credentials_file);
-          Put(target, "addressing", tc.addressing);
-          Put(target, "path", tc.path);
+          PutConnection(target, tc);
         }
         Put(target, "container", tc.container);
         Put(target, "bucket", tc.bucket);
