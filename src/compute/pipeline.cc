@@ -190,10 +190,33 @@ Result<SinkDecl> ParseSink(const json& s, std::string_view where, bool mqtt_trig
   return d;
 }
 
+// Bounds what a declaration may hold: strings of at most 4 KiB, at most 64 KiB in all.
+Status CheckSizes(const json& j, const std::string& where, size_t* total) {
+  if (j.is_string()) {
+    size_t n = j.get_ref<const std::string&>().size();
+    *total += n;
+    if (n > 4096) return InvalidArgumentError(where + ": at most 4096 bytes");
+  } else if (j.is_object()) {
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      *total += it.key().size();
+      FS_RETURN_IF_ERROR(
+          CheckSizes(it.value(), where.empty() ? it.key() : where + "." + it.key(), total));
+    }
+  } else if (j.is_array()) {
+    if (j.size() > 1024) return InvalidArgumentError(where + ": at most 1024 entries");
+    for (size_t i = 0; i < j.size(); ++i)
+      FS_RETURN_IF_ERROR(CheckSizes(j[i], where + "[" + std::to_string(i) + "]", total));
+  }
+  if (*total > 65536) return InvalidArgumentError("the declaration is larger than 64 KiB");
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<PipelineDecl> ParsePipeline(const json& doc) {
   PipelineDecl p;
+  size_t total = 0;
+  FS_RETURN_IF_ERROR(CheckSizes(doc, "", &total));
   FS_RETURN_IF_ERROR(CheckFields(
       doc, "pipeline", {"name", "enabled", "trigger", "input", "steps", "sinks", "retry"}));
   FS_ASSIGN_OR_RETURN(p.name, GetString(doc, "name", "pipeline", true));

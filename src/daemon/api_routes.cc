@@ -1188,6 +1188,8 @@ void RegisterRoutes(ApiContext& ctx) {
             return ApiResponse::NoContent();
           });
 
+  RegisterComputeRoutes(ctx);
+
   // ---- shares ----
   api.Add(Verb::get, "/api/v1/shares", Access::kReader, [cx](ApiRequest&) -> Result<ApiResponse> {
     json out = json::array();

@@ -40,6 +40,8 @@ struct ApiContext {
 };
 
 void RegisterRoutes(ApiContext& ctx);
+// The compute routes (compute_routes.cc); RegisterRoutes calls it.
+void RegisterComputeRoutes(ApiContext& ctx);
 
 // The diagnostics the box runs (management's own checks and the daemon's: each storage
 // account's reachability and auth, smbd and ganesha).

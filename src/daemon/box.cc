@@ -10,6 +10,7 @@
 
 #include "crypto/certificate.h"
 #include "crypto/chunk_codec.h"
+#include "daemon/compute_service.h"
 #include "platform/file.h"
 
 namespace fieldstack::daemon {
@@ -229,6 +230,10 @@ Status Box::Apply(const Config& old, const Config& next) {
       result = e.status();
     }
   }
+  if (result.ok() && compute_ != nullptr && old.pipelines != next.pipelines) {
+    result = compute_->SetPipelines(next.pipelines);
+    if (!result.ok()) (void)compute_->SetPipelines(old.pipelines);
+  }
   if (result.ok()) return result;
   spdlog::error("settings: cannot apply: {}; going back to the previous settings",
                 result.ToString());
@@ -254,6 +259,14 @@ Status Box::DeleteShare(const std::string& name, bool force) {
     if (b.share == name) {
       return FailedPreconditionError("bucket '" + b.name +
                                      "' is a folder of this share; remove it first");
+    }
+  }
+  Config without = c;
+  std::erase_if(without.shares, [&](const ShareConfig& sh) { return sh.name == name; });
+  for (const auto& doc : c.pipelines) {
+    if (!CheckPipeline(without, doc).ok()) {
+      return FailedPreconditionError("pipeline '" + doc.value("name", std::string()) +
+                                     "' reads or writes this share; change or delete it first");
     }
   }
   FS_RETURN_IF_ERROR(store_.DeleteShare(name, force));

@@ -35,6 +35,8 @@
 
 namespace fieldstack::daemon {
 
+class ComputeService;
+
 // The box certificate files for `c` (the configured ones, or <data_dir>/tls/box.{crt,key},
 // made self-signed for the box's names when missing).
 struct CertificateFiles {
@@ -98,6 +100,10 @@ class Box {
     return fn(endpoints_.get());
   }
 
+  // The compute service (pipelines), set once after it started; Update applies pipeline
+  // changes to it. Null: none (pipelines are only kept in the settings).
+  void SetCompute(ComputeService* compute) { compute_ = compute; }
+  ComputeService* compute() { return compute_; }
   // Writes `secret` to a new file <data_dir>/secrets/<name>-<random> (0600); returns its path.
   Result<std::string> SaveSecret(const std::string& name, const std::string& secret);
 
@@ -113,6 +119,7 @@ class Box {
   std::unique_ptr<UploadService> uploads_;
   std::unique_ptr<FileShares> file_shares_;
   std::unique_ptr<ObjectEndpoints> endpoints_;
+  ComputeService* compute_ = nullptr;
 };
 
 }  // namespace fieldstack::daemon

@@ -5,6 +5,7 @@
 #include <set>
 #include <sstream>
 
+#include "compute/pipeline.h"
 #include "platform/file.h"
 #include "store/names.h"
 #include "sync/bandwidth.h"
@@ -117,6 +118,53 @@ class Parser {
   std::string source_;
 };
 
+nlohmann::json TomlNodeToJson(const toml::node& n) {
+  if (const toml::table* t = n.as_table()) {
+    nlohmann::json o = nlohmann::json::object();
+    for (auto& [k, v] : *t) o[std::string(k.str())] = TomlNodeToJson(v);
+    return o;
+  }
+  if (const toml::array* a = n.as_array()) {
+    nlohmann::json arr = nlohmann::json::array();
+    for (const toml::node& e : *a) arr.push_back(TomlNodeToJson(e));
+    return arr;
+  }
+  if (n.is_string()) return n.as_string()->get();
+  if (n.is_integer()) return n.as_integer()->get();
+  if (n.is_floating_point()) return n.as_floating_point()->get();
+  if (n.is_boolean()) return n.as_boolean()->get();
+  std::ostringstream out;  // dates and times: their TOML text
+  n.visit([&](auto&& v) { out << v; });
+  return out.str();
+}
+
+// JSON (no nulls) as a TOML node; nulls are dropped.
+std::unique_ptr<toml::node> JsonToTomlNode(const nlohmann::json& j) {
+  if (j.is_object()) {
+    auto t = std::make_unique<toml::table>();
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      if (it.value().is_null()) continue;
+      auto child = JsonToTomlNode(it.value());
+      t->insert_or_assign(it.key(), std::move(*child));
+    }
+    return t;
+  }
+  if (j.is_array()) {
+    auto a = std::make_unique<toml::array>();
+    for (const auto& e : j) {
+      if (e.is_null()) continue;
+      auto child = JsonToTomlNode(e);
+      a->push_back(std::move(*child));
+    }
+    return a;
+  }
+  if (j.is_string()) return std::make_unique<toml::value<std::string>>(j.get<std::string>());
+  if (j.is_boolean()) return std::make_unique<toml::value<bool>>(j.get<bool>());
+  if (j.is_number_integer()) return std::make_unique<toml::value<int64_t>>(j.get<int64_t>());
+  if (j.is_number_float()) return std::make_unique<toml::value<double>>(j.get<double>());
+  return std::make_unique<toml::value<std::string>>(std::string());
+}
+
 }  // namespace
 
 Result<Config> ParseConfig(std::string_view text, const std::string& source) {
@@ -131,9 +179,28 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
   Parser p(source);
   Config c;
   FS_RETURN_IF_ERROR(p.Known(root, "",
-                             {"data_dir", "http", "log", "encryption", "store", "shares", "upload",
-                              "cache", "smb", "nfs", "mountpoint", "s3", "blob", "tls",
-                              "access_keys", "buckets", "device", "alerts", "storage_accounts"}));
+                             {"data_dir",
+                              "http",
+                              "log",
+                              "encryption",
+                              "store",
+                              "shares",
+                              "upload",
+                              "cache",
+                              "smb",
+                              "nfs",
+                              "mountpoint",
+                              "s3",
+                              "blob",
+                              "tls",
+                              "access_keys",
+                              "buckets",
+                              "device",
+                              "alerts",
+                              "storage_accounts",
+                              "mqtt",
+                              "compute",
+                              "pipelines"}));
   FS_RETURN_IF_ERROR(p.String(root, "", "mountpoint", c.mountpoint));
   FS_RETURN_IF_ERROR(p.String(root, "", "data_dir", c.data_dir));
   if (c.data_dir.empty()) return p.Error("data_dir", "must not be empty");
@@ -191,6 +258,62 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
     if (!c.alerts_webhook.empty() && !c.alerts_webhook.starts_with("http://") &&
         !c.alerts_webhook.starts_with("https://")) {
       return p.Error("alerts.webhook", "must be an http:// or https:// URL");
+    }
+  }
+  FS_RETURN_IF_ERROR(st);
+  if (const toml::table* t = p.Table(root, "compute", st)) {
+    FS_RETURN_IF_ERROR(p.Known(*t, "compute", {"workers"}));
+    int64_t workers = c.compute_workers;
+    FS_RETURN_IF_ERROR(p.Int(*t, "compute.", "workers", 1, 64, workers));
+    c.compute_workers = static_cast<uint32_t>(workers);
+  }
+  FS_RETURN_IF_ERROR(st);
+  if (const toml::table* t = p.Table(root, "mqtt", st)) {
+    FS_RETURN_IF_ERROR(p.Known(*t, "mqtt",
+                               {"broker", "address", "port", "tls_port", "users", "url", "username",
+                                "password_file", "ca_file", "client_id"}));
+    MqttConfig& m = c.mqtt;
+    for (auto [key, field] : {std::pair{"broker", &m.broker},
+                              {"address", &m.address},
+                              {"url", &m.url},
+                              {"username", &m.username},
+                              {"password_file", &m.password_file},
+                              {"ca_file", &m.ca_file},
+                              {"client_id", &m.client_id}}) {
+      FS_RETURN_IF_ERROR(p.String(*t, "mqtt.", key, *field));
+    }
+    if (m.broker != "builtin" && m.broker != "external" && m.broker != "off") {
+      return p.Error("mqtt.broker", "must be \"builtin\", \"external\" or \"off\"");
+    }
+    int64_t port = m.port, tls_port = m.tls_port;
+    FS_RETURN_IF_ERROR(p.Int(*t, "mqtt.", "port", 0, 65535, port));
+    FS_RETURN_IF_ERROR(p.Int(*t, "mqtt.", "tls_port", 0, 65535, tls_port));
+    m.port = static_cast<uint16_t>(port);
+    m.tls_port = static_cast<uint16_t>(tls_port);
+    if (const toml::node* un = t->get("users")) {
+      const toml::array* arr = un->as_array();
+      if (arr == nullptr)
+        return p.Error("mqtt.users", "must be an array of tables ([[mqtt.users]])");
+      for (size_t i = 0; i < arr->size(); ++i) {
+        std::string prefix = "mqtt.users[" + std::to_string(i) + "]";
+        const toml::table* ut = arr->get(i)->as_table();
+        if (ut == nullptr) return p.Error(prefix, "must be a table");
+        FS_RETURN_IF_ERROR(p.Known(*ut, prefix, {"name", "password_file"}));
+        MqttUserConfig u;
+        FS_RETURN_IF_ERROR(p.String(*ut, prefix + ".", "name", u.name));
+        FS_RETURN_IF_ERROR(p.String(*ut, prefix + ".", "password_file", u.password_file));
+        if (u.name.empty() || u.name.find_first_of(":\n\r") != std::string::npos ||
+            u.name == "fieldstack") {
+          return p.Error(prefix + ".name",
+                         "must be a user name without ':' (\"fieldstack\" is the box's own)");
+        }
+        if (u.password_file.empty()) return p.Error(prefix + ".password_file", "is required");
+        m.users.push_back(std::move(u));
+      }
+    }
+    if (m.broker == "external" && !m.url.starts_with("tcp://") && !m.url.starts_with("ssl://")) {
+      return p.Error("mqtt.url",
+                     "must be tcp://host:port or ssl://host:port with broker = \"external\"");
     }
   }
   FS_RETURN_IF_ERROR(st);
@@ -586,6 +709,30 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
     }
     if (!found) return p.Error(prefix + ".share", "names no share in [[shares]]");
   }
+  if (const toml::node* n = root.get("pipelines")) {
+    const toml::array* arr = n->as_array();
+    if (arr == nullptr) return p.Error("pipelines", "must be an array of tables ([[pipelines]])");
+    std::set<std::string> names;
+    for (size_t i = 0; i < arr->size(); ++i) {
+      std::string prefix = "pipelines[" + std::to_string(i) + "]";
+      const toml::table* pt = arr->get(i)->as_table();
+      if (pt == nullptr) return p.Error(prefix, "must be a table");
+      nlohmann::json doc = PipelineTomlToJson(pt);
+      auto decl = compute::ParsePipeline(doc);
+      if (!decl.ok())
+        return InvalidArgumentError("config " + source + ": " + prefix + ": " +
+                                    decl.status().message());
+      if (!names.insert(decl->name).second)
+        return p.Error(prefix + ".name", "is the name of another pipeline");
+      c.pipelines.push_back(std::move(doc));
+    }
+    for (size_t i = 0; i < c.pipelines.size(); ++i) {
+      Status ps = CheckPipeline(c, c.pipelines[i]);
+      if (!ps.ok())
+        return InvalidArgumentError("config " + source + ": pipelines[" + std::to_string(i) +
+                                    "]: " + ps.message());
+    }
+  }
   return c;
 }
 
@@ -719,6 +866,12 @@ std::string ManagedSettingsToml(const Config& c) {
     buckets.push_back(std::move(t));
   }
   root.insert_or_assign("buckets", buckets);
+  toml::array pipelines;
+  for (const nlohmann::json& doc : c.pipelines) {
+    auto node = JsonToTomlNode(doc);
+    if (node->is_table()) pipelines.push_back(std::move(*node->as_table()));
+  }
+  root.insert_or_assign("pipelines", pipelines);
   std::ostringstream out;
   out << "# Written by the fieldstack daemon: the settings changed through its API.\n"
          "# They replace these sections of the config file. Edit through the API or CLI.\n\n"
@@ -745,6 +898,7 @@ void OverlayManagedSettings(Config& base, const Config& m) {
   base.shares = m.shares;
   base.access_keys = m.access_keys;
   base.buckets = m.buckets;
+  base.pipelines = m.pipelines;
 }
 
 Result<Config> ValidateManaged(const Config& c) {
@@ -757,6 +911,18 @@ Result<Config> ValidateManaged(const Config& c) {
 }
 
 Status CheckComplete(const Config& c) {
+  if (c.mqtt.broker == "off") {
+    for (const nlohmann::json& doc : c.pipelines) {
+      auto d = compute::ParsePipeline(doc);
+      if (!d.ok()) return d.status();
+      bool mqtt = d->trigger.kind == compute::TriggerDecl::Kind::kMqtt;
+      for (const auto& s : d->sinks) mqtt = mqtt || s.kind == compute::SinkDecl::Kind::kMqtt;
+      if (mqtt) {
+        return InvalidArgumentError("pipeline '" + d->name +
+                                    "' uses MQTT: set [mqtt] broker = \"builtin\" or \"external\"");
+      }
+    }
+  }
   if ((c.s3.enabled || c.blob.enabled) && c.access_keys.empty()) {
     return InvalidArgumentError(
         "key 'access_keys' needs at least one key when s3 or blob is enabled (in the config "
@@ -787,6 +953,38 @@ Result<std::string> ReadSecret(const std::string& path, const std::string& key) 
   std::string s = *text;
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
   return s;
+}
+
+nlohmann::json PipelineTomlToJson(const void* toml_table) {
+  return TomlNodeToJson(*static_cast<const toml::table*>(toml_table));
+}
+
+std::string PipelineJsonToToml(const nlohmann::json& doc) {
+  auto node = JsonToTomlNode(doc);
+  std::ostringstream out;
+  if (node->is_table()) out << *node->as_table();
+  return out.str();
+}
+
+Status CheckPipeline(const Config& c, const nlohmann::json& doc) {
+  FS_ASSIGN_OR_RETURN(compute::PipelineDecl d, compute::ParsePipeline(doc));
+  auto has_share = [&](const std::string& name) {
+    for (const ShareConfig& sh : c.shares) {
+      if (sh.name == name) return true;
+    }
+    return false;
+  };
+  if (!d.trigger.share.empty() && !has_share(d.trigger.share)) {
+    return InvalidArgumentError("trigger.share: no share named '" + d.trigger.share + "'");
+  }
+  for (size_t i = 0; i < d.sinks.size(); ++i) {
+    const compute::SinkDecl& s = d.sinks[i];
+    std::string w = "sinks[" + std::to_string(i) + "]";
+    if (s.kind == compute::SinkDecl::Kind::kFile && !has_share(s.share)) {
+      return InvalidArgumentError(w + ".share: no share named '" + s.share + "'");
+    }
+  }
+  return Status::Ok();
 }
 
 }  // namespace fieldstack::daemon

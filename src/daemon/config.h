@@ -5,6 +5,7 @@
 // The annotated default file is docs/fieldstack.example.toml.
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -107,6 +108,28 @@ struct EndpointConfig {
   uint16_t port = 0;
 };
 
+struct MqttUserConfig {
+  std::string name;
+  std::string password_file;  // the password on its first line
+};
+
+// [mqtt]: the box's MQTT broker (mosquitto, supervised) or an external one, and the box's own
+// client, which feeds the MQTT pipelines and publishes for their mqtt sinks.
+struct MqttConfig {
+  std::string broker = "off";  // "builtin", "external" or "off"
+  // builtin
+  std::string address = "127.0.0.1";
+  uint16_t port = 1883;   // 0: a free port
+  uint16_t tls_port = 0;  // 0: no TLS listener; otherwise MQTT over TLS with the box's certificate
+  std::vector<MqttUserConfig> users;
+  // external
+  std::string url;  // tcp://host:port or ssl://host:port
+  std::string username;
+  std::string password_file;
+  std::string ca_file;
+  std::string client_id;  // empty: "fieldstack-<device name>"
+};
+
 struct Config {
   std::string data_dir = "./fieldstack-data";
   std::string http_address = "127.0.0.1";
@@ -165,11 +188,15 @@ struct Config {
   std::string alerts_webhook_ca_file;
   uint32_t health_interval_s = 30;  // how often the box checks clouds, space, certificate
   std::vector<StorageAccountConfig> storage_accounts;
+  MqttConfig mqtt;
+  uint32_t compute_workers = 2;  // [compute] workers: pipeline runs at once
+  // [[pipelines]]: each a checked declaration (compute/pipeline.h) in its JSON form.
+  std::vector<nlohmann::json> pipelines;
 };
 
 // The settings the management API changes, as TOML that ParseConfig reads back: [device],
 // [upload], [cache], [[storage_accounts]], [[shares]], [[access_keys]], [[buckets]] and
-// [alerts]. Kept in <data_dir>/settings.toml; see ApplyManagedSettings.
+// [alerts] and [[pipelines]]. Kept in <data_dir>/settings.toml; see ApplyManagedSettings.
 std::string ManagedSettingsToml(const Config& c);
 // Replaces the sections above in `base` by those of `managed` (a Config parsed from
 // ManagedSettingsToml text); the rest of `base` (ports, paths, TLS...) stays.
@@ -191,5 +218,12 @@ Result<Config> LoadConfig(const std::string& path);
 // Reads a secret (key, password) kept in a file named by the config: the file's text without
 // trailing line breaks and spaces. InvalidArgument naming `key` when it cannot be read.
 Result<std::string> ReadSecret(const std::string& path, const std::string& key);
+
+// A pipeline declaration between its TOML table form and its JSON form (the API's).
+nlohmann::json PipelineTomlToJson(const void* toml_table);
+std::string PipelineJsonToToml(const nlohmann::json& doc);
+// Checks a pipeline's JSON declaration against the config (its shares exist).
+// InvalidArgument naming the field.
+Status CheckPipeline(const Config& c, const nlohmann::json& doc);
 
 }  // namespace fieldstack::daemon

@@ -39,6 +39,7 @@
 #include "crypto/certificate.h"
 #include "daemon/api_routes.h"
 #include "daemon/box.h"
+#include "daemon/compute_service.h"
 #include "daemon/config.h"
 #include "daemon/file_shares.h"
 #include "daemon/object_endpoints.h"
@@ -277,6 +278,20 @@ int Serve(const std::string& config_path, char** argv) {
     api_opts.server.tls_cert_file = cert.cert;
     api_opts.server.tls_key_file = cert.key;
   }
+  // Edge compute: pipelines, module sandbox, MQTT broker and client.
+  if (c.mqtt.tls_port != 0 && cert.cert.empty()) {
+    auto files = EnsureBoxCertificate(c);
+    if (!files.ok()) return Fail(1, files.status().ToString());
+    cert = *files;
+  }
+  auto compute_started = ComputeService::Start(c, *st, metrics, alerts->get(), cert.cert, cert.key);
+  if (!compute_started.ok()) {
+    return Fail(compute_started.status().code() == StatusCode::kInvalidArgument ? 2 : 1,
+                "compute: " + compute_started.status().ToString());
+  }
+  std::unique_ptr<ComputeService> compute = std::move(*compute_started);
+  box->SetCompute(compute.get());
+
   management::ManagementApi api(api_opts, **auth);
   management::MetricsHistory history;
   PowerRequest power;
@@ -379,10 +394,12 @@ int Serve(const std::string& config_path, char** argv) {
   health.join();
   sampler.join();
   api.Stop();
-  jobs.reset();   // cancels running jobs and waits for them: they use the box and the store
-  box.reset();    // object endpoints, file shares, then uploads
-  audit.reset();  // writes the lines of what was committed
-  st.reset();     // commits open files, drains the committer
+  jobs.reset();  // cancels running jobs and waits for them: they use the box and the store
+  box->SetCompute(nullptr);
+  compute.reset();  // the MQTT client, the pipelines' runs, then the broker
+  box.reset();      // object endpoints, file shares, then uploads
+  audit.reset();    // writes the lines of what was committed
+  st.reset();       // commits open files, drains the committer
   spdlog::info("stopped cleanly");
   if (power.asked && power.host) {
     const char* cmd = power.restart ? "systemctl reboot" : "systemctl poweroff";

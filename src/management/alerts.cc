@@ -106,8 +106,13 @@ const std::vector<AlertDefinition>& Catalogue() {
        "NFS clients cannot reach their exports. Check the daemon log for NFS server errors and "
        "that [nfs] port and rpcbind (port 111) are free (ss -ltnp), then restart the daemon."},
       {"compute.pipeline_failed", "compute", Severity::kWarning, "A compute pipeline failed",
-       "Open the pipeline's log named in the detail, fix the input or model it names, and run "
-       "the pipeline again; new files wait unprocessed until it succeeds."},
+       "Open the pipeline's runs and dead letters (fieldstack pipeline dead-letters NAME), fix "
+       "the input, module or declaration the error names, then retry the dead letters; the "
+       "pipeline goes on with new inputs meanwhile."},
+      {"compute.pipeline_alert", "compute", Severity::kWarning,
+       "A compute pipeline raised an alert",
+       "A pipeline's alert sink matched a record (the subject names the pipeline, the detail "
+       "is its message). Act on what it reports; acknowledge the alert when handled."},
   };
   return catalogue;
 }
