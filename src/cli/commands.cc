@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <termios.h>
+#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -11,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <functional>
 #include <iostream>
@@ -18,6 +20,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -2053,6 +2056,333 @@ void AddAdminCommands(CLI::App& app) {
   }
 }
 
+// ---- compute: pipelines and modules ----
+
+// A TOML node as JSON, as the daemon reads [[pipelines]] tables (daemon/config.cc): dates and
+// times become their TOML text.
+json TomlToJson(const toml::node& n) {
+  if (const toml::table* t = n.as_table()) {
+    json o = json::object();
+    for (auto& [k, v] : *t) o[std::string(k.str())] = TomlToJson(v);
+    return o;
+  }
+  if (const toml::array* a = n.as_array()) {
+    json arr = json::array();
+    for (const toml::node& e : *a) arr.push_back(TomlToJson(e));
+    return arr;
+  }
+  if (n.is_string()) return n.as_string()->get();
+  if (n.is_integer()) return n.as_integer()->get();
+  if (n.is_floating_point()) return n.as_floating_point()->get();
+  if (n.is_boolean()) return n.as_boolean()->get();
+  std::ostringstream out;
+  n.visit([&](auto&& v) { out << v; });
+  return out.str();
+}
+
+// A pipeline declaration from `path`: JSON (an object), or TOML (*.toml) in the form of the
+// config file, either the table's fields at the top or one [[pipelines]] table.
+json ReadDeclaration(const std::string& path) {
+  std::string text = ReadFileOrDie(path, "--file");
+  if (path.ends_with(".toml")) {
+    toml::table root;
+    try {
+      root = toml::parse(text, path);
+    } catch (const toml::parse_error& e) {
+      Die(2, path + ": line " + std::to_string(e.source().begin.line) + ": " +
+                 std::string(e.description()));
+    }
+    if (const toml::array* list = root["pipelines"].as_array()) {
+      if (root.size() != 1 || list->size() != 1 || !list->front().is_table()) {
+        Die(2, path + ": give one [[pipelines]] table, or the declaration's fields at the top");
+      }
+      return TomlToJson(list->front());
+    }
+    return TomlToJson(root);
+  }
+  json doc = json::parse(text, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) {
+    Die(2, path + ": not a JSON object (a .toml file is read as TOML)");
+  }
+  return doc;
+}
+
+// Nanoseconds since the Unix epoch as "2024-05-01 10:00:00" (UTC); 0 as "-".
+std::string NsTime(const json& j, const char* key) {
+  const json& v = Field(j, key);
+  if (!v.is_number() || v.get<double>() <= 0) return "-";
+  auto secs = static_cast<time_t>(v.get<double>() / 1e9);
+  std::tm tm{};
+  ::gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+void PrintPipelines(const json& list) {
+  Table t({"NAME", "TRIGGER", "ENABLED", "PENDING", "DEAD", "RUNS OK", "FAILED", "LAST RUN",
+           "LAST ERROR"});
+  for (const auto& p : list) {
+    const json& st = Field(p, "status");
+    t.Add({Text(p, "name"), Text(p, "trigger"), Text(p, "enabled"), Text(st, "pending"),
+           Text(st, "dead_letters"), Text(st, "runs_ok"), Text(st, "runs_failed"),
+           NsTime(st, "last_run_ns"), Text(st, "last_error")});
+  }
+  t.Print();
+}
+
+void PrintPipeline(const json& p) {
+  Fields f;
+  f.Add("Name", Text(p, "name"));
+  f.Add("Enabled", Text(p, "enabled"));
+  f.Add("Trigger", Text(p, "trigger"));
+  const json& st = Field(p, "status");
+  if (st.is_object()) {
+    f.Add("Pending", Text(st, "pending"));
+    f.Add("Dead letters", Text(st, "dead_letters"));
+    f.Add("Buffered messages", Text(st, "buffered_messages"));
+    f.Add("Runs ok", Text(st, "runs_ok"));
+    f.Add("Runs failed", Text(st, "runs_failed"));
+    f.Add("Rows in", Text(st, "rows_in"));
+    f.Add("Rows out", Text(st, "rows_out"));
+    f.Add("Last run", NsTime(st, "last_run_ns"));
+    f.Add("Last error", Text(st, "last_error"));
+  }
+  f.Print();
+  std::printf("Declaration:\n%s\n",
+              Field(p, "declaration").dump(2, ' ', false, json::error_handler_t::replace).c_str());
+}
+
+std::string PipelinePath(const std::string& name) {
+  return "/api/v1/pipelines/" + EscapeSegment(name);
+}
+
+void AddComputeCommands(CLI::App& app) {
+  auto* compute = Noun(app, "compute", "edge compute: the module sandbox and MQTT");
+  Leaf(*compute, "status", "the module sandbox, the MQTT broker and client, the pipelines",
+       "fieldstack compute status", [](Session& s) {
+         json r = s.Get("/api/v1/compute");
+         s.Show(r, [&] {
+           const json& m = Field(r, "mqtt");
+           Fields f;
+           f.Add("Sandbox", Text(r, "sandbox"));
+           f.Add("Pipelines", Text(r, "pipelines"));
+           f.Add("MQTT broker", Text(m, "broker"));
+           if (Field(m, "running").is_boolean()) {
+             f.Add("Broker running", Text(m, "running"));
+             f.Add("Broker port", Text(m, "port"));
+             f.Add("Broker TLS port", Num(m, "tls_port") > 0 ? Text(m, "tls_port") : "-");
+             f.Add("Broker restarts", Text(m, "restarts"));
+             if (Field(m, "last_error").is_string()) f.Add("Broker error", Text(m, "last_error"));
+           }
+           if (Field(m, "client_connected").is_boolean()) {
+             f.Add("Client connected", Text(m, "client_connected"));
+             f.Add("Messages received", Text(m, "messages_received"));
+             f.Add("Messages published", Text(m, "messages_published"));
+             f.Add("Topics", Text(m, "topics"));
+           }
+           f.Print();
+         });
+         return 0;
+       });
+
+  auto* pipeline = Noun(app, "pipeline", "edge compute pipelines, their runs and dead letters");
+  Leaf(*pipeline, "list", "the pipelines with their trigger and counters",
+       "fieldstack pipeline list", [](Session& s) {
+         json r = s.Get("/api/v1/pipelines");
+         s.Show(r, [&] { PrintPipelines(Field(r, "pipelines")); });
+         return 0;
+       });
+  {
+    auto name = std::make_shared<std::string>();
+    auto* c = Leaf(*pipeline, "show", "one pipeline's counters and declaration",
+                   "fieldstack pipeline show sensors", [name](Session& s) {
+                     json r = s.Get(PipelinePath(*name));
+                     s.Show(r, [&] { PrintPipeline(r); });
+                     return 0;
+                   });
+    c->add_option("name", *name, "the pipeline")->required();
+  }
+  {
+    auto file = std::make_shared<std::string>();
+    auto* c = Leaf(*pipeline, "create", "make a pipeline from a declaration (JSON or TOML)",
+                   "fieldstack pipeline create --file sensors.toml", [file](Session& s) {
+                     json r = s.Call("POST", "/api/v1/pipelines", ReadDeclaration(*file));
+                     s.Show(r, [&] {
+                       std::printf("created pipeline '%s' (%s trigger)\n", Text(r, "name").c_str(),
+                                   Text(r, "trigger").c_str());
+                     });
+                     return 0;
+                   });
+    c->add_option("--file,-f", *file,
+                  "the declaration: a JSON object, or TOML (*.toml) like a [[pipelines]] table "
+                  "of the config file")
+        ->required()
+        ->type_name("FILE");
+  }
+  {
+    struct Opts {
+      std::string name, file;
+    };
+    auto o = std::make_shared<Opts>();
+    auto* c = Leaf(*pipeline, "update", "replace a pipeline's declaration (JSON or TOML)",
+                   "fieldstack pipeline update sensors --file sensors.toml", [o](Session& s) {
+                     json r = s.Call("PUT", PipelinePath(o->name), ReadDeclaration(o->file));
+                     s.Show(r, [&] { std::printf("replaced pipeline '%s'\n", o->name.c_str()); });
+                     return 0;
+                   });
+    c->add_option("name", o->name, "the pipeline")->required();
+    c->add_option("--file,-f", o->file, "the new declaration (its name, if any, must match)")
+        ->required()
+        ->type_name("FILE");
+  }
+  {
+    auto name = std::make_shared<std::string>();
+    auto* c = Leaf(*pipeline, "delete", "delete a pipeline (its runs and dead letters are kept)",
+                   "fieldstack pipeline delete sensors", [name](Session& s) {
+                     s.Call("DELETE", PipelinePath(*name));
+                     s.Done("deleted pipeline '" + *name + "'");
+                     return 0;
+                   });
+    c->add_option("name", *name, "the pipeline")->required();
+  }
+  {
+    auto name = std::make_shared<std::string>();
+    auto* c = Leaf(*pipeline, "run",
+                   "run a schedule pipeline now (a file pipeline: queue its dead letters again)",
+                   "fieldstack pipeline run nightly-report", [name](Session& s) {
+                     json r = s.Call("POST", PipelinePath(*name) + "/run");
+                     s.Show(r, [&] { std::printf("queued a run of '%s'\n", name->c_str()); });
+                     return 0;
+                   });
+    c->add_option("name", *name, "the pipeline")->required();
+  }
+  {
+    struct Opts {
+      std::string name;
+      int64_t limit = 50, before = 0;
+    };
+    auto o = std::make_shared<Opts>();
+    auto* c =
+        Leaf(*pipeline, "runs", "a pipeline's runs, newest first",
+             "fieldstack pipeline runs sensors", [o](Session& s) {
+               json r = s.Get(PipelinePath(o->name) + "/runs",
+                              {{"limit", std::to_string(o->limit)},
+                               {"before", o->before > 0 ? std::to_string(o->before) : ""}});
+               s.Show(r, [&] {
+                 Table t({"ID", "STARTED", "RESULT", "ITEM", "DURATION", "ROWS IN", "ROWS OUT",
+                          "ERROR"});
+                 const json& runs = Field(r, "runs");
+                 for (const auto& x : runs) {
+                   t.Add({Text(x, "id"), NsTime(x, "started_ns"), Text(x, "result"),
+                          Text(x, "item"), Text(x, "duration_ms") + " ms", Text(x, "rows_in"),
+                          Text(x, "rows_out"), Text(x, "error")});
+                 }
+                 t.Print();
+                 if (runs.is_array() && static_cast<int64_t>(runs.size()) == o->limit) {
+                   std::fprintf(stderr, "more: --before %s\n", Text(runs.back(), "id").c_str());
+                 }
+               });
+               return 0;
+             });
+    c->add_option("name", o->name, "the pipeline")->required();
+    c->add_option("--limit", o->limit, "at most this many runs (1-1000, default 50)");
+    c->add_option("--before", o->before, "only runs older than this id (paging)");
+  }
+  {
+    struct Opts {
+      std::string name;
+      int64_t limit = 100;
+    };
+    auto o = std::make_shared<Opts>();
+    auto* c = Leaf(*pipeline, "dead-letters", "work that failed every attempt, oldest first",
+                   "fieldstack pipeline dead-letters sensors", [o](Session& s) {
+                     json r = s.Get(PipelinePath(o->name) + "/dead-letters",
+                                    {{"limit", std::to_string(o->limit)}});
+                     s.Show(r, [&] {
+                       Table t({"ID", "FAILED", "ATTEMPTS", "ITEM", "ERROR"});
+                       for (const auto& d : Field(r, "dead_letters")) {
+                         t.Add({Text(d, "id"), NsTime(d, "failed_ns"), Text(d, "attempts"),
+                                Text(d, "item"), Text(d, "error")});
+                       }
+                       t.Print();
+                     });
+                     return 0;
+                   });
+    c->add_option("name", o->name, "the pipeline")->required();
+    c->add_option("--limit", o->limit, "at most this many (1-1000, default 100)");
+  }
+  for (bool retry : {true, false}) {
+    struct Opts {
+      std::string name, id;
+    };
+    auto o = std::make_shared<Opts>();
+    auto* c = Leaf(
+        *pipeline, retry ? "retry" : "discard",
+        retry ? "queue a dead letter's work again" : "drop a dead letter (its work is not done)",
+        std::string("fieldstack pipeline ") + (retry ? "retry" : "discard") + " sensors 17",
+        [o, retry](Session& s) {
+          std::string path = PipelinePath(o->name) + "/dead-letters/" + EscapeSegment(o->id);
+          if (retry) {
+            json r = s.Call("POST", path + "/retry");
+            s.Show(r, [&] { std::printf("queued dead letter %s again\n", o->id.c_str()); });
+          } else {
+            s.Call("DELETE", path);
+            s.Done("discarded dead letter " + o->id);
+          }
+          return 0;
+        });
+    c->add_option("name", o->name, "the pipeline")->required();
+    c->add_option("id", o->id, "the dead letter (ID in `pipeline dead-letters`)")->required();
+  }
+
+  auto* module = Noun(app, "module", "programs that pipelines' module steps run in the sandbox");
+  Leaf(*module, "list", "the stored modules", "fieldstack module list", [](Session& s) {
+    json r = s.Get("/api/v1/modules");
+    s.Show(r, [&] {
+      Table t({"NAME", "SIZE", "MODIFIED", "SHA256"});
+      for (const auto& m : Field(r, "modules")) {
+        t.Add(
+            {Text(m, "name"), Size(m, "size_bytes"), NsTime(m, "modified_ns"), Text(m, "sha256")});
+      }
+      t.Print();
+    });
+    return 0;
+  });
+  {
+    struct Opts {
+      std::string name, file;
+    };
+    auto o = std::make_shared<Opts>();
+    auto* c = Leaf(*module, "upload", "store a module (an executable; replaces one of that name)",
+                   "fieldstack module upload clean.py --file ./clean.py", [o](Session& s) {
+                     std::string content = ReadFileOrDie(o->file, "--file");
+                     if (content.empty()) Die(2, "--file: " + o->file + " is empty");
+                     json r = s.Call("PUT", "/api/v1/modules/" + EscapeSegment(o->name),
+                                     {{"content_base64", Base64(content)}});
+                     s.Show(r, [&] {
+                       std::printf("stored module '%s' (%s, sha256 %s)\n", o->name.c_str(),
+                                   Size(r, "size_bytes").c_str(), Text(r, "sha256").c_str());
+                     });
+                     return 0;
+                   });
+    c->add_option("name", o->name, "the module's name (what module steps name)")->required();
+    c->add_option("--file,-f", o->file, "the program (at most about 768 KiB)")
+        ->required()
+        ->type_name("FILE");
+  }
+  {
+    auto name = std::make_shared<std::string>();
+    auto* c = Leaf(*module, "delete", "delete a module no pipeline uses",
+                   "fieldstack module delete clean.py", [name](Session& s) {
+                     s.Call("DELETE", "/api/v1/modules/" + EscapeSegment(*name));
+                     s.Done("deleted module '" + *name + "'");
+                     return 0;
+                   });
+    c->add_option("name", *name, "the module")->required();
+  }
+}
+
 }  // namespace
 
 void AddClientCommands(CLI::App& app) {
@@ -2071,6 +2401,7 @@ void AddClientCommands(CLI::App& app) {
   AddLogCommands(app);
   AddJobCommands(app);
   AddAdminCommands(app);
+  AddComputeCommands(app);
 }
 
 std::optional<int> RunClientCommand() {

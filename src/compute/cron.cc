@@ -45,7 +45,8 @@ Status ParseField(std::string_view text, int field, int lo, int hi, std::vector<
                                 std::to_string(lo) + "-" + std::to_string(hi) + ")");
   };
   bits->assign(static_cast<size_t>(hi + 1), false);
-  *restricted = text != "*";
+  // As Vixie cron: a field that starts with '*' ("*", "*/2") does not restrict the day.
+  *restricted = text.empty() || text[0] != '*';
   size_t start = 0;
   while (start <= text.size()) {
     size_t comma = text.find(',', start);
@@ -73,13 +74,8 @@ Status ParseField(std::string_view text, int field, int lo, int hi, std::vector<
           return bad(part);
       }
     }
-    if (field == 4 && b == 7 && a <= 7) {  // 7 is Sunday too
-      if (a == 7) a = 0;
-      if (b == 7) {
-        b = 6;
-        (*bits)[0] = true;
-      }
-    }
+    // Day of week 7 is Sunday: bit 7 is folded onto bit 0 by Parse (v % 7). (The old special
+    // case here turned "7" into 0-6, i.e. every day, and set Sunday for "2-7/2".)
     if (a < lo || b > hi || a > b) return bad(part);
     for (int v = a; v <= b; v += step) (*bits)[static_cast<size_t>(v)] = true;
     if (comma == std::string_view::npos) break;
@@ -150,8 +146,11 @@ Result<CronSchedule> CronSchedule::Parse(std::string_view text) {
 
 int64_t CronSchedule::Next(int64_t after_unix_s) const {
   int64_t t = (after_unix_s / 60 + 1) * 60;
-  // At most ~5 years of minutes; a schedule like "0 0 31 2 *" never fires: return far future.
-  for (int guard = 0; guard < 5 * 366 * 24 * 60; ++guard) {
+  // A schedule like "0 0 31 2 *" never fires: "far future" once 10 years (Feb 29 can be 8
+  // apart) are searched. (Bounding the loop's steps alone let it walk ~65000 years of days,
+  // a second of CPU on every scheduler round.)
+  const int64_t give_up = t + 10ll * 366 * 86400;
+  for (int guard = 0; guard < 5 * 366 * 24 * 60 && t <= give_up; ++guard) {
     time_t tt = static_cast<time_t>(t);
     struct tm tm;
     gmtime_r(&tt, &tm);
@@ -167,10 +166,9 @@ int64_t CronSchedule::Next(int64_t after_unix_s) const {
     }
     bool dom = days_[static_cast<size_t>(tm.tm_mday)];
     bool dow = weekdays_[static_cast<size_t>(tm.tm_wday)];
-    bool day_ok = (days_restricted_ && weekdays_restricted_) ? (dom || dow)
-                  : days_restricted_                         ? dom
-                  : weekdays_restricted_                     ? dow
-                                                             : true;
+    // Vixie cron: either day field starting with '*' means both must match (a bare '*' sets
+    // every bit), else a day matching either fires. So "*/2 ... 1" is odd days that are Mondays.
+    bool day_ok = (days_restricted_ && weekdays_restricted_) ? (dom || dow) : (dom && dow);
     if (!day_ok) {
       tm.tm_mday += 1;
       tm.tm_hour = 0;

@@ -62,8 +62,16 @@ CREATE TABLE IF NOT EXISTS streams(
   processed_through INTEGER NOT NULL,
   replay_from INTEGER NOT NULL,
   state TEXT NOT NULL,
-  intent_first INTEGER NOT NULL DEFAULT 0,
-  intent_last INTEGER NOT NULL DEFAULT 0);
+  batches INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS outbox(
+  pipeline TEXT NOT NULL,
+  idx INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  share TEXT NOT NULL,
+  path TEXT NOT NULL,
+  data BLOB NOT NULL,
+  retain INTEGER NOT NULL,
+  PRIMARY KEY(pipeline, idx));
 CREATE TABLE IF NOT EXISTS runs(
   id INTEGER PRIMARY KEY,
   pipeline TEXT NOT NULL,
@@ -161,6 +169,17 @@ struct OutputFile {
   std::unique_ptr<StoreSink> raw;
   std::unique_ptr<ByteSink> sink;  // compressing wrapper over raw (or raw itself)
   std::unique_ptr<RecordWriter> writer;
+  store::Store* store = nullptr;
+  bool committed = false;  // renamed into place
+
+  // A run that failed before its outputs were committed removes what it staged (else every
+  // failed attempt left a file in the share's staging folder until the next Open).
+  ~OutputFile() {
+    writer.reset();
+    sink.reset();
+    raw.reset();
+    if (!committed && store != nullptr) (void)store->Unlink(staging_dir, staging_name);
+  }
 };
 
 struct StreamRunner;
@@ -172,6 +191,10 @@ struct Engine::Impl {
   std::unique_ptr<store::Committer> committer;
   std::unique_ptr<store::ReadPool> reads;
 
+  // Serializes SetPipelines, Start and Stop, so that stream runners can be stopped (joined)
+  // without holding `mu`: a runner takes `mu` itself (Count), so joining it under `mu` would
+  // deadlock. Lock order: lifecycle_mu, then mu.
+  Mutex lifecycle_mu;
   Mutex mu;
   CondVar wake;
   std::map<std::string, std::shared_ptr<const PipelineDecl>> pipelines GUARDED_BY(mu);
@@ -227,8 +250,10 @@ struct Engine::Impl {
   Status SendRecord(const PipelineDecl& p, const SinkDecl& s, const Record& rec,
                     std::vector<std::string>* webhook_batch);
   Status FlushWebhook(const SinkDecl& s, std::vector<std::string>* batch);
-  void StopStreams() REQUIRES(mu);
-  void SyncStreams() REQUIRES(mu);
+  // Removes from `streams` the runners whose pipeline went away, changed or was disabled (all
+  // of them when stopping); the caller stops them after releasing `mu`.
+  std::vector<std::unique_ptr<StreamRunner>> TakeStaleStreams() REQUIRES(mu);
+  void StartMissingStreams() REQUIRES(mu);
 };
 
 // --- MQTT stream runner ---------------------------------------------------------------------
@@ -270,6 +295,7 @@ struct StreamRunner {
   }
   void Run();
   Status RunOnce();
+  Status Deliver();
 };
 
 // The emitter at the end of a chain: hands records to the sinks.
@@ -360,11 +386,27 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   std::filesystem::remove_all(options.dir + "/tmp", ec);
   std::filesystem::create_directories(options.dir + "/tmp", ec);
   if (ec) return ErrnoStatus(ec.value(), "create " + options.dir + "/tmp");
+  // Modules run as an unprivileged uid (sandbox.h): it must traverse the engine's dir to reach
+  // modules/<name> and tmp/run-*/ (search only: it cannot list or read anything else here).
+  for (const std::string& d : {options.dir, options.dir + "/modules", options.dir + "/tmp"}) {
+    struct stat st;
+    if (::stat(d.c_str(), &st) == 0 && (st.st_mode & 0111) != 0111)
+      (void)::chmod(d.c_str(), (st.st_mode & 07777) | 0711);
+  }
   std::string path = options.dir + "/compute.db";
   FS_ASSIGN_OR_RETURN(auto db, Db::Open(path, true));
   FS_RETURN_IF_ERROR(db->Exec(kSchema));
   impl->committer = std::make_unique<store::Committer>(std::move(db));
   impl->reads = std::make_unique<store::ReadPool>(path);
+  // On first open, file pipelines act on what happens from now on. The cursor is recorded here
+  // rather than at the scanner's first round, which runs after Start: a file written between
+  // Open and that round was otherwise never processed.
+  FS_ASSIGN_OR_RETURN(uint64_t last_event, options.store->LastEventSeq());
+  FS_RETURN_IF_ERROR(impl->Commit([&](Db& db) -> Status {
+    FS_ASSIGN_OR_RETURN(
+        Stmt c, db.Prepare("INSERT OR IGNORE INTO meta(key, value) VALUES('store_cursor', ?)"));
+    return c.Bind(1, std::to_string(last_event)).Run();
+  }));
   if (options.metrics != nullptr) {
     auto& reg = options.metrics->registry();
     impl->runs_family = &prometheus::BuildCounter()
@@ -408,26 +450,35 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
 std::string Engine::modules_dir() const { return impl_->opt.dir + "/modules"; }
 
 Status Engine::SetPipelines(std::vector<PipelineDecl> pipelines) {
-  MutexLock l(impl_->mu);
-  std::map<std::string, std::shared_ptr<const PipelineDecl>> next;
-  for (auto& p : pipelines) {
-    std::string name = p.name;
-    next[name] = std::make_shared<const PipelineDecl>(std::move(p));
-    impl_->stats[name].name = name;
+  MutexLock lc(impl_->lifecycle_mu);
+  std::vector<std::unique_ptr<StreamRunner>> stale;
+  {
+    MutexLock l(impl_->mu);
+    std::map<std::string, std::shared_ptr<const PipelineDecl>> next;
+    for (auto& p : pipelines) {
+      std::string name = p.name;
+      next[name] = std::make_shared<const PipelineDecl>(std::move(p));
+      impl_->stats[name].name = name;
+    }
+    impl_->pipelines = std::move(next);
+    if (impl_->started) stale = impl_->TakeStaleStreams();
   }
-  impl_->pipelines = std::move(next);
-  if (impl_->started) impl_->SyncStreams();
+  // Stopped before their replacements start: one runner per stream at any time.
+  for (auto& r : stale) r->Stop();
+  MutexLock l(impl_->mu);
+  if (impl_->started) impl_->StartMissingStreams();
   impl_->wake.notify_all();
   return Status::Ok();
 }
 
 Status Engine::Start() {
+  MutexLock lc(impl_->lifecycle_mu);
   {
     MutexLock l(impl_->mu);
     if (impl_->started) return Status::Ok();
     impl_->started = true;
     impl_->stopping = false;
-    impl_->SyncStreams();
+    impl_->StartMissingStreams();
   }
   impl_->threads.emplace_back([this] { impl_->ScanLoop(); });
   for (int i = 0; i < std::max(1, impl_->opt.workers); ++i)
@@ -436,35 +487,38 @@ Status Engine::Start() {
 }
 
 void Engine::Stop() {
+  MutexLock lc(impl_->lifecycle_mu);
+  std::vector<std::unique_ptr<StreamRunner>> stale;
   {
     MutexLock l(impl_->mu);
     if (!impl_->started) return;
     impl_->stopping = true;
-    impl_->StopStreams();
+    stale = impl_->TakeStaleStreams();
     impl_->wake.notify_all();
   }
+  // Joined without `mu` held (see lifecycle_mu).
+  for (auto& r : stale) r->Stop();
   for (auto& t : impl_->threads) t.join();
   impl_->threads.clear();
   MutexLock l(impl_->mu);
   impl_->started = false;
 }
 
-void Engine::Impl::StopStreams() {
-  for (auto& [name, s] : streams) s->Stop();
-  streams.clear();
-}
-
-void Engine::Impl::SyncStreams() {
-  // Stop runners whose pipeline went away or changed; start missing ones.
+std::vector<std::unique_ptr<StreamRunner>> Engine::Impl::TakeStaleStreams() {
+  std::vector<std::unique_ptr<StreamRunner>> out;
   for (auto it = streams.begin(); it != streams.end();) {
     auto p = pipelines.find(it->first);
-    if (p == pipelines.end() || p->second != it->second->p || !p->second->enabled) {
-      it->second->Stop();
+    if (stopping || p == pipelines.end() || p->second != it->second->p || !p->second->enabled) {
+      out.push_back(std::move(it->second));
       it = streams.erase(it);
     } else {
       ++it;
     }
   }
+  return out;
+}
+
+void Engine::Impl::StartMissingStreams() {
   if (stopping) return;
   for (const auto& [name, p] : pipelines) {
     if (p->trigger.kind != TriggerDecl::Kind::kMqtt || !p->enabled || streams.count(name)) continue;
@@ -1108,6 +1162,7 @@ Result<std::unique_ptr<OutputFile>> Engine::Impl::OpenOutput(const std::string& 
   out->staging_dir = staging.id;
   out->staging_name = std::string(kStagingPrefix) + pipeline + "-" + RandomHex(8);
   FS_ASSIGN_OR_RETURN(auto h, opt.store->Create(staging.id, out->staging_name, {0644, 0, 0}));
+  out->store = opt.store;
   out->raw = std::make_unique<StoreSink>(std::move(h));
   return out;
 }
@@ -1122,7 +1177,9 @@ Status Engine::Impl::CommitOutput(OutputFile& out) {
   auto existing = opt.store->Lookup(parent.id, name);
   if (existing.ok() && existing->type == store::NodeType::kDirectory)
     return FailedPreconditionError("the output path '" + out.path + "' is a folder");
-  return opt.store->Rename(out.staging_dir, out.staging_name, parent.id, name);
+  FS_RETURN_IF_ERROR(opt.store->Rename(out.staging_dir, out.staging_name, parent.id, name));
+  out.committed = true;
+  return Status::Ok();
 }
 
 Result<std::vector<std::unique_ptr<Step>>> Engine::Impl::BuildSteps(const PipelineDecl& p,
@@ -1484,17 +1541,77 @@ void StreamRunner::Run() {
   }
 }
 
-// One life of the runner: restore, replay, then follow the buffer until stopped or an error.
+// Outputs of a stream checkpoint, kept in the outbox table until they are out.
+struct OutboxEntry {
+  std::string kind;  // file | mqtt | webhook | alert
+  std::string share;
+  std::string path;  // file: share-relative path; mqtt: topic; webhook: url
+  std::string data;  // file bytes, MQTT payload, webhook body, alert message
+  bool retain = false;
+};
+
+// Writes the outbox's files (named, so writing again replaces them) and sends its messages
+// (at least once), then empties it.
+Status StreamRunner::Deliver() {
+  std::vector<OutboxEntry> out;
+  {
+    FS_ASSIGN_OR_RETURN(auto lease, e->reads->Borrow());
+    FS_ASSIGN_OR_RETURN(
+        Stmt s,
+        lease->Prepare("SELECT kind, share, path, data, retain FROM outbox WHERE pipeline=? "
+                       "ORDER BY idx"));
+    s.Bind(1, p->name);
+    while (true) {
+      FS_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      out.push_back({s.Text(0), s.Text(1), s.Text(2), s.Blob(3), s.Int(4) != 0});
+    }
+  }
+  if (out.empty()) return Status::Ok();
+  store::Store::SetThreadOrigin({true, 0, 0, static_cast<int32_t>(getpid()), "compute:" + p->name});
+  struct ResetOrigin {
+    ~ResetOrigin() { store::Store::SetThreadOrigin({}); }
+  } reset;
+  for (const auto& o : out) {
+    if (o.kind == "file") {
+      FS_ASSIGN_OR_RETURN(auto f, e->OpenOutput(o.share, o.path, p->name));
+      FS_RETURN_IF_ERROR(f->raw->Write(o.data));
+      FS_RETURN_IF_ERROR(f->raw->Close());
+      FS_RETURN_IF_ERROR(e->CommitOutput(*f));
+    } else if (o.kind == "mqtt") {
+      if (e->opt.publisher == nullptr) {
+        return FailedPreconditionError("MQTT sinks need the box's MQTT client ([mqtt])");
+      }
+      FS_RETURN_IF_ERROR(e->opt.publisher->Publish(o.path, o.data, o.retain));
+    } else if (o.kind == "webhook") {
+      if (e->opt.webhooks == nullptr) {
+        return FailedPreconditionError("webhook sinks are not available on this box");
+      }
+      FS_RETURN_IF_ERROR(e->opt.webhooks->Post(o.path, o.data));
+    } else if (o.kind == "alert") {
+      if (e->opt.alerts != nullptr) e->opt.alerts->PipelineAlert(p->name, o.data);
+    }
+  }
+  return e->Commit([&](Db& db) -> Status {
+    FS_ASSIGN_OR_RETURN(Stmt d, db.Prepare("DELETE FROM outbox WHERE pipeline=?"));
+    return d.Bind(1, p->name).Run();
+  });
+}
+
+// One life of the runner: deliver what a checkpoint left, restore the steps' state, replay the
+// messages they still need (outputs suppressed), then follow the buffer until stopped or an
+// error.
 Status StreamRunner::RunOnce() {
+  FS_RETURN_IF_ERROR(Deliver());
   Chain chain;
   RunInfo dummy;
   FS_ASSIGN_OR_RETURN(chain.steps, e->BuildSteps(*p, &dummy));
-  uint64_t processed = 0, replay_from = 1, intent_first = 0, intent_last = 0;
+  uint64_t processed = 0, replay_from = 1, batch_no = 0;
   {
     FS_ASSIGN_OR_RETURN(auto lease, e->reads->Borrow());
     FS_ASSIGN_OR_RETURN(Stmt s,
-                        lease->Prepare("SELECT processed_through, replay_from, state, "
-                                       "intent_first, intent_last FROM streams WHERE pipeline=?"));
+                        lease->Prepare("SELECT processed_through, replay_from, state, batches "
+                                       "FROM streams WHERE pipeline=?"));
     s.Bind(1, p->name);
     FS_ASSIGN_OR_RETURN(bool row, s.Step());
     if (row) {
@@ -1502,20 +1619,20 @@ Status StreamRunner::RunOnce() {
       replay_from = static_cast<uint64_t>(s.Int(1));
       json st = json::parse(s.Text(2), nullptr, false);
       FS_RETURN_IF_ERROR(chain.Restore(st));
-      intent_first = static_cast<uint64_t>(s.Int(3));
-      intent_last = static_cast<uint64_t>(s.Int(4));
+      batch_no = static_cast<uint64_t>(s.Int(3));
     }
   }
-  // Outputs waiting for the next checkpoint.
+  // Outputs gathered until the next checkpoint.
   struct FileRoll {
     std::unique_ptr<StringSink> buf;
-    std::unique_ptr<ByteSink> sink;  // compressing wrapper over buf; owned
+    std::unique_ptr<ByteSink> sink;  // compressing wrapper over buf
     std::unique_ptr<RecordWriter> writer;
   };
   std::vector<FileRoll> rolls(p->sinks.size());
-  std::vector<Record> pending_msgs;  // records for mqtt/webhook/alert sinks, sent at checkpoint
-  uint64_t roll_first = processed + 1, roll_records = 0, roll_bytes = 0, rows_in = 0;
+  std::vector<OutboxEntry> sends;
+  uint64_t roll_records = 0, roll_bytes = 0, rows_in = 0;
   int64_t roll_started_ns = e->Now();
+  uint64_t roll_first = processed + 1;
   bool suppress = false;
   uint64_t fed = processed;  // last seq fed through the chain
   bool has_file_sink = false;
@@ -1523,52 +1640,65 @@ Status StreamRunner::RunOnce() {
   int64_t max_age_s = 1;
   for (const auto& s : p->sinks) {
     if (s.kind != SinkDecl::Kind::kFile) continue;
-    if (!has_file_sink) {
-      max_records = s.roll.max_records;
-      max_bytes = s.roll.max_bytes;
-      max_age_s = s.roll.max_age_s;
-    }
-    has_file_sink = true;
     max_records = std::min(max_records, s.roll.max_records);
     max_bytes = std::min(max_bytes, s.roll.max_bytes);
-    max_age_s = std::min(max_age_s, s.roll.max_age_s);
+    max_age_s = has_file_sink ? std::min(max_age_s, s.roll.max_age_s) : s.roll.max_age_s;
+    has_file_sink = true;
   }
   chain.Wire([&](Record& rec) -> Status {
     if (suppress) return Status::Ok();
     ++roll_records;
     for (size_t i = 0; i < p->sinks.size(); ++i) {
       const SinkDecl& s = p->sinks[i];
-      if (s.kind != SinkDecl::Kind::kFile) continue;
-      auto& r = rolls[i];
-      if (r.writer == nullptr) {
-        Format f = Format::kJsonl;
-        if (!s.format.empty()) {
-          FS_ASSIGN_OR_RETURN(f, ParseFormat(s.format));
+      switch (s.kind) {
+        case SinkDecl::Kind::kFile: {
+          auto& r = rolls[i];
+          if (r.writer == nullptr) {
+            Format f = Format::kJsonl;
+            if (!s.format.empty()) {
+              FS_ASSIGN_OR_RETURN(f, ParseFormat(s.format));
+            }
+            r.buf = std::make_unique<StringSink>();
+            struct Borrow final : ByteSink {
+              explicit Borrow(StringSink* t) : t(t) {}
+              Status Write(std::string_view d) override { return t->Write(d); }
+              Status Close() override { return Status::Ok(); }
+              StringSink* t;
+            };
+            r.sink = Compress(std::make_unique<Borrow>(r.buf.get()), s.compress);
+            r.writer = MakeWriter(f, r.sink.get());
+          }
+          FS_RETURN_IF_ERROR(r.writer->Write(rec));
+          roll_bytes = std::max<uint64_t>(roll_bytes, r.buf->data().size());
+          break;
         }
-        r.buf = std::make_unique<StringSink>();
-        struct Borrow final : ByteSink {
-          explicit Borrow(StringSink* t) : t(t) {}
-          Status Write(std::string_view d) override { return t->Write(d); }
-          Status Close() override { return Status::Ok(); }
-          StringSink* t;
-        };
-        r.sink = Compress(std::make_unique<Borrow>(r.buf.get()), s.compress);
-        r.writer = MakeWriter(f, r.sink.get());
+        case SinkDecl::Kind::kMqtt:
+          sends.push_back({"mqtt", "", ExpandTemplate(s.topic, {{"pipeline", p->name}}, &rec),
+                           RecordToJson(rec), s.retain});
+          break;
+        case SinkDecl::Kind::kWebhook:
+          if (!sends.empty() && sends.back().kind == "webhook" && sends.back().path == s.url &&
+              sends.back().data.size() < (1 << 20)) {
+            sends.back().data.back() = ',';
+            sends.back().data += RecordToJson(rec) + "]";
+          } else {
+            sends.push_back({"webhook", "", s.url, "[" + RecordToJson(rec) + "]", false});
+          }
+          break;
+        case SinkDecl::Kind::kAlert:
+          sends.push_back(
+              {"alert", "", "", ExpandTemplate(s.message, {{"pipeline", p->name}}, &rec), false});
+          break;
       }
-      FS_RETURN_IF_ERROR(r.writer->Write(rec));
-      roll_bytes = std::max<uint64_t>(roll_bytes, r.buf->data().size());
     }
-    bool other = false;
-    for (const auto& s : p->sinks) other = other || s.kind != SinkDecl::Kind::kFile;
-    if (other) {
-      if (pending_msgs.size() >= 100000)
-        return ResourceExhaustedError("more than 100000 outputs wait for a checkpoint");
-      pending_msgs.push_back(rec);
+    if (sends.size() > 100000) {
+      return ResourceExhaustedError("more than 100000 outputs wait for a checkpoint");
     }
     return Status::Ok();
   });
 
-  // Commits what the rolls hold as of input seq `last`.
+  // Commits the steps' state as of input seq `last` together with the outputs gathered (the
+  // outbox), then delivers them.
   auto checkpoint = [&](uint64_t last) -> Status {
     RunInfo run;
     run.pipeline = p->name;
@@ -1577,28 +1707,21 @@ Status StreamRunner::RunOnce() {
     auto t0 = std::chrono::steady_clock::now();
     run.rows_in = rows_in;
     run.rows_out = roll_records;
+    std::vector<OutboxEntry> out;
     bool any_file = false;
     for (auto& r : rolls) any_file = any_file || r.writer != nullptr;
+    uint64_t next_batch = batch_no + (any_file ? 1 : 0);
     if (any_file) {
-      FS_RETURN_IF_ERROR(e->Commit([&](Db& db) -> Status {
-        FS_ASSIGN_OR_RETURN(Stmt s, db.Prepare("INSERT INTO streams(pipeline, processed_through, "
-                                               "replay_from, state, intent_first, intent_last) "
-                                               "VALUES(?,?,?,'null',?,?) ON CONFLICT(pipeline) DO "
-                                               "UPDATE SET intent_first=excluded.intent_first, "
-                                               "intent_last=excluded.intent_last"));
-        return s.Bind(1, p->name)
-            .Bind(2, static_cast<int64_t>(roll_first - 1))
-            .Bind(3, static_cast<int64_t>(replay_from))
-            .Bind(4, static_cast<int64_t>(roll_first))
-            .Bind(5, static_cast<int64_t>(last))
-            .Run();
-      }));
-      char batch[64];
-      std::snprintf(batch, sizeof batch, "%012llu-%012llu",
+      // {batch}: the input range and a sequence number, so names sort and never repeat.
+      char batch[96];
+      std::snprintf(batch, sizeof batch, "%08llu-%012llu-%012llu",
+                    static_cast<unsigned long long>(next_batch),
                     static_cast<unsigned long long>(roll_first),
-                    static_cast<unsigned long long>(last));
-      store::Store::SetThreadOrigin(
-          {true, 0, 0, static_cast<int32_t>(getpid()), "compute:" + p->name});
+                    static_cast<unsigned long long>(std::max(last, roll_first - 1)));
+      std::string iso = FormatTimestamp(roll_started_ns), stamp;
+      for (char c : iso) {
+        if (c != ':' && c != '-') stamp += c;
+      }
       for (size_t i = 0; i < p->sinks.size(); ++i) {
         auto& r = rolls[i];
         if (r.writer == nullptr) continue;
@@ -1608,9 +1731,6 @@ Status StreamRunner::RunOnce() {
         if (!s.format.empty()) {
           FS_ASSIGN_OR_RETURN(f, ParseFormat(s.format));
         }
-        std::string iso = FormatTimestamp(roll_started_ns), stamp;
-        for (char c : iso)
-          if (c != ':' && c != '-') stamp += c;
         std::string path = ExpandTemplate(s.path,
                                           {{"pipeline", p->name},
                                            {"batch", batch},
@@ -1619,54 +1739,57 @@ Status StreamRunner::RunOnce() {
                                            {"first", std::to_string(roll_first)},
                                            {"last", std::to_string(last)}},
                                           nullptr);
-        FS_ASSIGN_OR_RETURN(auto out, e->OpenOutput(s.share, path, p->name));
-        FS_RETURN_IF_ERROR(out->raw->Write(r.buf->data()));
-        FS_RETURN_IF_ERROR(out->raw->Close());
-        FS_RETURN_IF_ERROR(e->CommitOutput(*out));
-        run.log += "wrote " + s.share + "/" + out->path + "\n";
-      }
-      store::Store::SetThreadOrigin({});
-    }
-    std::vector<std::string> hook_batch;
-    for (auto& rec : pending_msgs) {
-      for (const auto& s : p->sinks) {
-        if (s.kind == SinkDecl::Kind::kFile) continue;
-        FS_RETURN_IF_ERROR(e->SendRecord(*p, s, rec, &hook_batch));
-        if (s.kind == SinkDecl::Kind::kWebhook) FS_RETURN_IF_ERROR(e->FlushWebhook(s, &hook_batch));
+        out.push_back({"file", s.share, path, r.buf->data(), false});
+        run.log += "wrote " + s.share + "/" + path + "\n";
       }
     }
+    for (auto& m : sends) out.push_back(std::move(m));
     uint64_t oldest = std::min<uint64_t>(chain.OldestNeeded(), last + 1);
     std::string state = chain.Save().dump(-1, ' ', false, json::error_handler_t::replace);
     FS_RETURN_IF_ERROR(e->Commit([&](Db& db) -> Status {
       FS_ASSIGN_OR_RETURN(Stmt s,
                           db.Prepare("INSERT OR REPLACE INTO streams(pipeline, processed_through, "
-                                     "replay_from, state, intent_first, intent_last) "
-                                     "VALUES(?,?,?,?,0,0)"));
+                                     "replay_from, state, batches) VALUES(?,?,?,?,?)"));
       FS_RETURN_IF_ERROR(s.Bind(1, p->name)
                              .Bind(2, static_cast<int64_t>(last))
                              .Bind(3, static_cast<int64_t>(oldest))
                              .Bind(4, state)
+                             .Bind(5, static_cast<int64_t>(next_batch))
                              .Run());
+      for (size_t i = 0; i < out.size(); ++i) {
+        FS_ASSIGN_OR_RETURN(Stmt o,
+                            db.Prepare("INSERT INTO outbox(pipeline, idx, kind, share, path, "
+                                       "data, retain) VALUES(?,?,?,?,?,?,?)"));
+        FS_RETURN_IF_ERROR(o.Bind(1, p->name)
+                               .Bind(2, static_cast<int64_t>(i))
+                               .Bind(3, out[i].kind)
+                               .Bind(4, out[i].share)
+                               .Bind(5, out[i].path)
+                               .BindBlob(6, out[i].data)
+                               .Bind(7, int64_t{out[i].retain})
+                               .Run());
+      }
       FS_ASSIGN_OR_RETURN(Stmt d, db.Prepare("DELETE FROM messages WHERE pipeline=? AND seq<?"));
       return d.Bind(1, p->name).Bind(2, static_cast<int64_t>(oldest)).Run();
     }));
+    processed = std::max(processed, last);
+    batch_no = next_batch;
+    for (auto& r : rolls) r = FileRoll{};
+    sends.clear();
+    roll_first = processed + 1;
+    roll_records = roll_bytes = rows_in = 0;
+    roll_started_ns = e->Now();
+    Status delivered = Deliver();
     run.duration_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
             .count();
-    run.result = "ok";
-    if (run.rows_in > 0 || run.rows_out > 0) {
+    run.result = delivered.ok() ? "ok" : "failed";
+    if (!delivered.ok()) run.error = delivered.ToString();
+    if (run.rows_in > 0 || run.rows_out > 0 || !delivered.ok()) {
       (void)e->RecordRun(run);
       e->Count(p->name, run);
     }
-    processed = last;
-    replay_from = oldest;
-    intent_first = intent_last = 0;
-    for (auto& r : rolls) r = FileRoll{};
-    pending_msgs.clear();
-    roll_first = last + 1;
-    roll_records = roll_bytes = rows_in = 0;
-    roll_started_ns = e->Now();
-    return Status::Ok();
+    return delivered;
   };
 
   uint64_t next_seq = replay_from;  // read messages with seq >= next_seq
@@ -1706,10 +1829,9 @@ Status StreamRunner::RunOnce() {
         // A message we cannot read becomes a dead letter; the stream goes on.
         int64_t now = e->Now();
         FS_RETURN_IF_ERROR(e->Commit([&](Db& db) -> Status {
-          FS_ASSIGN_OR_RETURN(Stmt s,
-                              db.Prepare("INSERT OR IGNORE INTO work(pipeline, key, path, payload, "
-                                         "state, attempts, updated_ns, last_error) "
-                                         "VALUES(?,?,?,?,1,1,?,?)"));
+          FS_ASSIGN_OR_RETURN(
+              Stmt s, db.Prepare("INSERT OR IGNORE INTO work(pipeline, key, path, payload, state, "
+                                 "attempts, updated_ns, last_error) VALUES(?,?,?,?,1,1,?,?)"));
           return s.Bind(1, p->name)
               .Bind(2, "message:" + std::to_string(seq))
               .Bind(3, topic)
@@ -1718,34 +1840,30 @@ Status StreamRunner::RunOnce() {
               .Bind(6, ps.ToString())
               .Run();
         }));
-        if (e->opt.alerts != nullptr)
+        if (e->opt.alerts != nullptr) {
           e->opt.alerts->PipelineFailed(p->name, "message on '" + topic + "': " + ps.message(),
                                         true);
+        }
       }
-      fed = seq;
-      if (seq < processed) continue;
-      if (intent_last != 0) {
-        // Replaying after a crash: the pending batch closes exactly where it did.
-        if (seq == intent_last) FS_RETURN_IF_ERROR(checkpoint(seq));
-        continue;
-      }
-      if (seq == processed) continue;
-      if (roll_records >= max_records || roll_bytes >= max_bytes)
+      suppress = false;  // only what replayed messages emit at once was delivered before
+      fed = std::max(fed, seq);
+      if (seq <= processed) continue;
+      if (roll_records >= max_records || roll_bytes >= max_bytes) {
         FS_RETURN_IF_ERROR(checkpoint(seq));
+      }
     }
     if (!batch.empty()) continue;
-    // Idle: close by age, tick windows, checkpoint what is held.
-    if (intent_last == 0 && fed > processed) {
+    // Idle: windows close by the clock; what is held is committed when its roll is old enough
+    // (at once without a file sink).
+    FS_RETURN_IF_ERROR(chain.Tick(e->Now()));
+    bool held = fed > processed || roll_records > 0 || !sends.empty();
+    if (held) {
       int64_t age_ns = e->Now() - roll_started_ns;
-      if (!has_file_sink || age_ns >= max_age_s * 1000000000 || roll_records == 0)
+      if (!has_file_sink || roll_records == 0 || age_ns >= max_age_s * 1000000000) {
         FS_RETURN_IF_ERROR(checkpoint(fed));
+      }
     }
-    if (intent_last == 0 && fed >= processed) {
-      size_t before = roll_records;
-      FS_RETURN_IF_ERROR(chain.Tick(e->Now()));
-      if (roll_records > before && !has_file_sink) FS_RETURN_IF_ERROR(checkpoint(fed));
-    }
-    idle = fed <= processed && roll_records == 0;
+    idle = fed <= processed && roll_records == 0 && sends.empty();
     MutexLock l(mu);
     if (stop) break;
     cv.wait_for(mu, std::chrono::milliseconds(e->opt.tick_ms));

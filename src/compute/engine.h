@@ -21,16 +21,16 @@
 //    dead letter (state 1) with its error, listed by DeadLetters, until retried or discarded.
 //  - messages: MQTT messages for each MQTT pipeline whose filters match, inserted and committed
 //    before OnMessage returns (the MQTT client acknowledges after that). A stream runner per
-//    MQTT pipeline feeds them in order through the steps; outputs are committed at checkpoints
-//    (a file sink's roll closes by records, bytes or age). A checkpoint first records its
-//    input range as an intent, then writes the files named by that range ("{batch}" =
-//    "<first seq>-<last seq>"), then commits the stream's cursor, the steps' saved state and
-//    the oldest message the steps still need, and trims the buffer. After a crash the runner
-//    restores the state, replays from the oldest needed message with outputs suppressed up to
-//    the cursor, and closes a pending intent at the same message, so its file is rewritten
-//    with the same name and content: nothing is lost or duplicated in file outputs. MQTT,
-//    webhook and alert sinks are at least once (a crash may repeat what the last checkpoint
-//    had not committed).
+//    MQTT pipeline feeds them in order through the steps. At a checkpoint (a file sink's roll
+//    closes by records, bytes or age; at once when idle without a file sink) one transaction
+//    records the cursor, the steps' saved state, the oldest message they still need, and every
+//    output gathered since the last checkpoint in the outbox; then the outbox is delivered
+//    (files written under names that never repeat, "{batch}" = "<n>-<first seq>-<last seq>",
+//    messages sent) and emptied. After a crash the runner first delivers what the outbox holds
+//    (a file written again replaces itself), restores the state and replays the messages the
+//    steps still need with their outputs suppressed: nothing is lost or duplicated in file
+//    outputs. MQTT, webhook and alert sinks are at least once (a crash between sending and
+//    emptying the outbox sends again).
 //  - runs: one row per run (or checkpoint) with duration, rows in and out, result, error and
 //    the module's stderr; the newest 1000 per pipeline are kept.
 //

@@ -8,11 +8,20 @@
 // Literals: integers, floats, 'strings' or "strings" (backslash escapes), true, false, null.
 // Columns: bare identifiers ([A-Za-z_][A-Za-z0-9_.]*) or `any name` in backquotes.
 // Operators by precedence (low to high): or; and; not; comparisons (= == != <> < <= > >=,
-// ~ and !~ for regular expressions (ECMAScript), in / not in (list), is null / is not null);
+// ~ and !~ for regular expressions (PCRE2 syntax; the pattern is a string literal), in / not in
+// (list), is null / is not null);
 // + - ; * / %; unary -; function calls. `+` on two strings concatenates.
 // Null: comparisons with null are false (except is null), arithmetic with null is null.
 // Numbers compare with numbers (int and float mixed); a string that reads whole as a number
 // compares as one with a number.
+// Keywords (and or not in is null true false) are case-insensitive; && || ! are accepted too.
+// Details: int arithmetic stays int64 (a result that overflows becomes a float); `/` always
+// gives a float; `%` of two ints is an int; dividing by zero gives null. A comparison whose
+// sides do not compare (null, or a string that is not a number against a number) is false,
+// whatever the operator, `!=` included. and/or/not treat null and strings as false. A regex
+// that runs into PCRE2's match limit is an error naming the column. len and substr count
+// code points; substr's start is 0-based, a negative start counts from the end. round, floor
+// and ceil keep ints as ints. Time functions work in UTC.
 // Functions: lower upper trim len substr(s, start[, len]) contains starts_with ends_with
 // replace(s, from, to) abs round(x[, digits]) floor ceil min max coalesce if(c, a, b)
 // int float str now() (seconds since the epoch, as a float) time(s) (ISO 8601 or epoch seconds

@@ -350,7 +350,8 @@ bool GlobSegment(std::string_view g, std::string_view s) {
           continue;
         }
       }
-    } else if (gi < g.size() && (g[gi] == '?' || g[gi] == s[si])) {
+    } else if (gi < g.size() && g[gi] != '*' && (g[gi] == '?' || g[gi] == s[si])) {
+      // ('*' is never a literal: "a*" matched "a*" literally and then failed on "a*b".)
       ++gi;
       ++si;
       continue;

@@ -11,12 +11,13 @@ with the setup code from its log, makes an operator and a reader, and then check
            (write routes get an invalid body or a path naming nothing, so nothing changes);
   flows    the main flows of every area (shares, cloud shares on a localfs storage account,
            refresh, users, tokens, access keys, bandwidth, cache, device, alerts, logs,
-           diagnostics, support package, certificates, metrics, jobs);
+           diagnostics, support package, certificates, metrics, jobs, compute pipelines,
+           their runs and dead letters, modules; MQTT is off, so MQTT pipelines are 400);
   input    every write route with a body gets wrong types, missing and unknown fields, a
            2 MiB body, overlong strings and injection-like strings: each is 400 (413 for the
            big body) with a message naming the field or the problem, and the state (shares,
            users, storage accounts, access keys, tokens, bandwidth, cache, device) is the same
-           before and after.
+           before and after (pipelines and modules too).
 
 Every response is checked against the spec: its status must be declared for the operation and
 its body must validate against the declared schema (OpenAPI 3.0 `nullable` is converted to
@@ -613,6 +614,8 @@ class Conformance:
             params["id"] = "0000000000000000"
         if template == "/api/v1/access-keys/{id}":
             params["id"] = "FSAAAAAAAAAAAAAAAAAA"
+        if template.startswith("/api/v1/pipelines/{name}/dead-letters/{id}"):
+            params["id"] = "999999999"
         return params
 
     def role_matrix(self):
@@ -670,6 +673,7 @@ class Conformance:
         self.flow_certificates()
         self.flow_alerts()
         self.flow_health_and_metrics()
+        self.flow_compute()
 
     def flow_tokens_and_sessions(self):
         c, a = self.c, self.admin()
@@ -1217,6 +1221,185 @@ class Conformance:
         c("GET", "/api/v1/metrics/summary", token=rd, expect=200)
         c("GET", "/api/v1/routes", token=rd, expect=200)
 
+    # A file pipeline on the default share: a filter step, a JSON lines file sink.
+    FIXTURE_PIPELINE = {
+        "name": "fixture-pipe", "enabled": True,
+        "trigger": {"type": "file", "share": "default", "glob": "incoming/**/*.csv",
+                    "settle_ms": 0},
+        "input": {"format": "csv", "delimiter": ",", "infer_types": True},
+        "steps": [{"type": "filter", "where": "temp_c > 30 and site in ('north', 'east')"}],
+        "sinks": [{"type": "file", "share": "default", "path": "hot/{stem}-v{version}.jsonl",
+                   "format": "jsonl", "compress": "none"}],
+        "retry": {"max_attempts": 3, "backoff_ms": 1000, "max_backoff_ms": 60000}}
+    FIXTURE_MODULE = b"#!/bin/sh\n# conformance fixture: records pass through\nexec cat\n"
+
+    def wait_for(self, what, fetch, done, timeout_s=20):
+        """Polls fetch() until done(result); returns the last result."""
+        deadline = time.time() + timeout_s
+        while True:
+            r = fetch()
+            if done(r):
+                return r
+            if time.time() > deadline:
+                FAIL.add("%s did not happen within %d s: %s" % (what, timeout_s,
+                                                                short(getattr(r, "data", r))))
+                return r
+            time.sleep(0.2)
+
+    def flow_compute(self):
+        import base64
+        c, a, op, rd = self.c, self.admin(), self.tokens["operator"], self.tokens["reader"]
+        P1, PN = "/api/v1/pipelines/{name}", {"name": "fixture-pipe"}
+        r = c("GET", "/api/v1/compute", token=rd, expect=200)
+        if r.json and (r.json["mqtt"] != {"broker": "off"} or r.json["pipelines"] != 0):
+            FAIL.add("GET /api/v1/compute without MQTT and pipelines: %s" % short(r.data))
+        r = c("GET", "/api/v1/pipelines", token=rd, expect=200)
+        if r.json and r.json["pipelines"]:
+            FAIL.add("a new box has pipelines: %s" % short(r.data))
+        decl = copy.deepcopy(self.FIXTURE_PIPELINE)
+        r = c("POST", "/api/v1/pipelines", body=decl, token=a, expect=201)
+        if r.json and (r.json["name"] != "fixture-pipe" or r.json["trigger"] != "file" or
+                       r.json["declaration"] != decl):
+            FAIL.add("POST /api/v1/pipelines answered %s" % short(r.data, 600))
+        c("POST", "/api/v1/pipelines", body=decl, token=a, expect=409, what="duplicate pipeline")
+        r = c("GET", P1, params=PN, token=rd, expect=200)
+        if r.json and r.json["declaration"] != decl:
+            FAIL.add("the declaration changed on its way through the settings: %s" %
+                     short(r.data, 600))
+        if r.json and "status" not in r.json:
+            FAIL.add("GET %s has no status" % P1)
+        r = c("GET", "/api/v1/pipelines", token=rd, expect=200)
+        if r.json and [p["name"] for p in r.json["pipelines"]] != ["fixture-pipe"]:
+            FAIL.add("GET /api/v1/pipelines does not list fixture-pipe: %s" % short(r.data))
+        changed = copy.deepcopy(decl)
+        del changed["name"]
+        changed["steps"][0]["where"] = "temp_c > 40"
+        r = c("PUT", P1, params=PN, body=changed, token=a, expect=200)
+        if r.json and r.json["declaration"].get("steps") != changed["steps"]:
+            FAIL.add("PUT %s did not replace the steps: %s" % (P1, short(r.data, 600)))
+        c("PUT", P1, params=PN, body=dict(changed, name="other-name"), token=a, expect=400,
+          what="PUT with another name")
+        c("PUT", P1, params={"name": "nothing-here"}, body=changed, token=a, expect=404)
+        r = c("PUT", P1, params=PN, body=decl, token=a, expect=200, what="back to the fixture")
+
+        # Declarations the box refuses: 400 naming the field (or MQTT, which is off here).
+        def bad(what, field, **parts):
+            body = copy.deepcopy(self.FIXTURE_PIPELINE)
+            body["name"] = "refused"
+            body.update(parts)
+            r = c("POST", "/api/v1/pipelines", body=body, token=a, expect=400, what=what)
+            if r.status == 400 and field not in r.message():
+                FAIL.add("%s: the message does not name %s: %r" % (what, field, r.message()))
+
+        bad("a trigger on a share that does not exist", "trigger.share",
+            trigger={"type": "file", "share": "no-such-share"})
+        bad("a sink on a share that does not exist", "sinks[0].share",
+            sinks=[{"type": "file", "share": "no-such-share"}])
+        bad("a filter that does not parse", "steps[0]", steps=[{"type": "filter",
+                                                               "where": "temp_c >"}])
+        bad("an unknown step", "steps[1]", steps=[{"type": "sample", "every": 2},
+                                                  {"type": "teleport"}])
+        bad("a files module after another step", "steps[1].mode",
+            steps=[{"type": "sample", "every": 2},
+                   {"type": "module", "module": "x.sh", "mode": "files"}])
+        bad("a bad cron", "trigger.cron", trigger={"type": "schedule", "cron": "61 * * * *"})
+        bad("a bad topic filter", "trigger.topics[0]",
+            trigger={"type": "mqtt", "topics": ["a/#/b"]})
+        bad("an MQTT trigger without a broker", "MQTT",
+            trigger={"type": "mqtt", "topics": ["sensors/+/temp"]})
+        bad("an MQTT sink without a broker", "MQTT", sinks=[{"type": "mqtt",
+                                                             "topic": "alerts/{site}"}])
+        bad("a webhook that is not http", "sinks[0].url",
+            sinks=[{"type": "webhook", "url": "ftp://example.com/x"}])
+        bad("a null", "input.delimiter", input={"format": "csv", "delimiter": None})
+        r = c("GET", "/api/v1/pipelines", token=rd, expect=200)
+        if r.json and len(r.json["pipelines"]) != 1:
+            FAIL.add("refused declarations were kept: %s" % short(r.data, 600))
+
+        # Modules.
+        M1 = "/api/v1/modules/{name}"
+        content = self.FIXTURE_MODULE
+        r = c("PUT", M1, params={"name": "fixture-mod.sh"},
+              body={"content_base64": base64.b64encode(content).decode()}, token=a, expect=200)
+        want = {"name": "fixture-mod.sh", "size_bytes": len(content),
+                "sha256": hashlib.sha256(content).hexdigest()}
+        if r.json and r.json != want:
+            FAIL.add("PUT %s answered %s, want %s" % (M1, short(r.data), jdump(want)))
+        r = c("GET", "/api/v1/modules", token=rd, expect=200)
+        listed = [m for m in (r.json or {}).get("modules", []) if m["name"] == "fixture-mod.sh"]
+        if r.json and (len(listed) != 1 or listed[0]["sha256"] != want["sha256"]):
+            FAIL.add("GET /api/v1/modules does not list fixture-mod.sh: %s" % short(r.data))
+        c("PUT", M1, params={"name": ".hidden"}, body={"content_base64": "Zg=="}, token=a,
+          expect=400, what="a module name starting with a dot")
+        c("PUT", M1, params={"name": "empty.sh"}, body={"content_base64": ""}, token=a,
+          expect=400, what="an empty module")
+        c("PUT", M1, params={"name": "bad.sh"}, body={"content_base64": "not base64!"}, token=a,
+          expect=400, what="a module that is not base64")
+        uses = {"name": "fixture-uses-mod",
+                "trigger": {"type": "file", "share": "default", "glob": "never/*.jsonl"},
+                "steps": [{"type": "module", "module": "fixture-mod.sh", "args": ["-u"],
+                           "limits": {"memory_mb": 64, "cpus": 0.5, "timeout_s": 30,
+                                      "network": False}}],
+                "sinks": [{"type": "file", "share": "default"}]}
+        c("POST", "/api/v1/pipelines", body=uses, token=a, expect=201)
+        c("DELETE", M1, params={"name": "fixture-mod.sh"}, token=a, expect=409,
+          what="delete a module a pipeline uses")
+        c("DELETE", P1, params={"name": "fixture-uses-mod"}, token=a, expect=204)
+        c("DELETE", P1, params={"name": "fixture-uses-mod"}, token=a, expect=404)
+
+        # A schedule pipeline whose only step is a module that is not stored: a run started
+        # by hand fails at once and, with one attempt, becomes a dead letter.
+        sched = {"name": "fixture-sched", "enabled": True,
+                 "trigger": {"type": "schedule", "cron": "0 0 1 1 *"},
+                 "steps": [{"type": "module", "module": "fixture-missing.sh", "mode": "files"}],
+                 "sinks": [{"type": "file", "share": "default", "path": "sched/{name}"}],
+                 "retry": {"max_attempts": 1, "backoff_ms": 0}}
+        SN = {"name": "fixture-sched"}
+        r = c("POST", "/api/v1/pipelines", body=sched, token=a, expect=201)
+        if r.json and r.json["trigger"] != "schedule":
+            FAIL.add("a schedule pipeline says trigger %r" % r.json["trigger"])
+        c("POST", P1 + "/run", params=SN, token=op, expect=202)
+        c("POST", P1 + "/run", params={"name": "nothing-here"}, token=op, expect=404)
+        runs = lambda q=None: c("GET", P1 + "/runs", params=SN, query=q, token=rd,  # noqa: E731
+                                expect=200, what="runs")
+        r = self.wait_for("a run of fixture-sched", runs,
+                          lambda r: r.status != 200 or (r.json and r.json["runs"]))
+        if r.json and r.json["runs"] and r.json["runs"][0]["result"] != "dead":
+            FAIL.add("the run of a missing module should be dead: %s" % short(r.data, 600))
+        c("GET", P1 + "/runs", params=SN, query={"limit": 1, "before": 1}, token=rd, expect=200)
+        c("GET", P1 + "/runs", params=SN, query={"limit": 0}, token=rd, expect=400)
+        c("GET", P1 + "/runs", params=SN, query={"before": "x"}, token=rd, expect=400)
+        c("GET", P1 + "/runs", params={"name": "nothing-here"}, token=rd, expect=404)
+        D = P1 + "/dead-letters"
+        dead = lambda: c("GET", D, params=SN, token=rd, expect=200,  # noqa: E731
+                         what="dead letters")
+        r = self.wait_for("a dead letter of fixture-sched", dead,
+                          lambda r: r.status != 200 or (r.json and r.json["dead_letters"]))
+        dl = (r.json or {}).get("dead_letters") or []
+        c("GET", D, params=SN, query={"limit": 0}, token=rd, expect=400)
+        c("GET", D, params={"name": "nothing-here"}, token=rd, expect=404)
+        if dl:
+            did = {"name": "fixture-sched", "id": dl[0]["id"]}
+            c("POST", D + "/{id}/retry", params=did, token=op, expect=202)
+            self.wait_for("the retried dead letter to fail again", dead,
+                          lambda r: r.status != 200 or any(
+                              x["id"] == dl[0]["id"] for x in (r.json or {}).get(
+                                  "dead_letters", [])))
+            c("DELETE", D + "/{id}", params=did, token=op, expect=204)
+            c("DELETE", D + "/{id}", params=did, token=op, expect=404)
+            c("POST", D + "/{id}/retry", params=did, token=op, expect=404)
+        c("POST", D + "/{id}/retry", params={"name": "fixture-sched", "id": "999999999"},
+          token=op, expect=404)
+        c("POST", D + "/{id}/retry", params={"name": "fixture-sched", "id": "abc"}, token=op,
+          expect=400)
+        c("DELETE", D + "/{id}", params={"name": "fixture-sched", "id": "-1"}, token=op,
+          expect=400)
+        c("DELETE", P1, params=SN, token=a, expect=204)
+        r = c("GET", "/api/v1/compute", token=rd, expect=200)
+        if r.json and r.json["pipelines"] != 1:
+            FAIL.add("GET /api/v1/compute should count 1 pipeline: %s" % short(r.data))
+        # fixture-pipe and fixture-mod.sh stay for the bad-input phase.
+
     def frame_behaviour(self):
         c, rd = self.c, self.tokens["reader"]
         r = self.client.raw("GET", "/api/v1/no-such-route",
@@ -1256,6 +1439,12 @@ class Conformance:
         s["device"] = {"name": d.get("name"), "host_power": d.get("host_power")}
         s["alert_settings"] = self.c("GET", "/api/v1/alerts/settings", token=a,
                                      what="state").json
+        r = self.c("GET", "/api/v1/pipelines", token=a, what="state")
+        s["pipelines"] = {x["name"]: {"declaration": x["declaration"]}
+                          for x in (r.json or {}).get("pipelines", [])}
+        r = self.c("GET", "/api/v1/modules", token=a, what="state")
+        s["modules"] = {x["name"]: {"sha256": x["sha256"]}
+                        for x in (r.json or {}).get("modules", [])}
         return s
 
     def restore(self, before, after):
@@ -1313,6 +1502,20 @@ class Conformance:
             c("PATCH", "/api/v1/device", body=before["device"], token=a, what="undo")
         if before["alert_settings"] and after["alert_settings"] != before["alert_settings"]:
             c("PUT", "/api/v1/alerts/settings", body=before["alert_settings"], token=a,
+              what="undo")
+        for name in set(after["pipelines"]) - set(before["pipelines"]):
+            c("DELETE", "/api/v1/pipelines/{name}", params={"name": name}, token=a, what="undo")
+        for name, p in before["pipelines"].items():
+            if after["pipelines"].get(name) not in (None, p):
+                c("PUT", "/api/v1/pipelines/{name}", params={"name": name},
+                  body=p["declaration"], token=a, what="undo")
+        for name in set(after["modules"]) - set(before["modules"]):
+            c("DELETE", "/api/v1/modules/{name}", params={"name": name}, token=a, what="undo")
+        if after["modules"].get("fixture-mod.sh") not in (None,
+                                                          before["modules"].get("fixture-mod.sh")):
+            import base64
+            c("PUT", "/api/v1/modules/{name}", params={"name": "fixture-mod.sh"},
+              body={"content_base64": base64.b64encode(self.FIXTURE_MODULE).decode()}, token=a,
               what="undo")
 
     @staticmethod
@@ -1395,6 +1598,19 @@ class Conformance:
             ("POST", "/api/v1/support-package"): dict(token=op, body={}),
             ("PUT", "/api/v1/certificates"): dict(token=a, body=dict(self.cert_body)),
             ("POST", "/api/v1/certificates/regenerate"): dict(token=a, body={}),
+            # Compute: a new pipeline, the fixture's replacement (name optional there), a module.
+            ("POST", "/api/v1/pipelines"): dict(
+                token=a, body=dict(copy.deepcopy(self.FIXTURE_PIPELINE), name="badinput")),
+            ("PUT", "/api/v1/pipelines/{name}"): dict(
+                token=a, params={"name": "fixture-pipe"},
+                body=copy.deepcopy(self.FIXTURE_PIPELINE)),
+            ("POST", "/api/v1/pipelines/{name}/run"): dict(
+                token=op, params={"name": "fixture-pipe"}, body={}),
+            ("POST", "/api/v1/pipelines/{name}/dead-letters/{id}/retry"): dict(
+                token=op, params={"name": "fixture-pipe", "id": "999999999"}, body={}),
+            ("PUT", "/api/v1/modules/{name}"): dict(
+                token=a, params={"name": "badinput.sh"},
+                body={"content_base64": "IyEvYmluL3NoCmV4ZWMgY2F0Cg=="}),
             # scope "host" with host_power false: even a wrongly accepted request cannot act.
             # No null for scope: the server reads null as "daemon" and would restart.
             ("POST", "/api/v1/power"): dict(token=a, body={"action": "restart", "scope": "host"},

@@ -2,8 +2,8 @@
 // certificate (port 0, a temporary data directory): first-start setup with the code from the
 // log, sign-in saved in a CLI config per user, roles, API tokens, shares, a cloud share on a
 // local directory refreshed from the command line, schedules, cache, alerts, logs,
-// diagnostics, the support package, the certificate, access keys, JSON output and the exit
-// codes of docs/cli.md.
+// diagnostics, the support package, the certificate, access keys, compute pipelines (from TOML)
+// and modules, JSON output and the exit codes of docs/cli.md.
 
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -427,6 +427,145 @@ TEST_F(CliTest, ShowsTheCertificateAndManagesAccessKeys) {
   EXPECT_EQ(r.rc, 0) << r.All();
   r = Cli({"key", "list", "-o", "json"});
   EXPECT_TRUE(Json(r)["access_keys"].empty()) << r.out;
+}
+
+TEST_F(CliTest, ManagesPipelinesFromTomlAndModules) {
+  // A declaration in the config file's TOML form (the fields of one [[pipelines]] table).
+  std::string toml = *dir_ / "hot.toml";
+  ASSERT_TRUE(platform::WriteFileAtomic(toml, R"(name = "hot-sensors"
+[trigger]
+type = "file"
+share = "default"
+glob = "incoming/**/*.tsv"
+settle_ms = 0
+[input]
+format = "csv"
+delimiter = "\t"
+[[steps]]
+type = "filter"
+where = "temp_c > 30"
+[[sinks]]
+type = "file"
+share = "default"
+path = "hot/{stem}.jsonl"
+format = "jsonl"
+[retry]
+max_attempts = 3
+)")
+                  .ok());
+  auto r = Cli({"pipeline", "create", "--file", toml});
+  ASSERT_EQ(r.rc, 0) << r.All();
+  EXPECT_EQ(r.out, "created pipeline 'hot-sensors' (file trigger)\n");
+  r = Cli({"pipeline", "create", "--file", toml});
+  EXPECT_EQ(r.rc, 2) << r.All();
+  EXPECT_NE(r.err.find("pipeline 'hot-sensors' exists"), std::string::npos) << r.err;
+  r = Cli({"pipeline", "list"});
+  EXPECT_EQ(r.rc, 0) << r.All();
+  EXPECT_TRUE(r.out.starts_with("NAME         TRIGGER  ENABLED  PENDING  DEAD")) << r.out;
+  EXPECT_NE(r.out.find("\nhot-sensors  file     yes      0"), std::string::npos) << r.out;
+  r = Cli({"pipeline", "show", "hot-sensors"});
+  EXPECT_EQ(r.rc, 0) << r.All();
+  EXPECT_NE(r.out.find("\nTrigger:" + std::string(12, ' ') + "file\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"where\": \"temp_c > 30\""), std::string::npos) << r.out;
+  r = Cli({"pipeline", "show", "hot-sensors", "-o", "json"});
+  ASSERT_EQ(r.rc, 0) << r.All();
+  auto j = Json(r);
+  EXPECT_EQ(j["declaration"]["input"]["delimiter"], "\t");
+  EXPECT_EQ(j["declaration"]["retry"]["max_attempts"], 3);
+  EXPECT_TRUE(j["status"].is_object()) << r.out;
+
+  // Replaced from a [[pipelines]] table; the name must match the one given.
+  std::string again = *dir_ / "hot2.toml";
+  ASSERT_TRUE(platform::WriteFileAtomic(again, R"([[pipelines]]
+name = "hot-sensors"
+trigger = { type = "file", share = "default", glob = "incoming/*.csv" }
+steps = [ { type = "filter", where = "temp_c > 40" } ]
+sinks = [ { type = "file", share = "default" } ]
+)")
+                  .ok());
+  r = Cli({"pipeline", "update", "hot-sensors", "--file", again});
+  EXPECT_EQ(r.rc, 0) << r.All();
+  r = Cli({"pipeline", "show", "hot-sensors", "-o", "json"});
+  EXPECT_EQ(Json(r)["declaration"]["steps"][0]["where"], "temp_c > 40") << r.out;
+  r = Cli({"pipeline", "update", "other-name", "--file", again});
+  EXPECT_EQ(r.rc, 2) << r.All();
+
+  // Runs and dead letters: none yet.
+  r = Cli({"pipeline", "runs", "hot-sensors"});
+  EXPECT_EQ(r.rc, 0) << r.All();
+  EXPECT_EQ(r.out, "ID  STARTED  RESULT  ITEM  DURATION  ROWS IN  ROWS OUT  ERROR\n");
+  r = Cli({"pipeline", "runs", "hot-sensors", "--limit", "5", "-o", "json"});
+  EXPECT_EQ(r.rc, 0) << r.All();
+  EXPECT_EQ(Json(r), nlohmann::json::parse(R"({"runs": []})"));
+  r = Cli({"pipeline", "dead-letters", "hot-sensors"});
+  EXPECT_EQ(r.rc, 0) << r.All();
+  EXPECT_EQ(r.out, "ID  FAILED  ATTEMPTS  ITEM  ERROR\n");
+  r = Cli({"pipeline", "run", "hot-sensors"});
+  EXPECT_EQ(r.rc, 0) << r.All();
+  r = Cli({"pipeline", "retry", "hot-sensors", "12345"});
+  EXPECT_EQ(r.rc, 2) << r.All();
+  EXPECT_NE(r.err.find("no dead letter 12345"), std::string::npos) << r.err;
+  r = Cli({"pipeline", "discard", "hot-sensors", "12345"});
+  EXPECT_EQ(r.rc, 2) << r.All();
+  r = Cli({"pipeline", "runs", "no-such-pipeline"});
+  EXPECT_EQ(r.rc, 2) << r.All();
+  EXPECT_NE(r.err.find("no pipeline 'no-such-pipeline'"), std::string::npos) << r.err;
+
+  // A module.
+  std::string script = *dir_ / "clean.sh";
+  ASSERT_TRUE(platform::WriteFileAtomic(script, "#!/bin/sh\nexec cat\n").ok());
+  r = Cli({"module", "upload", "clean.sh", "--file", script});
+  EXPECT_EQ(r.rc, 0) << r.All();
+  EXPECT_TRUE(r.out.starts_with("stored module 'clean.sh' (19 B, sha256 ")) << r.out;
+  r = Cli({"module", "list"});
+  EXPECT_EQ(r.rc, 0) << r.All();
+  EXPECT_NE(r.out.find("\nclean.sh  19 B  "), std::string::npos) << r.out;
+  r = Cli({"module", "list", "-o", "json"});
+  ASSERT_EQ(r.rc, 0) << r.All();
+  EXPECT_EQ(Json(r)["modules"][0]["size_bytes"], 19);
+  r = Cli({"module", "upload", ".hidden", "--file", script});
+  EXPECT_EQ(r.rc, 2) << r.All();
+
+  r = Cli({"compute", "status"});
+  EXPECT_EQ(r.rc, 0) << r.All();
+  EXPECT_NE(r.out.find("MQTT broker:  off"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Pipelines:    1"), std::string::npos) << r.out;
+
+  // Bad declarations: 2 with the box's message naming the field, or the file's problem.
+  std::string bad = *dir_ / "bad.json";
+  ASSERT_TRUE(platform::WriteFileAtomic(
+                  bad, R"({"name": "bad", "trigger": {"type": "file", "share": "nowhere"},
+                           "sinks": [{"type": "file", "share": "default"}]})")
+                  .ok());
+  r = Cli({"pipeline", "create", "--file", bad});
+  EXPECT_EQ(r.rc, 2) << r.All();
+  EXPECT_EQ(r.err, "fieldstack: trigger.share: no share named 'nowhere'\n");
+  ASSERT_TRUE(platform::WriteFileAtomic(bad, R"({"name": "bad", "trigger": {"type": "mqtt",
+      "topics": ["sensors/#"]}, "sinks": [{"type": "file", "share": "default"}]})")
+                  .ok());
+  r = Cli({"pipeline", "create", "--file", bad});
+  EXPECT_EQ(r.rc, 2) << r.All();
+  EXPECT_NE(r.err.find("uses MQTT"), std::string::npos) << r.err;
+  std::string broken = *dir_ / "broken.toml";
+  ASSERT_TRUE(platform::WriteFileAtomic(broken, "name = \"x\"\n[trigger\n").ok());
+  r = Cli({"pipeline", "create", "--file", broken});
+  EXPECT_EQ(r.rc, 2) << r.All();
+  EXPECT_NE(r.err.find("broken.toml: line 2"), std::string::npos) << r.err;
+  r = Cli({"pipeline", "create", "--file", *dir_ / "missing.json"});
+  EXPECT_EQ(r.rc, 2) << r.All();
+
+  // Deleted: the module only once no pipeline uses it.
+  r = Cli({"pipeline", "delete", "hot-sensors"});
+  EXPECT_EQ(r.rc, 0) << r.All();
+  EXPECT_EQ(r.out, "deleted pipeline 'hot-sensors'\n");
+  r = Cli({"pipeline", "delete", "hot-sensors"});
+  EXPECT_EQ(r.rc, 2) << r.All();
+  r = Cli({"module", "delete", "clean.sh"});
+  EXPECT_EQ(r.rc, 0) << r.All();
+  r = Cli({"pipeline", "list", "-o", "json"});
+  EXPECT_TRUE(Json(r)["pipelines"].empty()) << r.out;
+  r = Cli({"module", "list", "-o", "json"});
+  EXPECT_TRUE(Json(r)["modules"].empty()) << r.out;
 }
 
 TEST_F(CliTest, ExitCodesTellWhatWentWrong) {
