@@ -50,11 +50,36 @@ json PipelineJson(ApiContext* cx, const json& doc) {
   return j;
 }
 
+// What the API refuses in a declaration and ParsePipeline (which also reads the config file's
+// TOML, where neither can occur) lets through: JSON null, read there as "left out", and
+// control characters other than tab in strings. InvalidArgument naming the field.
+Status CheckApiValues(const json& j, const std::string& where) {
+  if (j.is_null()) return InvalidArgumentError(where + ": must not be null (leave it out)");
+  if (j.is_string()) {
+    for (unsigned char c : j.get_ref<const std::string&>()) {
+      if ((c < 0x20 && c != '\t') || c == 0x7f) {
+        return InvalidArgumentError(where + ": must be text without control characters");
+      }
+    }
+  } else if (j.is_object()) {
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      FS_RETURN_IF_ERROR(
+          CheckApiValues(it.value(), where.empty() ? it.key() : where + "." + it.key()));
+    }
+  } else if (j.is_array()) {
+    for (size_t i = 0; i < j.size(); ++i) {
+      FS_RETURN_IF_ERROR(CheckApiValues(j[i], where + "[" + std::to_string(i) + "]"));
+    }
+  }
+  return Status::Ok();
+}
+
 // A declaration from a request body, checked against the settings.
 Result<json> Declaration(ApiContext* cx, const ApiRequest& req, const std::string& name) {
   if (!req.body.is_object()) {
     return InvalidArgumentError("the body must be a pipeline declaration (a JSON object)");
   }
+  FS_RETURN_IF_ERROR(CheckApiValues(req.body, ""));
   json doc = req.body;
   if (!name.empty()) {
     if (doc.contains("name") && doc["name"] != name) {
@@ -160,6 +185,8 @@ void RegisterComputeRoutes(ApiContext& ctx) {
           });
   api.Add(Verb::post, "/api/v1/pipelines/{name}/run", Access::kOperator,
           [cx](ApiRequest& req) -> Result<ApiResponse> {
+            FS_RETURN_IF_ERROR(
+                management::CheckBody(req.body.is_null() ? json::object() : req.body, {}));
             FS_RETURN_IF_ERROR(KnownPipeline(cx, req.params["name"]));
             FS_ASSIGN_OR_RETURN(ComputeService * c, Compute(cx));
             FS_RETURN_IF_ERROR(c->engine().RunNow(req.params["name"]));
@@ -206,6 +233,8 @@ void RegisterComputeRoutes(ApiContext& ctx) {
           });
   api.Add(Verb::post, "/api/v1/pipelines/{name}/dead-letters/{id}/retry", Access::kOperator,
           [cx](ApiRequest& req) -> Result<ApiResponse> {
+            FS_RETURN_IF_ERROR(
+                management::CheckBody(req.body.is_null() ? json::object() : req.body, {}));
             FS_RETURN_IF_ERROR(KnownPipeline(cx, req.params["name"]));
             FS_ASSIGN_OR_RETURN(ComputeService * c, Compute(cx));
             FS_ASSIGN_OR_RETURN(int64_t id, IdParam(req));
