@@ -301,8 +301,10 @@ Result<PipelineDecl> ParsePipeline(const json& doc) {
   }
   if (p.trigger.kind == TriggerDecl::Kind::kMqtt) {
     for (const auto& s : p.steps)
-      if (s.value("type", "") == "module" && s.value("mode", "jsonl") == "files")
-        return InvalidArgumentError("steps: MQTT pipelines cannot use a 'files' module");
+      if (s.value("type", "") == "module")
+        return InvalidArgumentError(
+            "steps: MQTT pipelines cannot run module steps (feed a file pipeline with this "
+            "pipeline's batches)");
   }
 
   auto sinks = doc.find("sinks");

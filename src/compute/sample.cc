@@ -343,11 +343,13 @@ class DedupeStep final : public Step {
                                   " distinct keys; raise max_keys");
     }
     keys_.Insert(h);
-    if (first_seq_ == UINT64_MAX) first_seq_ = rec.seq;
     return out.Emit(rec);
   }
 
-  uint64_t OldestNeededSeq() const override { return first_seq_; }
+  // The key set is not kept across restarts and does not hold the engine's message buffer:
+  // in an MQTT pipeline, dedupe remembers the keys seen since the daemon started (documented
+  // in docs/compute.md). Files are read whole in one run, so they are unaffected.
+  uint64_t OldestNeededSeq() const override { return UINT64_MAX; }
 
  private:
   std::vector<std::string> columns_;
@@ -356,7 +358,6 @@ class DedupeStep final : public Step {
   std::vector<int> idx_;
   std::string key_;
   HashSet keys_;
-  uint64_t first_seq_ = UINT64_MAX;
 };
 
 }  // namespace

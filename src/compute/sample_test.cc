@@ -238,7 +238,8 @@ TEST(DedupeTest, FirstRecordOfEachKeyPasses) {
     ASSERT_TRUE(step->Push(r, c).ok());
   }
   EXPECT_EQ(c.seqs(), (std::vector<uint64_t>{101, 104, 105, 106}));
-  EXPECT_EQ(step->OldestNeededSeq(), 101u);
+  // The key set does not hold the engine's message buffer (see sample.cc).
+  EXPECT_EQ(step->OldestNeededSeq(), UINT64_MAX);
 }
 
 TEST(DedupeTest, DefaultKeyIsTheWholeRecord) {
