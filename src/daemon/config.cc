@@ -719,9 +719,12 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
       if (pt == nullptr) return p.Error(prefix, "must be a table");
       nlohmann::json doc = PipelineTomlToJson(pt);
       auto decl = compute::ParsePipeline(doc);
-      if (!decl.ok())
+      if (!decl.ok()) {
+        // One line (an expression error's caret line is for the API and CLI).
+        std::string msg = decl.status().message();
         return InvalidArgumentError("config " + source + ": " + prefix + ": " +
-                                    decl.status().message());
+                                    msg.substr(0, msg.find('\n')));
+      }
       if (!names.insert(decl->name).second)
         return p.Error(prefix + ".name", "is the name of another pipeline");
       c.pipelines.push_back(std::move(doc));

@@ -338,3 +338,61 @@ daily_budget = "10G"
 
 }  // namespace
 }  // namespace fieldstack::daemon
+
+namespace fieldstack::daemon {
+namespace {
+
+TEST(ConfigTest, PipelinesMqttAndComputeSectionsParseAndRoundTripThroughSettings) {
+  auto c = ParseConfig(
+      "[compute]\nworkers = 3\n"
+      "[mqtt]\nbroker = \"builtin\"\nport = 0\n[[mqtt.users]]\nname = \"sensor\"\n"
+      "password_file = \"/x\"\n"
+      "[[shares]]\nname = \"in\"\n[[shares]]\nname = \"out\"\n"
+      "[[pipelines]]\nname = \"p1\"\n[pipelines.trigger]\ntype = \"file\"\nshare = \"in\"\n"
+      "glob = \"**/*.csv\"\n[[pipelines.steps]]\ntype = \"filter\"\nwhere = \"a > 1\"\n"
+      "[[pipelines.steps]]\ntype = \"aggregate\"\ngroup_by = [\"site\"]\n"
+      "metrics = [{ op = \"count\" }, { op = \"p95\", column = \"v\" }]\n"
+      "[[pipelines.sinks]]\ntype = \"file\"\nshare = \"out\"\n"
+      "[[pipelines]]\nname = \"p2\"\n[pipelines.trigger]\ntype = \"mqtt\"\n"
+      "topics = [\"s/+/t\"]\n[[pipelines.sinks]]\ntype = \"mqtt\"\ntopic = \"o/{site}\"\n",
+      "t");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->compute_workers, 3u);
+  EXPECT_EQ(c->mqtt.broker, "builtin");
+  ASSERT_EQ(c->mqtt.users.size(), 1u);
+  ASSERT_EQ(c->pipelines.size(), 2u);
+  EXPECT_EQ(c->pipelines[0]["steps"][1]["metrics"][1]["op"], "p95");
+  EXPECT_TRUE(CheckComplete(*c).ok());
+  // Kept in settings.toml and read back the same.
+  auto back = ParseConfig(ManagedSettingsToml(*c), "(settings)");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->pipelines, c->pipelines);
+  // An MQTT pipeline needs a broker.
+  Config off = *c;
+  off.mqtt.broker = "off";
+  EXPECT_NE(CheckComplete(off).message().find("uses MQTT"), std::string::npos);
+
+  ExpectError(
+      "[[pipelines]]\nname = \"p\"\n[pipelines.trigger]\ntype = \"file\"\n"
+      "share = \"nope\"\n[[pipelines.sinks]]\ntype = \"alert\"\n",
+      "pipelines[0]: trigger.share: no share named 'nope'");
+  ExpectError(
+      "[[pipelines]]\nname = \"p\"\n[pipelines.trigger]\ntype = \"file\"\n"
+      "share = \"default\"\n[[pipelines.steps]]\ntype = \"filter\"\nwhere = \"a >\"\n"
+      "[[pipelines.sinks]]\ntype = \"alert\"\n",
+      "pipelines[0]: steps[0]");
+  ExpectError(
+      "[[pipelines]]\nname = \"p\"\n[pipelines.trigger]\ntype = \"file\"\n"
+      "share = \"default\"\n[[pipelines.sinks]]\ntype = \"alert\"\n"
+      "[[pipelines]]\nname = \"p\"\n[pipelines.trigger]\ntype = \"file\"\n"
+      "share = \"default\"\n[[pipelines.sinks]]\ntype = \"alert\"\n",
+      "'pipelines[1].name' is the name of another pipeline");
+  ExpectError("[mqtt]\nbroker = \"cloud\"\n", "'mqtt.broker'");
+  ExpectError("[mqtt]\nbroker = \"external\"\nurl = \"http://x\"\n", "'mqtt.url'");
+  ExpectError("[mqtt]\n[[mqtt.users]]\nname = \"fieldstack\"\npassword_file = \"/x\"\n",
+              "'mqtt.users[0].name'");
+  ExpectError("[compute]\nworkers = 0\n", "'compute.workers'");
+}
+
+}  // namespace
+}  // namespace fieldstack::daemon
