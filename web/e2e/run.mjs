@@ -10,7 +10,9 @@
 // share over S3 (/usr/bin/aws), runs "Upload everything now" and watches the dashboard and the
 // copy log show the upload, looks up the file's cache state on the share's edit page, paints
 // the bandwidth timetable, sets the cache policy, adds a user and an access key and changes
-// them, changes the admin's own password and signs in with it, runs diagnostics, downloads a
+// them, makes a compute pipeline from the example (bad JSON and a bad expression refused), sees
+// it run on a CSV written over S3, edits it, uploads a module (refused deletion while a pipeline
+// uses it) and deletes both, changes the admin's own password and signs in with it, runs diagnostics, downloads a
 // support package (and sees it in the jobs list), sets and clears the alert webhook, restarts
 // the box and signs in again, visits every page, stops Azurite and waits for the
 // cloud.unreachable alert on the dashboard and the Alerts page, checks every page at tablet
@@ -24,6 +26,7 @@
 // Chromium, no playwright-core or no Azurite), for ctest's SKIP_RETURN_CODE.
 
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -166,6 +169,7 @@ const NAV = [
   'Storage accounts',
   'Bandwidth',
   'Cache',
+  'Compute',
   'Logs',
   'Alerts',
   'Diagnostics',
@@ -212,6 +216,7 @@ async function main() {
   let config;
   let base;
   let uiKeySecret = null; // the access key secret the Users page showed
+  const compute = { pipeline: '' }; // the pipeline the compute walk made
 
   await walk.step(
     'start Azurite and the daemon',
@@ -504,6 +509,200 @@ async function main() {
         'the share is still there',
       );
       await walk.shot('shares');
+    },
+  );
+
+  // --- Edge compute: a pipeline from the example, its detail and edit pages, a module. ---
+  await walk.step(
+    'compute: a pipeline from the example',
+    'Compute shows the "Compute service" card as GET /api/v1/compute has it; "New pipeline" ' +
+      'refuses bad JSON on the page, "New from example" fills a file pipeline on the first ' +
+      'share, a bad expression is refused in role=alert naming the field, "Create ' +
+      'pipeline" opens its page (Status, Declaration, Runs, Dead letters) and the API has it',
+    async () => {
+      await goNav('Compute');
+      await checkPage(walk, 'compute');
+      await heading(page, 'Pipelines', 2).waitFor();
+      const state = await api.json('GET', '/api/v1/compute');
+      await until(async () => !/Loading/.test((await sectionText(page, 'Compute service')) || 'Loading'), {
+        what: 'the "Compute service" card loaded',
+      });
+      const card = (await sectionText(page, 'Compute service')) || '';
+      const sandbox = String(state.sandbox || '').replace(/^unavailable:\s*/, '');
+      if (!card.includes(sandbox.slice(0, 40)))
+        walk.finding(`"Compute service" does not show the sandbox "${state.sandbox}": "${card.replace(/\n/g, ' / ')}"`);
+      if (!card.toLowerCase().includes(state.mqtt.broker === 'builtin' ? 'built in' : state.mqtt.broker))
+        walk.finding(`"Compute service" does not show MQTT broker "${state.mqtt.broker}"`);
+      await button(page, 'New pipeline').click();
+      await heading(page, 'New pipeline').waitFor();
+      const decl = field(page, 'Declaration (JSON)');
+      await decl.fill('{\n  "name": "x",\n}');
+      await button(page, 'Create pipeline').click();
+      await page.getByText(/Line 3, column 1: not valid JSON/).waitFor();
+      expect((await decl.getAttribute('aria-invalid')) === 'true', 'the editor is marked invalid');
+      // The example reads the first share of GET /api/v1/shares (the box's "default").
+      const firstShare = (await api.json('GET', '/api/v1/shares')).shares[0].name;
+      await button(page, 'New from example').click();
+      await until(async () => (await decl.inputValue()).includes(`"share": "${firstShare}"`), {
+        what: `the example declaration on share "${firstShare}"`,
+      });
+      const example = JSON.parse(await decl.inputValue());
+      compute.pipeline = example.name;
+      await checkPage(walk, 'new pipeline');
+      await walk.shot('compute-new-pipeline');
+      const bad = structuredClone(example);
+      bad.steps[0].where = 'temp_c >';
+      await decl.fill(JSON.stringify(bad, null, 2));
+      await button(page, 'Create pipeline').click();
+      const refused = await until(() => alertText(page), { what: 'the box refusing a bad where in role=alert' });
+      if (!/steps\[0\]/.test(refused) || !/where/.test(refused))
+        walk.finding(`the refusal of a bad "where" does not name steps[0].where: "${refused}"`);
+      await walk.shot('compute-new-pipeline-refused');
+      await decl.fill(JSON.stringify(example, null, 2));
+      await button(page, 'Create pipeline').click();
+      await heading(page, `Pipeline ${compute.pipeline}`).waitFor();
+      const got = await api.request('GET', `/api/v1/pipelines/${compute.pipeline}`);
+      expect(got.status === 200 && got.json.trigger === 'file', `GET /api/v1/pipelines/${compute.pipeline} has it (${got.status})`);
+      for (const h of ['Status', 'Declaration', 'Runs', 'Dead letters']) await heading(page, h, 2).waitFor();
+      await page.getByText('No runs yet.').waitFor();
+      // A CSV written over S3 into incoming/ runs the pipeline: the run shows with rows in/out.
+      const csv = path.join(tmp, 'readings.csv');
+      fs.writeFileSync(csv, 'site,temp_c\nnorth,31.5\nsouth,12\neast,35\n');
+      const share = example.trigger.share;
+      await s3Put(
+        { port: s3PortNow(), caFile: config.caFile, keyId: config.keyId, secret: config.secret, dir: tmp },
+        csv,
+        share,
+        'incoming/e2e/readings.csv',
+      );
+      try {
+        await until(async () => (await page.getByRole('table').filter({ hasText: 'readings.csv' }).count()) > 0, {
+          timeoutMs: 20000,
+          intervalMs: 500,
+          what: 'the run of incoming/e2e/readings.csv in "Runs"',
+        });
+        const runs = (await api.json('GET', `/api/v1/pipelines/${compute.pipeline}/runs`)).runs;
+        const r = runs[0];
+        if (!r || r.result !== 'ok' || r.rows_in !== 3 || r.rows_out !== 2)
+          walk.finding(`the first run of ${compute.pipeline}: ${JSON.stringify(r).slice(0, 300)} (expected ok, 3 in, 2 out)`);
+      } catch (e) {
+        const runs = await api.request('GET', `/api/v1/pipelines/${compute.pipeline}/runs`);
+        walk.finding(`no run shown within 20 s of writing a CSV (${e.message}); runs: ${runs.text.slice(0, 300)}`);
+      }
+      await checkPage(walk, 'pipeline');
+      await walk.shot('compute-pipeline');
+    },
+  );
+
+  await walk.step(
+    'compute: edit the pipeline',
+    '"Edit" shows its declaration; "enabled": false and "Save pipeline" go to the API',
+    async () => {
+      await button(page, 'Edit').click();
+      await heading(page, `Edit pipeline ${compute.pipeline}`).waitFor();
+      const decl = field(page, 'Declaration (JSON)');
+      await until(async () => (await decl.inputValue()).includes('"trigger"'), { what: 'the declaration in the editor' });
+      const d = JSON.parse(await decl.inputValue());
+      d.enabled = false;
+      await decl.fill(JSON.stringify(d, null, 2));
+      await button(page, 'Save pipeline').click();
+      await heading(page, `Pipeline ${compute.pipeline}`).waitFor();
+      await until(
+        async () => (await api.json('GET', `/api/v1/pipelines/${compute.pipeline}`)).enabled === false,
+        { what: 'enabled false in the API' },
+      );
+    },
+  );
+
+  await walk.step(
+    'compute: a module',
+    'Compute lists the pipeline; "Upload module" stores a small script (the API has its ' +
+      'sha256); deleting it while a pipeline names it shows the 409 message; tablet and dark ' +
+      'screenshots; then the pipeline and the module are deleted (with confirmation)',
+    async () => {
+      await goNav('Compute');
+      await cellNamed(page, compute.pipeline).waitFor();
+      const script = Buffer.from('#!/bin/sh\n# e2e: passes records through\nexec cat\n');
+      const mod = 'e2e-pass.sh';
+      await field(page, 'Module file').setInputFiles({ name: mod, mimeType: 'text/x-shellscript', buffer: script });
+      expect((await field(page, 'Module name').inputValue()) === mod, `"Module name" is filled with "${mod}"`);
+      await button(page, 'Upload module').click();
+      const sha = createHash('sha256').update(script).digest('hex');
+      await untilNoAlert(
+        page,
+        'uploading the module failed',
+        async () => (await api.json('GET', '/api/v1/modules')).modules.some((m) => m.name === mod && m.sha256 === sha),
+        { what: `module ${mod} with sha256 ${sha.slice(0, 12)}… in GET /api/v1/modules` },
+      );
+      await cellNamed(page, mod).waitFor();
+      await page.getByText(sha.slice(0, 12), { exact: true }).waitFor();
+      // A pipeline that uses the module: deleting the module is refused (409).
+      const d = (await api.json('GET', `/api/v1/pipelines/${compute.pipeline}`)).declaration;
+      d.steps = [...(d.steps || []), { type: 'module', module: mod, mode: 'jsonl' }];
+      const put = await api.request('PUT', `/api/v1/pipelines/${compute.pipeline}`, d);
+      if (put.status !== 200) {
+        walk.finding(`PUT a module step naming ${mod} answered ${put.status} ${put.text.slice(0, 200)}`);
+      } else {
+        await button(page, `Delete module ${mod}`).click();
+        const dialog = page.getByRole('dialog');
+        await dialog.waitFor();
+        await button(dialog, 'Delete').click();
+        const msg = await until(() => alertText(dialog), { what: 'the 409 message in the dialog' });
+        await walk.shot('compute-module-in-use');
+        expect(
+          (await api.json('GET', '/api/v1/modules')).modules.some((m) => m.name === mod),
+          `the module is kept while a pipeline uses it (${msg})`,
+        );
+        await button(dialog, 'Cancel').click();
+        await dialog.waitFor({ state: 'hidden' });
+      }
+      await checkPage(walk, 'compute with a pipeline');
+      await walk.shot('compute');
+      await page.setViewportSize({ width: 820, height: 1180 });
+      await sleep(300);
+      await checkLayout(walk, 'compute');
+      await walk.shot('compute-tablet');
+      await page.getByRole('link', { name: compute.pipeline, exact: true }).click();
+      await heading(page, `Pipeline ${compute.pipeline}`).waitFor();
+      await sleep(300);
+      await checkLayout(walk, 'pipeline');
+      await walk.shot('compute-pipeline-tablet');
+      await page.setViewportSize({ width: 1280, height: 800 });
+      const toggle = page.getByRole('button', { name: /dark|theme/i });
+      if (await toggle.count()) {
+        await toggle.first().click();
+        await sleep(300);
+        await walk.shot('compute-pipeline-dark');
+        await goNav('Compute');
+        await cellNamed(page, mod).waitFor();
+        await walk.shot('compute-dark');
+        await toggle.first().click();
+      } else {
+        await goNav('Compute');
+      }
+      // Delete the pipeline, then the module.
+      await button(page, `Delete ${compute.pipeline}`).click();
+      let dialog = page.getByRole('dialog');
+      await dialog.waitFor();
+      await button(dialog, 'Delete').click();
+      await dialog.waitFor({ state: 'hidden' });
+      await until(
+        async () => (await api.request('GET', `/api/v1/pipelines/${compute.pipeline}`)).status === 404,
+        { what: 'the pipeline gone from the API' },
+      );
+      await until(async () => (await cellNamed(page, compute.pipeline).count()) === 0, {
+        what: 'the pipeline gone from the list',
+      });
+      await button(page, `Delete module ${mod}`).click();
+      dialog = page.getByRole('dialog');
+      await dialog.waitFor();
+      await button(dialog, 'Delete').click();
+      await dialog.waitFor({ state: 'hidden' });
+      await until(
+        async () => !(await api.json('GET', '/api/v1/modules')).modules.some((m) => m.name === mod),
+        { what: 'the module gone from the API' },
+      );
+      await page.getByText('No pipelines yet.', { exact: false }).waitFor();
     },
   );
 
@@ -1429,6 +1628,14 @@ async function main() {
       for (const b of ['New share', `Delete ${SHARE}`, `Edit ${SHARE}`]) {
         if (await button(page, b).count()) walk.finding(`a reader is offered "${b}" on Shares`);
       }
+      await goNav('Compute');
+      await heading(page, 'Modules', 2).waitFor();
+      await sleep(300);
+      for (const b of ['Upload module']) {
+        if (await button(page, b).count()) walk.finding(`a reader is offered "${b}" on Compute`);
+      }
+      if (await button(page, 'New pipeline').count())
+        walk.finding('a reader is offered "New pipeline" on Compute');
       const users = page
         .getByRole('navigation', { name: 'Main' })
         .getByRole('link', { name: 'Users and keys', exact: true });

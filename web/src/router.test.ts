@@ -17,6 +17,8 @@ describe('parseHash', () => {
       ['#/accounts', 'accounts'],
       ['#/bandwidth', 'bandwidth'],
       ['#/cache', 'cache'],
+      ['#/compute', 'compute'],
+      ['#/compute/new', 'pipelineNew'],
       ['#/logs', 'logs'],
       ['#/alerts', 'alerts'],
       ['#/diagnostics', 'diagnostics'],
@@ -35,6 +37,9 @@ describe('parseHash', () => {
     expect(parseHash('#/shares/photos')).toEqual({ name: 'shareEdit', params: { name: 'photos' }, path: '/shares/photos' });
     expect(parseHash('#/shares/a%20b').params).toEqual({ name: 'a b' });
     expect(parseHash('#/accounts/usb').name).toBe('accountEdit');
+    expect(parseHash('#/compute/pipelines/new')).toEqual({ name: 'pipeline', params: { name: 'new' }, path: '/compute/pipelines/new' });
+    expect(parseHash('#/compute/pipelines/p-1/edit').name).toBe('pipelineEdit');
+    expect(href('pipelineEdit', { name: 'p_1' })).toBe('#/compute/pipelines/p_1/edit');
   });
 
   it('ignores a trailing slash and a query', () => {

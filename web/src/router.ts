@@ -16,6 +16,10 @@ export type RouteName =
   | 'accountEdit'
   | 'bandwidth'
   | 'cache'
+  | 'compute'
+  | 'pipelineNew'
+  | 'pipeline'
+  | 'pipelineEdit'
   | 'logs'
   | 'alerts'
   | 'diagnostics'
@@ -42,6 +46,10 @@ const kPatterns: Array<[RouteName, string]> = [
   ['accountEdit', '/accounts/:name'],
   ['bandwidth', '/bandwidth'],
   ['cache', '/cache'],
+  ['compute', '/compute'],
+  ['pipelineNew', '/compute/new'],
+  ['pipeline', '/compute/pipelines/:name'],
+  ['pipelineEdit', '/compute/pipelines/:name/edit'],
   ['logs', '/logs'],
   ['alerts', '/alerts'],
   ['diagnostics', '/diagnostics'],

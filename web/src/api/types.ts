@@ -259,3 +259,80 @@ export function atLeast(role: Role | undefined | null, needed: Role): boolean {
 export function isTerminal(state: JobState): boolean {
   return state === 'succeeded' || state === 'failed' || state === 'cancelled';
 }
+
+// ---- compute (api/openapi.yaml tag compute) ----
+
+export interface ComputeState {
+  sandbox: string;
+  mqtt: {
+    broker: 'builtin' | 'external' | 'off';
+    running?: boolean;
+    port?: number;
+    tls_port?: number;
+    restarts?: number;
+    last_error?: string;
+    client_connected?: boolean;
+    messages_received?: number;
+    messages_published?: number;
+    topics?: string[];
+  };
+  pipelines: number;
+}
+
+export type TriggerType = 'file' | 'mqtt' | 'schedule';
+
+// A pipeline declaration as the box keeps it (the same document as [[pipelines]]).
+export type PipelineDeclaration = Record<string, unknown> & { name: string };
+
+export interface PipelineStatus {
+  pending: number;
+  dead_letters: number;
+  buffered_messages: number;
+  runs_ok: number;
+  runs_failed: number;
+  rows_in: number;
+  rows_out: number;
+  last_run_ns: number;
+  last_error: string;
+}
+
+export interface Pipeline {
+  name: string;
+  enabled: boolean;
+  trigger: TriggerType;
+  declaration: PipelineDeclaration;
+  status?: PipelineStatus; // absent while the engine does not know the pipeline (yet)
+}
+
+export interface PipelineRun {
+  id: number;
+  item: string;
+  started_ns: number;
+  duration_ms: number;
+  rows_in: number;
+  rows_out: number;
+  result: 'ok' | 'failed' | 'dead' | 'skipped';
+  error: string;
+  log: string;
+}
+
+export interface DeadLetter {
+  id: number;
+  item: string;
+  attempts: number;
+  error: string;
+  failed_ns: number;
+}
+
+export interface ModuleInfo {
+  name: string;
+  size_bytes: number;
+  modified_ns: number;
+  sha256: string;
+}
+
+export interface ModuleStored {
+  name: string;
+  size_bytes: number;
+  sha256: string;
+}

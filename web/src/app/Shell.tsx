@@ -9,6 +9,7 @@ import { AccountsPage } from '../pages/Accounts';
 import { AlertsPage } from '../pages/Alerts';
 import { BandwidthPage } from '../pages/Bandwidth';
 import { CachePage } from '../pages/Cache';
+import { ComputePage, PipelineFormPage, PipelinePage } from '../pages/Compute';
 import { DashboardPage } from '../pages/Dashboard';
 import { DevicePage } from '../pages/Device';
 import { DiagnosticsPage } from '../pages/Diagnostics';
@@ -28,6 +29,7 @@ const kNav: Array<{ label: string; route: RouteName; also?: RouteName[] }> = [
   { label: 'Storage accounts', route: 'accounts', also: ['accountEdit'] },
   { label: 'Bandwidth', route: 'bandwidth' },
   { label: 'Cache', route: 'cache' },
+  { label: 'Compute', route: 'compute', also: ['pipelineNew', 'pipeline', 'pipelineEdit'] },
   { label: 'Logs', route: 'logs' },
   { label: 'Alerts', route: 'alerts' },
   { label: 'Diagnostics', route: 'diagnostics' },
@@ -55,6 +57,14 @@ function Page({ route }: { route: Route }) {
       return <BandwidthPage />;
     case 'cache':
       return <CachePage />;
+    case 'compute':
+      return <ComputePage />;
+    case 'pipelineNew':
+      return <PipelineFormPage />;
+    case 'pipeline':
+      return <PipelinePage name={route.params['name']!} />;
+    case 'pipelineEdit':
+      return <PipelineFormPage name={route.params['name']} />;
     case 'logs':
       return <LogsPage />;
     case 'alerts':
