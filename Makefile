@@ -6,7 +6,7 @@ RUN_PRESET ?= release
 CONFIG ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test run bench bench-upload bench-shares bench-endpoints bench-tiering fuzz asan faults-long crash-long format clean
+.PHONY: all deps build test run bench bench-upload bench-shares bench-endpoints bench-tiering bench-compute fuzz asan faults-long crash-long format clean
 
 # libFuzzer targets (clang, fuzz preset); `make test` runs each for FUZZ_SECONDS.
 FUZZERS = http_fuzz s3_fuzz blob_fuzz
@@ -65,6 +65,11 @@ bench-tiering: deps
 	@cmake --preset release >/dev/null
 	@cmake --build --preset release -j $(JOBS) --target tiering_bench
 	@build/release/bench/tiering_bench $(BENCH_ARGS)
+
+bench-compute: deps
+	@cmake --preset release >/dev/null
+	@cmake --build --preset release -j $(JOBS) --target compute_bench
+	@build/release/bench/compute_bench $(BENCH_ARGS)
 
 asan:
 	@$(MAKE) test PRESET=asan

@@ -32,6 +32,9 @@ constexpr size_t kRunsKept = 1000;
 constexpr size_t kLogBytes = 16 * 1024;
 constexpr char kStagingPrefix[] = "compute-";
 
+// messages.seq is AUTOINCREMENT: streams remember how far they got by seq, so a seq must never
+// be reused. Plain INTEGER PRIMARY KEY gives max(seq)+1, i.e. 1 again once a checkpoint has
+// trimmed the whole buffer, and those messages were then taken as already processed (lost).
 const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS work(
@@ -51,7 +54,7 @@ CREATE TABLE IF NOT EXISTS work(
   UNIQUE(pipeline, key));
 CREATE INDEX IF NOT EXISTS work_due ON work(state, not_before_ns);
 CREATE TABLE IF NOT EXISTS messages(
-  seq INTEGER PRIMARY KEY,
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
   pipeline TEXT NOT NULL,
   topic TEXT NOT NULL,
   payload BLOB NOT NULL,
@@ -285,8 +288,8 @@ struct StreamRunner {
     {
       MutexLock l(mu);
       ++notified;
+      idle = false;
     }
-    idle = false;
     cv.notify_all();
   }
   bool Stopping() {
@@ -1794,7 +1797,15 @@ Status StreamRunner::RunOnce() {
 
   uint64_t next_seq = replay_from;  // read messages with seq >= next_seq
   Record rec;
+  // The parser's last schema and the same with "_topic" appended: messages of one shape share
+  // one Schema (a new Schema per message made every step rebuild its per-schema plan).
+  std::shared_ptr<const Schema> parsed_schema, topic_schema;
   while (!Stopping()) {
+    uint64_t seen_notified;
+    {
+      MutexLock l(mu);
+      seen_notified = notified;
+    }
     std::vector<std::tuple<uint64_t, std::string, std::string>> batch;
     {
       FS_ASSIGN_OR_RETURN(auto lease, e->reads->Borrow());
@@ -1810,23 +1821,35 @@ Status StreamRunner::RunOnce() {
     for (auto& [seq, topic, payload] : batch) {
       next_seq = seq + 1;
       suppress = seq <= processed;
+      rec.schema = parsed_schema;  // steps may have replaced it; the parser keeps it on a match
       Status ps = ParseJsonRecord(payload, rec);
       if (ps.ok()) {
         // The topic, as a field (appended when the payload has none of that name).
         if (rec.Get("_topic") == nullptr) {
-          std::vector<std::string> names = rec.schema->names();
-          names.push_back("_topic");
-          rec.schema = std::make_shared<const Schema>(std::move(names));
+          if (rec.schema != parsed_schema || topic_schema == nullptr) {
+            parsed_schema = rec.schema;
+            std::vector<std::string> names = rec.schema->names();
+            names.push_back("_topic");
+            topic_schema = std::make_shared<const Schema>(std::move(names));
+          }
+          rec.schema = topic_schema;
           rec.values.emplace_back();
+        } else {
+          parsed_schema = rec.schema;
         }
         rec.GetMutable("_topic")->SetString(topic);
         rec.seq = seq;
         if (!suppress) ++rows_in;
         ps = chain.Push(rec);
-        if (!ps.ok())
+        // A record a step refuses (InvalidArgument: a type error, a time that does not parse)
+        // becomes a dead letter like an unreadable payload, and the stream goes on: it fails
+        // the same way on every replay, so retrying the stream could never get past it. Other
+        // errors (a module that failed) stop the runner, which retries.
+        if (!ps.ok() && ps.code() != StatusCode::kInvalidArgument)
           return ps.WithContext("message " + std::to_string(seq) + " on '" + topic + "'");
-      } else if (!suppress) {
-        // A message we cannot read becomes a dead letter; the stream goes on.
+      }
+      if (!ps.ok() && seq > processed) {
+        // A message we cannot read or process becomes a dead letter; the stream goes on.
         int64_t now = e->Now();
         FS_RETURN_IF_ERROR(e->Commit([&](Db& db) -> Status {
           FS_ASSIGN_OR_RETURN(
@@ -1863,10 +1886,15 @@ Status StreamRunner::RunOnce() {
         FS_RETURN_IF_ERROR(checkpoint(fed));
       }
     }
-    idle = fed <= processed && roll_records == 0 && sends.empty();
     MutexLock l(mu);
     if (stop) break;
-    cv.wait_for(mu, std::chrono::milliseconds(e->opt.tick_ms));
+    // A message buffered since this round read the buffer (Notify) means neither idle nor a
+    // wait: such a notification was lost for a whole tick, and `idle` was set over it, so
+    // WaitIdle could return with the message unprocessed.
+    if (notified != seen_notified) continue;
+    idle = fed <= processed && roll_records == 0 && sends.empty();
+    cv.wait_for(mu, std::chrono::milliseconds(e->opt.tick_ms),
+                [&]() REQUIRES(mu) { return stop || notified != seen_notified; });
   }
   return Status::Ok();
 }
