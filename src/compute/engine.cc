@@ -511,7 +511,8 @@ std::vector<std::unique_ptr<StreamRunner>> Engine::Impl::TakeStaleStreams() {
   std::vector<std::unique_ptr<StreamRunner>> out;
   for (auto it = streams.begin(); it != streams.end();) {
     auto p = pipelines.find(it->first);
-    if (stopping || p == pipelines.end() || p->second != it->second->p || !p->second->enabled) {
+    if (stopping || p == pipelines.end() || p->second->doc != it->second->p->doc ||
+        !p->second->enabled) {
       out.push_back(std::move(it->second));
       it = streams.erase(it);
     } else {
@@ -1086,7 +1087,8 @@ Status Engine::Impl::RecordRun(const RunInfo& run) {
                            .Bind(9, Tail(run.log, kLogBytes))
                            .Run());
     int64_t id = db.LastInsertId();
-    if (id % 100 == 0) {
+    // Keep the newest kRunsKept of the pipeline (an index range scan of that many rows).
+    if (id > 0) {
       FS_ASSIGN_OR_RETURN(Stmt d,
                           db.Prepare("DELETE FROM runs WHERE pipeline=? AND id <= (SELECT id FROM "
                                      "runs WHERE pipeline=? ORDER BY id DESC LIMIT 1 OFFSET ?)"));
