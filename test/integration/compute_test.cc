@@ -155,7 +155,7 @@ TEST_F(ComputeTest, MqttMessagesAreAggregatedAndPublishedAndSurviveADaemonKill) 
   // A window that ends a few seconds from now (event time = wall-clock time, so the window
   // closes by the clock once it is over).
   int64_t now_s = std::time(nullptr);
-  int64_t start = (now_s / 4 + 3) * 4;  // 8 to 12 s ahead
+  int64_t start = (now_s / 4 + 5) * 4;  // 16 to 20 s ahead: room for a slow restart
   auto msg = [&](const std::string& site, int64_t off, double temp) {
     return "{\"site\":\"" + site + "\",\"ts\":" + std::to_string(start + off) +
            ",\"temp\":" + std::to_string(temp) + "}\n";
