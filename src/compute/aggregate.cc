@@ -18,48 +18,6 @@ namespace {
 constexpr double kNsPerS = 1e9;
 constexpr int64_t kMaxWindowsPerRecord = 1000;
 
-int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
-
-// Appends bytes that identify `v` under Value equality (an int and an integral float of the
-// same value give the same bytes).
-void AppendKeyBytes(const Value& v, std::string* out) {
-  auto put = [out](char tag, const void* p, size_t n) {
-    out->push_back(tag);
-    out->append(static_cast<const char*>(p), n);
-  };
-  switch (v.type()) {
-    case Value::Type::kNull:
-      out->push_back('n');
-      return;
-    case Value::Type::kBool: {
-      char b = v.as_bool() ? 1 : 0;
-      put('b', &b, 1);
-      return;
-    }
-    case Value::Type::kInt: {
-      int64_t i = v.as_int();
-      put('i', &i, 8);
-      return;
-    }
-    case Value::Type::kFloat: {
-      double d = v.as_double();
-      if (d == std::floor(d) && std::fabs(d) < 9.2e18) {
-        int64_t i = static_cast<int64_t>(d);
-        put('i', &i, 8);
-      } else {
-        put('f', &d, 8);
-      }
-      return;
-    }
-    case Value::Type::kString: {
-      uint32_t n = static_cast<uint32_t>(v.text().size());
-      put('s', &n, 4);
-      out->append(v.text());
-      return;
-    }
-  }
-}
-
 int TypeRank(const Value& v) {
   switch (v.type()) {
     case Value::Type::kNull:

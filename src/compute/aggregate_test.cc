@@ -9,33 +9,13 @@
 #include <string>
 #include <vector>
 
+#include "compute/step_test_records.h"
 #include "compute/timefmt.h"
 
 namespace fieldstack::compute {
 namespace {
 
 using json = nlohmann::json;
-
-class Collect : public Emitter {
- public:
-  Status Emit(Record& rec) override {
-    out.push_back(rec);
-    return Status::Ok();
-  }
-  std::vector<Record> out;
-};
-
-std::shared_ptr<const Schema> MakeSchema(std::vector<std::string> names) {
-  return std::make_shared<const Schema>(std::move(names));
-}
-
-Record Rec(std::shared_ptr<const Schema> schema, std::vector<Value> values, uint64_t seq = 0) {
-  Record r;
-  r.schema = std::move(schema);
-  r.values = std::move(values);
-  r.seq = seq;
-  return r;
-}
 
 std::unique_ptr<AggregateStep> Make(const json& decl) {
   auto s = MakeAggregateStep(decl);
@@ -76,8 +56,6 @@ std::vector<std::string> DumpAll(const std::vector<Record>& recs) {
   for (const Record& r : recs) out.push_back(Dump(r));
   return out;
 }
-
-Value Str(std::string s) { return Value::String(std::move(s)); }
 
 TEST(AggregateTest, WholeInputGroupsAndMetrics) {
   auto step = Make({{"type", "aggregate"},

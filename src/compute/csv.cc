@@ -19,11 +19,10 @@
 #include <vector>
 
 #include "compute/io.h"
+#include "compute/text_buffer.h"
 
 namespace fieldstack::compute {
 namespace {
-
-constexpr size_t kBufferBytes = 64 * 1024;
 
 bool EqualsIgnoreCase(std::string_view s, std::string_view lower) {
   if (s.size() != lower.size()) return false;
@@ -78,7 +77,7 @@ inline void InferInto(Value& v, std::string_view s) {
 class CsvReader final : public RecordReader {
  public:
   CsvReader(std::unique_ptr<ByteSource> in, CsvOptions options)
-      : in_(std::move(in)), opts_(options), buf_(kBufferBytes) {}
+      : in_(std::move(in)), opts_(options) {}
 
   Result<bool> Next(Record& rec) override {
     if (!header_done_) {
@@ -123,7 +122,7 @@ class CsvReader final : public RecordReader {
 
   std::string_view FieldText(const FieldRef& f) const {
     return f.in_scratch ? std::string_view(scratch_).substr(f.off, f.len)
-                        : std::string_view(buf_.data() + f.off, f.len);
+                        : std::string_view(in_.data.data() + f.off, f.len);
   }
 
   Status MakeHeader() {
@@ -149,19 +148,20 @@ class CsvReader final : public RecordReader {
   // Parses the next non-blank record into fields_; false at the end of input.
   Result<bool> ParseNext() {
     for (;;) {
-      if (pos_ == end_) {
-        if (eof_) return false;
-        FS_RETURN_IF_ERROR(Fill());
+      if (in_.pos == in_.end) {
+        if (in_.eof) return false;
+        FS_RETURN_IF_ERROR(in_.Fill());
         continue;
       }
       if (first_ && !bom_checked_) {
-        if (end_ - pos_ < 3 && !eof_) {
-          FS_RETURN_IF_ERROR(Fill());
+        if (in_.end - in_.pos < 3 && !in_.eof) {
+          FS_RETURN_IF_ERROR(in_.Fill());
           continue;
         }
         bom_checked_ = true;
-        if (end_ - pos_ >= 3 && std::memcmp(buf_.data() + pos_, "\xEF\xBB\xBF", 3) == 0) {
-          pos_ += 3;
+        if (in_.end - in_.pos >= 3 &&
+            std::memcmp(in_.data.data() + in_.pos, "\xEF\xBB\xBF", 3) == 0) {
+          in_.pos += 3;
           continue;
         }
       }
@@ -169,36 +169,18 @@ class CsvReader final : public RecordReader {
       FS_ASSIGN_OR_RETURN(Parse p, ParseRecord());
       if (p == Parse::kOk) return true;
       if (p == Parse::kBlank) continue;
-      FS_RETURN_IF_ERROR(Fill());
+      FS_RETURN_IF_ERROR(in_.Fill());
     }
   }
 
-  // Moves the unread bytes to the front and reads more; grows the buffer when one record
-  // fills all of it.
-  Status Fill() {
-    if (eof_) return Status::Ok();
-    if (pos_ > 0) {
-      std::memmove(buf_.data(), buf_.data() + pos_, end_ - pos_);
-      end_ -= pos_;
-      pos_ = 0;
-    }
-    if (end_ == buf_.size()) buf_.resize(buf_.size() * 2);
-    FS_ASSIGN_OR_RETURN(size_t n,
-                        in_->Read(std::span<uint8_t>(reinterpret_cast<uint8_t*>(buf_.data()) + end_,
-                                                     buf_.size() - end_)));
-    if (n == 0) eof_ = true;
-    end_ += n;
-    return Status::Ok();
-  }
-
-  // Parses the record at pos_. kNeedMore when it may continue past the buffer's end.
+  // Parses the record at in_.pos. kNeedMore when it may continue past the buffer's end.
   Result<Parse> ParseRecord() {
-    const char* base = buf_.data();
-    const char* p = base + pos_;
-    const char* e = base + end_;
+    const char* base = in_.data.data();
+    const char* p = base + in_.pos;
+    const char* e = base + in_.end;
     const char d = opts_.delimiter;
     const char* nl = static_cast<const char*>(std::memchr(p, '\n', e - p));
-    if (nl == nullptr && !eof_) return Parse::kNeedMore;
+    if (nl == nullptr && !in_.eof) return Parse::kNeedMore;
     const char* le = nl ? nl : e;
     if (std::memchr(p, '"', le - p) == nullptr) {
       // Fast path: one line, no quotes.
@@ -207,7 +189,7 @@ class CsvReader final : public RecordReader {
       if (fe > p && fe[-1] == '\r') --fe;
       rec_line_ = next_line_;
       ++next_line_;
-      pos_ = consumed - base;
+      in_.pos = consumed - base;
       if (fe == p) return Parse::kBlank;
       fields_.clear();
       const char* f = p;
@@ -227,9 +209,9 @@ class CsvReader final : public RecordReader {
 
   // The general state machine for a record holding quotes.
   Result<Parse> ParseQuoted() {
-    const char* base = buf_.data();
-    const char* p = base + pos_;
-    const char* e = base + end_;
+    const char* base = in_.data.data();
+    const char* p = base + in_.pos;
+    const char* e = base + in_.end;
     const char d = opts_.delimiter;
     fields_.clear();
     scratch_.clear();
@@ -244,14 +226,14 @@ class CsvReader final : public RecordReader {
         for (;;) {
           const char* q = static_cast<const char*>(std::memchr(p, '"', e - p));
           if (q == nullptr) {
-            if (eof_) {
+            if (in_.eof) {
               return InvalidArgumentError("line " + std::to_string(next_line_) +
                                           ": unterminated quoted field " +
                                           std::to_string(fields_.size() + 1));
             }
             return Parse::kNeedMore;
           }
-          if (q + 1 == e && !eof_) return Parse::kNeedMore;
+          if (q + 1 == e && !in_.eof) return Parse::kNeedMore;
           lines += static_cast<uint64_t>(std::count(p, q, '\n'));
           if (q + 1 < e && q[1] == '"') {
             escaped = true;
@@ -272,12 +254,12 @@ class CsvReader final : public RecordReader {
           break;
         }
         if (p == e) {
-          if (!eof_) return Parse::kNeedMore;
+          if (!in_.eof) return Parse::kNeedMore;
           break;  // end of input ends the record
         }
         if (*p == d) {
           ++p;
-          if (p == e && !eof_) return Parse::kNeedMore;
+          if (p == e && !in_.eof) return Parse::kNeedMore;
           if (p == e) {
             fields_.push_back({0, 0, true});
             break;
@@ -289,7 +271,7 @@ class CsvReader final : public RecordReader {
           break;
         }
         if (*p == '\r') {
-          if (p + 1 == e && !eof_) return Parse::kNeedMore;
+          if (p + 1 == e && !in_.eof) return Parse::kNeedMore;
           if (p + 1 == e || p[1] == '\n') {
             p += (p + 1 == e) ? 1 : 2;
             break;
@@ -302,7 +284,7 @@ class CsvReader final : public RecordReader {
       // An unquoted field: up to the delimiter or the line end (quotes inside are literal).
       const char* f = p;
       while (p < e && *p != d && *p != '\n') ++p;
-      if (p == e && !eof_) return Parse::kNeedMore;
+      if (p == e && !in_.eof) return Parse::kNeedMore;
       const char* fe = p;
       if (p == e || *p == '\n') {
         if (fe > f && fe[-1] == '\r') --fe;
@@ -312,7 +294,7 @@ class CsvReader final : public RecordReader {
       }
       fields_.push_back({static_cast<size_t>(f - base), static_cast<size_t>(fe - f), false});
       ++p;  // the delimiter
-      if (p == e && !eof_) return Parse::kNeedMore;
+      if (p == e && !in_.eof) return Parse::kNeedMore;
       if (p == e) {
         fields_.push_back({0, 0, true});
         break;
@@ -320,15 +302,12 @@ class CsvReader final : public RecordReader {
     }
     rec_line_ = next_line_;
     next_line_ += lines + 1;
-    pos_ = p - base;
+    in_.pos = p - base;
     return Parse::kOk;
   }
 
-  std::unique_ptr<ByteSource> in_;
+  InputBuffer in_;
   CsvOptions opts_;
-  std::vector<char> buf_;
-  size_t pos_ = 0, end_ = 0;
-  bool eof_ = false;
   bool first_ = true;
   bool bom_checked_ = false;
   bool header_done_ = false;
@@ -342,52 +321,39 @@ class CsvReader final : public RecordReader {
 
 class CsvWriter final : public RecordWriter {
  public:
-  CsvWriter(ByteSink* out, char delimiter) : out_(out), d_(delimiter) {
-    buf_.reserve(kBufferBytes + 4096);
-  }
+  CsvWriter(ByteSink* out, char delimiter) : out_(out), d_(delimiter) {}
 
   Status Write(const Record& rec) override {
-    if (finished_) return FailedPreconditionError("csv: write after finish");
+    if (out_.finished) return FailedPreconditionError("csv: write after finish");
     if (!header_) {
       header_ = rec.schema;
       if (!header_) return InvalidArgumentError("csv: record without a schema");
       for (size_t i = 0; i < header_->size(); ++i) {
-        if (i > 0) buf_.push_back(d_);
+        if (i > 0) out_.text.push_back(d_);
         AppendString(header_->names()[i]);
       }
-      buf_.push_back('\n');
+      out_.text.push_back('\n');
     }
     if (rec.schema == header_) {
       const size_t n = rec.values.size();
       for (size_t i = 0; i < n; ++i) {
-        if (i > 0) buf_.push_back(d_);
+        if (i > 0) out_.text.push_back(d_);
         AppendField(rec.values[i]);
       }
     } else {
       if (rec.schema != other_) FS_RETURN_IF_ERROR(MapSchema(rec.schema));
       for (size_t j = 0; j < map_.size(); ++j) {
-        if (j > 0) buf_.push_back(d_);
+        if (j > 0) out_.text.push_back(d_);
         if (map_[j] >= 0) AppendField(rec.values[static_cast<size_t>(map_[j])]);
       }
     }
-    buf_.push_back('\n');
-    ++records_;
-    if (buf_.size() >= kBufferBytes) {
-      FS_RETURN_IF_ERROR(out_->Write(buf_));
-      buf_.clear();
-    }
-    return Status::Ok();
+    out_.text.push_back('\n');
+    return out_.EndRecord();
   }
 
-  Status Finish() override {
-    if (finished_) return Status::Ok();
-    finished_ = true;
-    if (!buf_.empty()) FS_RETURN_IF_ERROR(out_->Write(buf_));
-    buf_.clear();
-    return out_->Close();
-  }
+  Status Finish() override { return out_.Finish(); }
 
-  uint64_t records() const override { return records_; }
+  uint64_t records() const override { return out_.records; }
 
  private:
   Status MapSchema(const std::shared_ptr<const Schema>& s) {
@@ -410,7 +376,7 @@ class CsvWriter final : public RecordWriter {
     if (v.type() == Value::Type::kString) {
       AppendString(v.text());
     } else {
-      AppendValue(v, &buf_);
+      AppendValue(v, &out_.text);
     }
   }
 
@@ -425,29 +391,26 @@ class CsvWriter final : public RecordWriter {
       }
     }
     if (!quote) {
-      buf_.append(s);
+      out_.text.append(s);
       return;
     }
-    buf_.push_back('"');
+    out_.text.push_back('"');
     for (;;) {
       size_t q = s.find('"');
       if (q == std::string_view::npos) break;
-      buf_.append(s.substr(0, q + 1));
-      buf_.push_back('"');
+      out_.text.append(s.substr(0, q + 1));
+      out_.text.push_back('"');
       s.remove_prefix(q + 1);
     }
-    buf_.append(s);
-    buf_.push_back('"');
+    out_.text.append(s);
+    out_.text.push_back('"');
   }
 
-  ByteSink* out_;
+  OutputBuffer out_;
   char d_;
-  std::string buf_;
   std::shared_ptr<const Schema> header_;
   std::shared_ptr<const Schema> other_;
   std::vector<int> map_;
-  uint64_t records_ = 0;
-  bool finished_ = false;
 };
 
 }  // namespace

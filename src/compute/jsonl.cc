@@ -22,11 +22,11 @@
 #include <vector>
 
 #include "compute/io.h"
+#include "compute/text_buffer.h"
 
 namespace fieldstack::compute {
 namespace {
 
-constexpr size_t kBufferBytes = 64 * 1024;
 constexpr int kMaxDepth = 64;
 
 bool IsWs(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
@@ -421,21 +421,21 @@ class JsonRecordParser {
 
 class JsonlReader final : public RecordReader {
  public:
-  explicit JsonlReader(std::unique_ptr<ByteSource> in) : in_(std::move(in)), buf_(kBufferBytes) {}
+  explicit JsonlReader(std::unique_ptr<ByteSource> in) : in_(std::move(in)) {}
 
   Result<bool> Next(Record& rec) override {
     for (;;) {
-      const char* base = buf_.data();
-      const char* p = base + pos_;
-      const char* e = base + end_;
+      const char* base = in_.data.data();
+      const char* p = base + in_.pos;
+      const char* e = base + in_.end;
       const char* nl = static_cast<const char*>(std::memchr(p, '\n', e - p));
-      if (nl == nullptr && !eof_) {
-        FS_RETURN_IF_ERROR(Fill());
+      if (nl == nullptr && !in_.eof) {
+        FS_RETURN_IF_ERROR(in_.Fill());
         continue;
       }
-      if (p == e && eof_) return false;
+      if (p == e && in_.eof) return false;
       const char* le = nl ? nl : e;
-      pos_ = (nl ? nl + 1 : e) - base;
+      in_.pos = (nl ? nl + 1 : e) - base;
       rec_line_ = ++line_;
       std::string_view text(p, le - p);
       size_t k = 0;
@@ -453,25 +453,7 @@ class JsonlReader final : public RecordReader {
   uint64_t line() const override { return rec_line_; }
 
  private:
-  Status Fill() {
-    if (pos_ > 0) {
-      std::memmove(buf_.data(), buf_.data() + pos_, end_ - pos_);
-      end_ -= pos_;
-      pos_ = 0;
-    }
-    if (end_ == buf_.size()) buf_.resize(buf_.size() * 2);
-    FS_ASSIGN_OR_RETURN(size_t n,
-                        in_->Read(std::span<uint8_t>(reinterpret_cast<uint8_t*>(buf_.data()) + end_,
-                                                     buf_.size() - end_)));
-    if (n == 0) eof_ = true;
-    end_ += n;
-    return Status::Ok();
-  }
-
-  std::unique_ptr<ByteSource> in_;
-  std::vector<char> buf_;
-  size_t pos_ = 0, end_ = 0;
-  bool eof_ = false;
+  InputBuffer in_;
   uint64_t line_ = 0;
   uint64_t rec_line_ = 0;
   uint64_t seq_ = 0;
@@ -603,35 +585,21 @@ void AppendJsonRecord(const Record& rec, std::string* out) {
 
 class JsonlWriter final : public RecordWriter {
  public:
-  explicit JsonlWriter(ByteSink* out) : out_(out) { buf_.reserve(kBufferBytes + 4096); }
+  explicit JsonlWriter(ByteSink* out) : out_(out) {}
 
   Status Write(const Record& rec) override {
-    if (finished_) return FailedPreconditionError("jsonl: write after finish");
-    AppendJsonRecord(rec, &buf_);
-    buf_.push_back('\n');
-    ++records_;
-    if (buf_.size() >= kBufferBytes) {
-      FS_RETURN_IF_ERROR(out_->Write(buf_));
-      buf_.clear();
-    }
-    return Status::Ok();
+    if (out_.finished) return FailedPreconditionError("jsonl: write after finish");
+    AppendJsonRecord(rec, &out_.text);
+    out_.text.push_back('\n');
+    return out_.EndRecord();
   }
 
-  Status Finish() override {
-    if (finished_) return Status::Ok();
-    finished_ = true;
-    if (!buf_.empty()) FS_RETURN_IF_ERROR(out_->Write(buf_));
-    buf_.clear();
-    return out_->Close();
-  }
+  Status Finish() override { return out_.Finish(); }
 
-  uint64_t records() const override { return records_; }
+  uint64_t records() const override { return out_.records; }
 
  private:
-  ByteSink* out_;
-  std::string buf_;
-  uint64_t records_ = 0;
-  bool finished_ = false;
+  OutputBuffer out_;
 };
 
 }  // namespace

@@ -106,6 +106,10 @@ class Value {
 std::string FormatValue(const Value& v);
 void AppendValue(const Value& v, std::string* out);
 
+// Appends bytes that identify `v` under Value equality (an int and an integral float of the
+// same value give the same bytes): the key of a group or of a seen record, for hashing.
+void AppendKeyBytes(const Value& v, std::string* out);
+
 // Field names, in order. Immutable once made; records point at a shared one.
 class Schema {
  public:

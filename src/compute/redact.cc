@@ -343,30 +343,6 @@ class KeyedTokens {
   EVP_MD_CTX* work_;
 };
 
-// ---- civil time (for truncation to month/year) -------------------------------------------
-
-int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<int64_t>(doe) - 719468;
-}
-
-void CivilFromDays(int64_t z, int64_t* y, unsigned* m) {
-  z += 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const unsigned doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  *m = mp < 10 ? mp + 3 : mp - 9;
-  *y = static_cast<int64_t>(yoe) + era * 400 + (*m <= 2);
-}
-
-int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
-
 constexpr int64_t kNsPerS = 1'000'000'000;
 
 // ---- the step ----------------------------------------------------------------------------
@@ -654,8 +630,8 @@ Status RedactStep::ApplyRule(const ColumnRule& r, Value& v) {
       case TimeUnit::kYear:
       case TimeUnit::kMonth: {
         int64_t y;
-        unsigned m;
-        CivilFromDays(day, &y, &m);
+        unsigned m, d;
+        CivilFromDays(day, &y, &m, &d);
         ns = DaysFromCivil(y, r.unit == TimeUnit::kYear ? 1 : m, 1) * 86400 * kNsPerS;
         break;
       }

@@ -10,6 +10,7 @@
 
 #include "compute/io.h"
 #include "compute/step.h"
+#include "compute/step_test_records.h"
 #include "crypto/hash.h"
 
 namespace fieldstack::compute {
@@ -17,32 +18,10 @@ namespace {
 
 using json = nlohmann::json;
 
-class Collect : public Emitter {
- public:
-  Status Emit(Record& rec) override {
-    out.push_back(rec);
-    return Status::Ok();
-  }
-  std::vector<Record> out;
-};
-
-std::shared_ptr<const Schema> MakeSchema(std::vector<std::string> names) {
-  return std::make_shared<const Schema>(std::move(names));
-}
-
-Value Str(std::string s) { return Value::String(std::move(s)); }
 Value IntText(int64_t i, std::string text) {
   Value v;
   v.SetIntWithText(i, text);
   return v;
-}
-
-Record Rec(std::shared_ptr<const Schema> schema, std::vector<Value> values, uint64_t seq = 0) {
-  Record r;
-  r.schema = std::move(schema);
-  r.values = std::move(values);
-  r.seq = seq;
-  return r;
 }
 
 std::unique_ptr<Step> Make(const json& decl, std::string key = "") {

@@ -215,46 +215,6 @@ class SubsetStepImpl final : public SubsetStep {
 
 // ---- dedupe ------------------------------------------------------------------------------
 
-// Appends bytes that identify `v` under Value equality (an int and an integral float of the
-// same value give the same bytes).
-void AppendKeyBytes(const Value& v, std::string* out) {
-  auto put = [out](char tag, const void* p, size_t n) {
-    out->push_back(tag);
-    out->append(static_cast<const char*>(p), n);
-  };
-  switch (v.type()) {
-    case Value::Type::kNull:
-      out->push_back('n');
-      return;
-    case Value::Type::kBool: {
-      char b = v.as_bool() ? 1 : 0;
-      put('b', &b, 1);
-      return;
-    }
-    case Value::Type::kInt: {
-      int64_t i = v.as_int();
-      put('i', &i, 8);
-      return;
-    }
-    case Value::Type::kFloat: {
-      double d = v.as_double();
-      if (d == std::floor(d) && std::fabs(d) < 9.2e18) {
-        int64_t i = static_cast<int64_t>(d);
-        put('i', &i, 8);
-      } else {
-        put('f', &d, 8);
-      }
-      return;
-    }
-    case Value::Type::kString: {
-      uint32_t n = static_cast<uint32_t>(v.text().size());
-      put('s', &n, 4);
-      out->append(v.text());
-      return;
-    }
-  }
-}
-
 // A set of 64-bit hashes: open addressing, linear probing, at most half full.
 class HashSet {
  public:

@@ -7,39 +7,12 @@
 #include <vector>
 
 #include "compute/step.h"
+#include "compute/step_test_records.h"
 
 namespace fieldstack::compute {
 namespace {
 
 using json = nlohmann::json;
-
-class Collect : public Emitter {
- public:
-  Status Emit(Record& rec) override {
-    out.push_back(rec);
-    return Status::Ok();
-  }
-  std::vector<uint64_t> seqs() const {
-    std::vector<uint64_t> s;
-    for (const Record& r : out) s.push_back(r.seq);
-    return s;
-  }
-  std::vector<Record> out;
-};
-
-std::shared_ptr<const Schema> MakeSchema(std::vector<std::string> names) {
-  return std::make_shared<const Schema>(std::move(names));
-}
-
-Record Rec(std::shared_ptr<const Schema> schema, std::vector<Value> values, uint64_t seq = 0) {
-  Record r;
-  r.schema = std::move(schema);
-  r.values = std::move(values);
-  r.seq = seq;
-  return r;
-}
-
-Value Str(std::string s) { return Value::String(std::move(s)); }
 
 template <typename T>
 T Made(Result<T> r) {

@@ -21,4 +21,11 @@ Result<int64_t> ParseTimestampNs(std::string_view text);
 // "2026-11-27T13:05:00Z", with ".250" etc. when the time has a fraction of a second.
 std::string FormatTimestamp(int64_t unix_ns);
 
+// Civil dates (proleptic Gregorian, UTC) and days since 1970-01-01, Howard Hinnant's
+// algorithms. REQUIRES: 1 <= m <= 12, 1 <= d <= 31.
+int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d);
+void CivilFromDays(int64_t days, int64_t* y, unsigned* m, unsigned* d);
+// a / b rounded toward negative infinity (a time's window or unit start). REQUIRES: b != 0.
+int64_t FloorDiv(int64_t a, int64_t b);
+
 }  // namespace fieldstack::compute
