@@ -240,6 +240,9 @@ struct Engine::Impl {
   Status RunRecords(const PipelineDecl& p, std::vector<std::unique_ptr<RecordReader>>& inputs,
                     const std::vector<std::pair<std::string, std::string>>& vars, Format out_format,
                     RunInfo* run);
+  Status RunImages(const PipelineDecl& p,
+                   const std::vector<std::pair<store::Attr, std::string>>& inputs,
+                   const std::vector<std::pair<std::string, std::string>>& vars, RunInfo* run);
   Status RunFilesModule(const PipelineDecl& p,
                         const std::vector<std::pair<store::Attr, std::string>>& inputs,
                         const std::vector<std::pair<std::string, std::string>>& vars, RunInfo* run);
@@ -1206,6 +1209,12 @@ Result<std::vector<std::unique_ptr<Step>>> Engine::Impl::BuildSteps(const Pipeli
       steps.push_back(std::move(m));
       continue;
     }
+    if (d.value("type", "") == "infer") {
+      auto inf = MakeInferRecordStep(d, opt.inference);
+      if (!inf.ok()) return inf.status().WithContext("steps[" + std::to_string(i) + "]");
+      steps.push_back(std::move(*inf));
+      continue;
+    }
     auto s = MakeStep(d, ctx);
     if (!s.ok()) return s.status().WithContext("steps[" + std::to_string(i) + "]");
     steps.push_back(std::move(*s));
@@ -1393,6 +1402,7 @@ Status Engine::Impl::RunItem(const PipelineDecl& p, const Row& row, RunInfo* run
   if (!p.steps.empty() && p.steps[0].value("type", "") == "module" &&
       p.steps[0].value("mode", "jsonl") == "files")
     return RunFilesModule(p, inputs, vars, run);
+  if (!p.steps.empty() && IsImageStep(p.steps[0])) return RunImages(p, inputs, vars, run);
 
   Format out_format = Format::kJsonl;
   std::vector<std::unique_ptr<RecordReader>> readers;
@@ -1422,6 +1432,102 @@ Status Engine::Impl::RunItem(const PipelineDecl& p, const Row& row, RunInfo* run
       return FailedPreconditionError(
           "superseded: the file changed while it was processed; its newer version is next");
   }
+  return s;
+}
+
+namespace {
+// Records given by an image step, read by the rest of the chain.
+class VectorReader final : public RecordReader {
+ public:
+  explicit VectorReader(std::vector<Record> records) : records_(std::move(records)) {}
+  Result<bool> Next(Record& rec) override {
+    if (next_ >= records_.size()) return false;
+    rec = std::move(records_[next_++]);
+    rec.seq = next_;
+    return true;
+  }
+  uint64_t line() const override { return next_; }
+
+ private:
+  std::vector<Record> records_;
+  size_t next_ = 0;
+};
+}  // namespace
+
+Status Engine::Impl::RunImages(const PipelineDecl& p,
+                               const std::vector<std::pair<store::Attr, std::string>>& inputs,
+                               const std::vector<std::pair<std::string, std::string>>& vars,
+                               RunInfo* run) {
+  constexpr uint64_t kMaxImageBytes = 64ull << 20;
+  const json& first = p.steps[0];
+  std::vector<Record> records;
+  std::vector<std::unique_ptr<OutputFile>> outs;
+  for (const auto& [a, path] : inputs) {
+    if (a.size > kMaxImageBytes) {
+      return InvalidArgumentError("'" + path +
+                                  "' is larger than 64 MiB; image steps read whole files");
+    }
+    FS_ASSIGN_OR_RETURN(auto h, opt.store->OpenFile(a.id, false, true));
+    std::string bytes(a.size, '\0');
+    uint64_t off = 0;
+    while (off < bytes.size()) {
+      FS_ASSIGN_OR_RETURN(
+          size_t n,
+          h->ReadCommitted(a.data_gen, off,
+                           {reinterpret_cast<uint8_t*>(bytes.data()) + off, bytes.size() - off}));
+      if (n == 0) break;
+      off += n;
+    }
+    bytes.resize(off);
+    ++run->rows_in;
+    if (first.value("type", "") == "anonymize") {
+      auto anon = AnonymizeImage(first, opt.inference, bytes);
+      if (!anon.ok()) return anon.status().WithContext("'" + path + "'");
+      run->log += path + ": " + std::to_string(anon->faces) + " face(s) " +
+                  (first.value("mode", "blur") == "black" ? "blacked out" : "blurred") + "\n";
+      for (const auto& s : p.sinks) {
+        if (s.kind != SinkDecl::Kind::kFile) continue;
+        auto v = vars;
+        v.emplace_back("ext", anon->format == "jpeg" ? "jpg" : "png");
+        FS_ASSIGN_OR_RETURN(auto out,
+                            OpenOutput(s.share, ExpandTemplate(s.path, v, nullptr), p.name));
+        FS_RETURN_IF_ERROR(out->raw->Write(anon->bytes));
+        FS_RETURN_IF_ERROR(out->raw->Close());
+        outs.push_back(std::move(out));
+      }
+      Record r;
+      r.schema = std::make_shared<const Schema>(std::vector<std::string>{"path", "faces"});
+      r.values = {Value::String(path), Value::Int(static_cast<int64_t>(anon->faces))};
+      records.push_back(std::move(r));
+      ++run->rows_out;
+    } else {
+      auto recs = InferImage(first, opt.inference, bytes, path);
+      if (!recs.ok()) return recs.status().WithContext("'" + path + "'");
+      for (auto& r : *recs) records.push_back(std::move(r));
+    }
+  }
+  if (first.value("type", "") == "anonymize") {
+    // The summary records go to the other sinks.
+    std::vector<std::string> hooks;
+    for (const auto& s : p.sinks) {
+      if (s.kind == SinkDecl::Kind::kFile) continue;
+      for (const auto& r : records) FS_RETURN_IF_ERROR(SendRecord(p, s, r, &hooks));
+      if (s.kind == SinkDecl::Kind::kWebhook) FS_RETURN_IF_ERROR(FlushWebhook(s, &hooks));
+    }
+    for (auto& o : outs) {
+      FS_RETURN_IF_ERROR(CommitOutput(*o));
+      run->log += "wrote " + o->share + "/" + o->path + "\n";
+    }
+    return Status::Ok();
+  }
+  // infer: the records go through the rest of the chain.
+  PipelineDecl rest = p;
+  rest.steps.erase(rest.steps.begin());
+  std::vector<std::unique_ptr<RecordReader>> readers;
+  readers.push_back(std::make_unique<VectorReader>(std::move(records)));
+  uint64_t images = run->rows_in;
+  Status s = RunRecords(rest, readers, vars, Format::kJsonl, run);
+  run->rows_in = images;
   return s;
 }
 

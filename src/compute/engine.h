@@ -54,6 +54,7 @@
 #include "common/metrics.h"
 #include "common/mutex.h"
 #include "common/status.h"
+#include "compute/infer_step.h"
 #include "compute/pipeline.h"
 #include "store/store.h"
 
@@ -103,6 +104,7 @@ struct EngineOptions {
   WebhookClient* webhooks = nullptr;      // optional: webhook sinks fail without one
   AlertRaiser* alerts = nullptr;          // optional
   std::string hash_key;                   // redact's keyed-hash key (the box's secret)
+  InferenceContext inference;             // models and sessions; infer steps fail without them
   int workers = 2;
   int64_t poll_ms = 200;   // event scan and scheduler period
   int64_t tick_ms = 1000;  // stream runners' idle tick

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "compute/cron.h"
+#include "compute/infer_step.h"
 #include "compute/record.h"
 #include "compute/step.h"
 
@@ -286,7 +287,17 @@ Result<PipelineDecl> ParsePipeline(const json& doc) {
       std::string w = "steps[" + std::to_string(i) + "]";
       if (!s.is_object()) return InvalidArgumentError(w + ": must be an object");
       auto t = s.find("type");
-      if (t != s.end() && t->is_string() && *t == "module") {
+      if (t != s.end() && t->is_string() && (*t == "infer" || *t == "anonymize")) {
+        Status c = *t == "infer" ? CheckInferDecl(s) : CheckAnonymizeDecl(s);
+        if (!c.ok()) return c.WithContext(w);
+        if (IsImageStep(s) && i != 0) {
+          return InvalidArgumentError(w + ": a step that reads an image must be the first step");
+        }
+        if (*t == "anonymize" && steps->size() > 1) {
+          return InvalidArgumentError(
+              w + ": anonymize must be the only step (its image goes to the file sinks)");
+        }
+      } else if (t != s.end() && t->is_string() && *t == "module") {
         FS_RETURN_IF_ERROR(CheckModuleStep(s, w, i == 0));
         if (s.value("mode", "jsonl") == "files" && steps->size() > 1)
           return InvalidArgumentError(w +
@@ -301,9 +312,10 @@ Result<PipelineDecl> ParsePipeline(const json& doc) {
   }
   if (p.trigger.kind == TriggerDecl::Kind::kMqtt) {
     for (const auto& s : p.steps)
-      if (s.value("type", "") == "module")
+      if (s.value("type", "") == "module" || IsImageStep(s))
         return InvalidArgumentError(
-            "steps: MQTT pipelines cannot run module steps (feed a file pipeline with this "
+            "steps: MQTT pipelines cannot run module or image steps (feed a file pipeline with "
+            "this "
             "pipeline's batches)");
   }
 

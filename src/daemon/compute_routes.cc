@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "compute/inference/registry.h"
 #include "compute/pipeline.h"
 #include "crypto/hash.h"
 #include "daemon/api_routes.h"
@@ -109,6 +110,40 @@ Status KnownPipeline(ApiContext* cx, const std::string& name) {
     if (d.value("name", std::string()) == name) return Status::Ok();
   }
   return NotFoundError("no pipeline '" + name + "'");
+}
+
+json ModelJson(const compute::inference::ModelVersion& m) {
+  auto tensors = [](const std::vector<compute::inference::TensorInfo>& ts) {
+    json a = json::array();
+    for (const auto& t : ts) a.push_back(json::parse(compute::inference::TensorInfoJson(t)));
+    return a;
+  };
+  return {{"name", m.name},
+          {"version", m.version},
+          {"sha256", m.sha256},
+          {"size_bytes", m.size_bytes},
+          {"created_ns", m.created_ns},
+          {"inputs", tensors(m.inputs)},
+          {"outputs", tensors(m.outputs)}};
+}
+
+Result<compute::inference::ModelRegistry*> Models(ApiContext* cx) {
+  ComputeService* c = cx->box.compute();
+  if (c == nullptr) return UnavailableError("compute is not running on this box");
+  if (c->models() == nullptr) {
+    return FailedPreconditionError("inference is not available on this box: " +
+                                   c->inference_error());
+  }
+  return c->models();
+}
+
+Result<int> VersionParam(const ApiRequest& req) {
+  const std::string& v = req.params.at("version");
+  if (v.empty() || v.size() > 8 || v.find_first_not_of("0123456789") != std::string::npos ||
+      v == "0") {
+    return InvalidArgumentError("the version '" + v + "' is not a version number");
+  }
+  return std::stoi(v);
 }
 
 }  // namespace
@@ -290,6 +325,79 @@ void RegisterComputeRoutes(ApiContext& ctx) {
               }
             }
             FS_RETURN_IF_ERROR(c->DeleteModule(req.params["name"]));
+            return ApiResponse::NoContent();
+          });
+  // ---- models (inference) ----
+  api.Add(Verb::get, "/api/v1/models", Access::kReader, [cx](ApiRequest&) -> Result<ApiResponse> {
+    FS_ASSIGN_OR_RETURN(auto* models, Models(cx));
+    FS_ASSIGN_OR_RETURN(auto all, models->List());
+    json out = json::array();
+    for (const auto& m : all) out.push_back(ModelJson(m));
+    return ApiResponse::Json({{"models", out}});
+  });
+  api.Add(Verb::get, "/api/v1/models/{name}", Access::kReader,
+          [cx](ApiRequest& req) -> Result<ApiResponse> {
+            FS_ASSIGN_OR_RETURN(auto* models, Models(cx));
+            FS_ASSIGN_OR_RETURN(auto all, models->List());
+            json versions = json::array();
+            for (const auto& m : all) {
+              if (m.name == req.params["name"]) versions.push_back(ModelJson(m));
+            }
+            if (versions.empty()) return NotFoundError("no model '" + req.params["name"] + "'");
+            return ApiResponse::Json({{"name", req.params["name"]}, {"versions", versions}});
+          });
+  api.Add(Verb::post, "/api/v1/models/{name}", Access::kAdmin,
+          [cx](ApiRequest& req) -> Result<ApiResponse> {
+            FS_RETURN_IF_ERROR(management::CheckBody(
+                req.body, {{"content_base64", management::FieldType::kString, false, 48 << 20},
+                           {"path", management::FieldType::kString, false, 1024}}));
+            FS_ASSIGN_OR_RETURN(auto* models, Models(cx));
+            bool has_content = req.body.contains("content_base64");
+            bool has_path = req.body.contains("path");
+            if (has_content == has_path) {
+              return InvalidArgumentError(
+                  "give exactly one of field 'content_base64' (the .onnx file) and field 'path' (a "
+                  "file on the box)");
+            }
+            Result<compute::inference::ModelVersion> added = InvalidArgumentError("unset");
+            if (has_content) {
+              std::string content =
+                  crypto::Base64Decode(req.body["content_base64"].get<std::string>());
+              if (content.empty()) {
+                return InvalidArgumentError(
+                    "field 'content_base64' must be the model's bytes in base64");
+              }
+              added = models->Add(req.params["name"], content);
+            } else {
+              std::string path = req.body["path"];
+              if (path.empty() || path[0] != '/')
+                return InvalidArgumentError("field 'path' must be an absolute path on the box");
+              added = models->AddFile(req.params["name"], path);
+              if (added.status().code() == StatusCode::kNotFound) {
+                return InvalidArgumentError("field 'path': " + added.status().message());
+              }
+            }
+            if (!added.ok()) return added.status();
+            return ApiResponse::Json(ModelJson(*added), 201);
+          });
+  api.Add(Verb::delete_, "/api/v1/models/{name}/{version}", Access::kAdmin,
+          [cx](ApiRequest& req) -> Result<ApiResponse> {
+            FS_ASSIGN_OR_RETURN(auto* models, Models(cx));
+            FS_ASSIGN_OR_RETURN(int version, VersionParam(req));
+            FS_ASSIGN_OR_RETURN(auto m, models->Get(req.params["name"], version));
+            FS_ASSIGN_OR_RETURN(auto newest, models->Get(req.params["name"], 0));
+            for (const auto& d : cx->box.config().pipelines) {
+              for (const auto& s : d.value("steps", json::array())) {
+                int wants = s.is_object() ? s.value("version", 0) : -1;
+                if (s.is_object() && s.value("model", std::string()) == m.name &&
+                    (wants == version || (wants == 0 && newest.version == version))) {
+                  return FailedPreconditionError("pipeline '" + d.value("name", std::string()) +
+                                                 "' uses this model; change it first");
+                }
+              }
+            }
+            FS_RETURN_IF_ERROR(models->Remove(m.name, version));
+            cx->box.compute()->ForgetModel(m.path);
             return ApiResponse::NoContent();
           });
 }

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 
+#include "compute/inference/onnxruntime/ort_runtime.h"
 #include "compute/webhook.h"
 #include "crypto/chunk_codec.h"
 #include "crypto/hash.h"
@@ -89,6 +90,21 @@ Result<std::unique_ptr<ComputeService>> ComputeService::Start(const Config& c, s
     svc->sandbox_error_ = runner.status().ToString();
     spdlog::warn("compute: module steps are unavailable: {}", svc->sandbox_error_);
   }
+  // Inference: ONNX Runtime when it is installed; models under <dir>/models.
+  compute::inference::onnxruntime::OrtRuntimeOptions ro;
+  ro.provider_dir = c.inference_cuda_provider_dir;
+  ro.cuda_library_dirs = c.inference_cuda_library_dirs;
+  auto runtime = compute::inference::onnxruntime::MakeOnnxRuntime(ro);
+  if (runtime.ok()) {
+    svc->runtime_ = std::move(*runtime);
+    spdlog::info("inference: {}", svc->runtime_->Describe());
+    FS_ASSIGN_OR_RETURN(svc->models_, compute::inference::ModelRegistry::Open(dir + "/models",
+                                                                              svc->runtime_.get()));
+    svc->sessions_ = std::make_unique<compute::inference::ModelCache>(svc->runtime_.get());
+  } else {
+    svc->inference_error_ = runtime.status().ToString();
+    spdlog::warn("inference is unavailable: {}", svc->inference_error_);
+  }
   svc->webhooks_ = compute::MakeCurlWebhookClient("");
   svc->alerts_ = std::make_unique<AlertsAdapter>(alerts);
 
@@ -157,6 +173,8 @@ Result<std::unique_ptr<ComputeService>> ComputeService::Start(const Config& c, s
   eo.webhooks = svc->webhooks_.get();
   eo.alerts = svc->alerts_.get();
   eo.hash_key = hash_key;
+  eo.inference.models = svc->models_.get();
+  eo.inference.sessions = svc->sessions_.get();
   eo.workers = static_cast<int>(c.compute_workers);
   FS_ASSIGN_OR_RETURN(svc->engine_, compute::Engine::Open(eo));
   MakeTraversable(dir + "/tmp");
@@ -270,6 +288,7 @@ Result<std::vector<ComputeService::ModuleInfo>> ComputeService::Modules() {
 json ComputeService::Describe() {
   json j;
   j["sandbox"] = modules_ != nullptr ? modules_->Describe() : "unavailable: " + sandbox_error_;
+  j["inference"] = runtime_ != nullptr ? runtime_->Describe() : "unavailable: " + inference_error_;
   j["mqtt"]["broker"] = config_.mqtt.broker;
   if (broker_ != nullptr) {
     auto st = broker_->status();

@@ -23,6 +23,8 @@
 #include "common/status.h"
 #include "compute/broker.h"
 #include "compute/engine.h"
+#include "compute/inference/inference.h"
+#include "compute/inference/registry.h"
 #include "compute/mqtt_client.h"
 #include "compute/sandbox.h"
 #include "daemon/config.h"
@@ -46,6 +48,13 @@ class ComputeService : public compute::MessagePublisher {
   // Replaces the pipelines (JSON declarations, already checked) and the client's subscriptions.
   Status SetPipelines(const std::vector<nlohmann::json>& docs);
   compute::Engine& engine() { return *engine_; }
+  // The model registry; null when the box has no inference runtime (inference_error() says why).
+  compute::inference::ModelRegistry* models() { return models_.get(); }
+  const std::string& inference_error() const { return inference_error_; }
+  // Drops loaded sessions of a removed model file.
+  void ForgetModel(const std::string& path) {
+    if (sessions_ != nullptr) sessions_->Forget(path);
+  }
   // Stores a module (an executable file) under `name`; InvalidArgument for a bad name.
   Status PutModule(const std::string& name, std::string_view content);
   Status DeleteModule(const std::string& name);
@@ -73,6 +82,10 @@ class ComputeService : public compute::MessagePublisher {
   std::string sandbox_error_;
   std::unique_ptr<compute::WebhookClient> webhooks_;
   std::unique_ptr<compute::AlertRaiser> alerts_;
+  std::unique_ptr<compute::inference::Runtime> runtime_;
+  std::string inference_error_;
+  std::unique_ptr<compute::inference::ModelRegistry> models_;
+  std::unique_ptr<compute::inference::ModelCache> sessions_;
   std::unique_ptr<compute::MosquittoBroker> broker_;
   std::unique_ptr<compute::Engine> engine_;
   compute::MqttClientOptions client_options_;

@@ -190,6 +190,10 @@ struct Config {
   std::vector<StorageAccountConfig> storage_accounts;
   MqttConfig mqtt;
   uint32_t compute_workers = 2;  // [compute] workers: pipeline runs at once
+  // [compute] cuda_provider_dir: ONNX Runtime's CUDA provider (and the core it was built
+  // with); empty: inference on CPU only. cuda_library_dirs: where its CUDA runtime libraries are.
+  std::string inference_cuda_provider_dir;
+  std::vector<std::string> inference_cuda_library_dirs;
   // [[pipelines]]: each a checked declaration (compute/pipeline.h) in its JSON form.
   std::vector<nlohmann::json> pipelines;
 };
