@@ -10,14 +10,19 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 #include <thread>
 
 #include "compute/cron.h"
+#include "compute/inference/onnxruntime/ort_runtime.h"
+#include "compute/inference/registry.h"
 #include "compute/io.h"
 #include "compute/sandbox.h"
+#include "onnx_proto/onnx.pb.h"
 #include "store/store.h"
 #include "test/support/temp_dir.h"
 
@@ -876,6 +881,171 @@ json Good() {
           {"trigger", {{"type", "file"}, {"share", "in"}, {"glob", "*.csv"}}},
           {"steps", json::array({{{"type", "filter"}, {"where", "a > 1"}}})},
           {"sinks", json::array({{{"type", "file"}, {"share", "out"}}})}};
+}
+
+// --- inference steps --------------------------------------------------------------------------
+
+class EngineInferenceTest : public EngineTest {
+ protected:
+  void SetUp() override {
+    EngineTest::SetUp();
+    auto rt = inference::onnxruntime::MakeOnnxRuntime({});
+    if (!rt.ok()) GTEST_SKIP() << "no ONNX Runtime: " << rt.status().ToString();
+    runtime_ = std::move(*rt);
+    auto reg = inference::ModelRegistry::Open(dir_.path() + "/models", runtime_.get());
+    ASSERT_TRUE(reg.ok()) << reg.status().ToString();
+    registry_ = std::move(*reg);
+    cache_ = std::make_unique<inference::ModelCache>(runtime_.get());
+    inference_.models = registry_.get();
+    inference_.sessions = cache_.get();
+  }
+  void TearDown() override {
+    EngineTest::TearDown();  // the engine goes before the sessions it uses
+    cache_.reset();
+    registry_.reset();
+    runtime_.reset();
+  }
+  void OpenWithInference(const std::vector<json>& decls) {
+    engine_.reset();
+    EngineOptions o = Options();
+    o.inference = inference_;
+    auto e = Engine::Open(o);
+    ASSERT_TRUE(e.ok()) << e.status().ToString();
+    engine_ = std::move(*e);
+    std::vector<PipelineDecl> ps;
+    for (const auto& d : decls) ps.push_back(Parse(d));
+    ASSERT_TRUE(engine_->SetPipelines(ps).ok());
+    ASSERT_TRUE(engine_->Start().ok());
+  }
+  // Y = Softmax(X) over X [1, 3]: a classifier of three columns, made by hand.
+  static std::string SoftmaxModel() {
+    onnx::ModelProto m;
+    m.set_ir_version(8);
+    auto* opset = m.add_opset_import();
+    opset->set_domain("");
+    opset->set_version(13);
+    auto* g = m.mutable_graph();
+    g->set_name("softmax");
+    auto* n = g->add_node();
+    n->set_op_type("Softmax");
+    n->add_input("X");
+    n->add_output("Y");
+    for (auto [vi, name] : {std::pair{g->add_input(), "X"}, {g->add_output(), "Y"}}) {
+      vi->set_name(name);
+      auto* tt = vi->mutable_type()->mutable_tensor_type();
+      tt->set_elem_type(onnx::TensorProto::FLOAT);
+      tt->mutable_shape()->add_dim()->set_dim_value(1);
+      tt->mutable_shape()->add_dim()->set_dim_value(3);
+    }
+    return m.SerializeAsString();
+  }
+
+  std::unique_ptr<inference::Runtime> runtime_;
+  std::unique_ptr<inference::ModelRegistry> registry_;
+  std::unique_ptr<inference::ModelCache> cache_;
+  InferenceContext inference_;
+};
+
+TEST_F(EngineInferenceTest, InferOnColumnsAddsClassLabelAndScore) {
+  auto m = registry_->Add("three", SoftmaxModel());
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->version, 1);
+  ASSERT_EQ(m->inputs.size(), 1u);
+  EXPECT_EQ(m->inputs[0].shape, (std::vector<int64_t>{1, 3}));
+  OpenWithInference({FilePipeline(
+      "cls",
+      json::array({{{"type", "infer"},
+                    {"model", "three"},
+                    {"input", {{"columns", {"a", "b", "c"}}}},
+                    {"output", {{"decode", "classes"}, {"labels", {"low", "mid", "high"}}}}},
+                   {{"type", "select"}, {"drop", {"score"}}}}),
+      json::array({{{"type", "file"}, {"share", "out"}, {"path", "{stem}.{ext}"}}}))});
+  Put("in", "data/x.csv", "id,a,b,c\n1,1,2,3\n2,3,1,0\n3,0,5,1\n");
+  Idle();
+  EXPECT_EQ(MustGet("out", "x.csv"),
+            "id,a,b,c,class,label\n1,1,2,3,2,high\n2,3,1,0,0,low\n3,0,5,1,1,mid\n");
+}
+
+TEST_F(EngineInferenceTest, InferOnAnImageGivesDetectionRecords) {
+  const char* model =
+      FS_SOURCE_DIR "/.deps/models/blazeface/face_detection_front_128x128_barracuda.onnx";
+  const char* image = "/usr/lib/python3/dist-packages/skimage/data/astronaut.png";
+  if (!std::filesystem::exists(model) || !std::filesystem::exists(image)) {
+    GTEST_SKIP() << "BlazeFace or the test image is missing (scripts/install-deps)";
+  }
+  ASSERT_TRUE(registry_->AddFile("blazeface", model).ok());
+  std::ifstream f(image, std::ios::binary);
+  std::string png((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  json decl = FilePipeline(
+      "faces",
+      json::array(
+          {{{"type", "infer"},
+            {"model", "blazeface"},
+            {"input", {{"image", {{"layout", "nhwc"}, {"scale", 2.0 / 255}, {"mean", {1, 1, 1}}}}}},
+            {"output", {{"decode", "blazeface"}, {"min_score", 0.6}}}},
+           {{"type", "filter"}, {"where", "score > 0.8"}}}),
+      json::array(
+          {{{"type", "file"}, {"share", "out"}, {"path", "{stem}.{ext}"}, {"format", "csv"}}}),
+      {{"glob", "photos/*.png"}});
+  OpenWithInference({decl});
+  Put("in", "photos/astronaut.png", png);
+  Idle();
+  std::string out = MustGet("out", "astronaut.csv");
+  auto reader = MakeCsvReader(StringSource(out));
+  Record r;
+  auto more = reader->Next(r);
+  ASSERT_TRUE(more.ok() && *more) << out;
+  EXPECT_EQ(r.Get("label")->text(), "face");
+  EXPECT_EQ(r.Get("path")->text(), "photos/astronaut.png");
+  EXPECT_NEAR(r.Get("x0")->as_double(), 179, 8) << out;
+  EXPECT_NEAR(r.Get("y0")->as_double(), 82, 8) << out;
+  EXPECT_NEAR(r.Get("x1")->as_double(), 274, 8) << out;
+  EXPECT_NEAR(r.Get("y1")->as_double(), 177, 8) << out;
+  more = reader->Next(r);
+  EXPECT_TRUE(more.ok() && !*more) << "one face: " << out;
+}
+
+TEST_F(EngineInferenceTest, AMissingModelOrABadImageIsADeadLetterWithTheReason) {
+  json decl =
+      FilePipeline("nomodel", json::array({{{"type", "anonymize"}, {"model", "not-there"}}}),
+                   json::array({{{"type", "file"}, {"share", "out"}, {"path", "{stem}.{ext}"}}}),
+                   {{"glob", "photos/*.png"}});
+  decl["retry"] = {{"max_attempts", 1}};
+  OpenWithInference({decl});
+  Put("in", "photos/a.png", "not a png at all");
+  Idle();
+  auto dead = engine_->DeadLetters("nomodel", 10);
+  ASSERT_TRUE(dead.ok());
+  ASSERT_EQ(dead->size(), 1u);
+  EXPECT_NE((*dead)[0].error.find("no model 'not-there'"), std::string::npos) << (*dead)[0].error;
+  // With the model there, a file that is not an image fails with that reason.
+  ASSERT_TRUE(registry_->Add("not-there", SoftmaxModel()).ok());
+  ASSERT_TRUE(engine_->RetryDead("nomodel", (*dead)[0].id).ok());
+  Idle();
+  dead = engine_->DeadLetters("nomodel", 10);
+  ASSERT_TRUE(dead.ok());
+  ASSERT_EQ(dead->size(), 1u);
+  EXPECT_NE((*dead)[0].error.find("not an image"), std::string::npos) << (*dead)[0].error;
+  EXPECT_TRUE(Files("out").empty());
+}
+
+TEST_F(EngineInferenceTest, ABadModelIsRefusedWhenRegistered) {
+  auto bad = registry_->Add("junk", std::string(1000, 'x'));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("not a usable ONNX model"), std::string::npos);
+  EXPECT_FALSE(registry_->Get("junk").ok());
+  EXPECT_EQ(registry_->Add("Bad Name", SoftmaxModel()).status().code(),
+            StatusCode::kInvalidArgument);
+  // Versions count up and stay until removed.
+  ASSERT_TRUE(registry_->Add("m", SoftmaxModel()).ok());
+  ASSERT_TRUE(registry_->Add("m", SoftmaxModel()).ok());
+  auto newest = registry_->Get("m");
+  ASSERT_TRUE(newest.ok());
+  EXPECT_EQ(newest->version, 2);
+  ASSERT_TRUE(registry_->Remove("m", 2).ok());
+  EXPECT_EQ(registry_->Get("m")->version, 1);
+  EXPECT_EQ(registry_->Remove("m", 7).code(), StatusCode::kNotFound);
 }
 
 TEST(PipelineDeclTest, ParsesAGoodDeclarationWithDefaults) {
