@@ -103,6 +103,10 @@ Result<std::shared_ptr<inf::Session>> SessionFor(const json& d, const InferenceC
   inf::SessionOptions so;
   so.device = d.value("device", "auto");
   so.intra_op_threads = ctx.intra_op_threads;
+  if (auto b = d.find("batch"); b != d.end() && b->is_object()) {
+    so.max_batch = b->value("max_size", size_t{1});
+    so.max_batch_latency_ms = b->value("max_latency_ms", int64_t{5});
+  }
   return ctx.sessions->Get(*model, so);
 }
 
@@ -263,7 +267,13 @@ bool IsImageStep(const json& decl) {
 }
 
 Status CheckInferDecl(const json& d) {
-  FS_RETURN_IF_ERROR(Known(d, "infer", {"type", "model", "version", "device", "input", "output"}));
+  FS_RETURN_IF_ERROR(
+      Known(d, "infer", {"type", "model", "version", "device", "input", "output", "batch"}));
+  if (auto b = d.find("batch"); b != d.end()) {
+    FS_RETURN_IF_ERROR(Known(*b, "infer.batch", {"max_size", "max_latency_ms"}));
+    FS_RETURN_IF_ERROR(Number(*b, "max_size", "infer.batch", 1, 256));
+    FS_RETURN_IF_ERROR(Number(*b, "max_latency_ms", "infer.batch", 0, 10000));
+  }
   FS_RETURN_IF_ERROR(CommonModelFields(d, "infer"));
   auto in = d.find("input");
   if (in == d.end())

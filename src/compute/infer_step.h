@@ -10,7 +10,8 @@
 //           | {"columns": ["a", "b"]},
 //    "output": {"decode": "blazeface", "min_score": 0.5, "iou": 0.3}
 //            | {"decode": "classes", "softmax": true, "top_k": 5, "labels": ["cat", "dog"]}
-//            | {"decode": "tensor"}}
+//            | {"decode": "tensor"},
+//    "batch": {"max_size": 8, "max_latency_ms": 5}}   (concurrent runs merged: batcher.h)
 //   {"type": "anonymize", "model": "blazeface", "mode": "blur" | "black", "min_score": 0.5,
 //    "margin": 0.15, "format": "same" | "png" | "jpeg", "device": "auto"}
 //

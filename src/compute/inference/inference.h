@@ -20,7 +20,17 @@
 
 namespace fieldstack::compute::inference {
 
-enum class ElementType { kFloat32, kUint8, kInt8, kInt32, kInt64, kBool, kFloat16, kDouble, kOther };
+enum class ElementType {
+  kFloat32,
+  kUint8,
+  kInt8,
+  kInt32,
+  kInt64,
+  kBool,
+  kFloat16,
+  kDouble,
+  kOther
+};
 std::string_view ElementTypeName(ElementType t);
 size_t ElementSize(ElementType t);  // bytes; 0 for kOther
 
@@ -39,16 +49,20 @@ struct Tensor {
   std::vector<int64_t> shape;
   std::vector<uint8_t> data;
 
-  static Tensor Float(std::string name, std::vector<int64_t> shape, const std::vector<float>& values);
+  static Tensor Float(std::string name, std::vector<int64_t> shape,
+                      const std::vector<float>& values);
   size_t elements() const;
   const float* floats() const { return reinterpret_cast<const float*>(data.data()); }
   float* mutable_floats() { return reinterpret_cast<float*>(data.data()); }
 };
 
 struct SessionOptions {
-  std::string device = "auto";  // "auto", "cpu" or "cuda" (fails when no GPU can be used)
-  int intra_op_threads = 0;     // 0: the box's cores
+  std::string device = "auto";          // "auto", "cpu" or "cuda" (fails when no GPU can be used)
+  int intra_op_threads = 0;             // 0: the box's cores
   uint64_t gpu_memory_limit_bytes = 0;  // 0: the provider's default
+  // Batching across concurrent runs (batcher.h; ModelCache applies it): 1 = none.
+  size_t max_batch = 1;
+  int64_t max_batch_latency_ms = 5;
 };
 
 class Session {

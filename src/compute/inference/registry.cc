@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "compute/inference/batcher.h"
 #include "crypto/hash.h"
 #include "crypto/key_store.h"
 #include "platform/file.h"
@@ -197,9 +198,10 @@ Status ModelRegistry::Remove(const std::string& name, int version) {
 
 Result<std::shared_ptr<Session>> ModelCache::Get(const ModelVersion& model,
                                                  const SessionOptions& options) {
-  std::string key = model.path + "|" + options.device + "|" +
-                    std::to_string(options.intra_op_threads) + "|" +
-                    std::to_string(options.gpu_memory_limit_bytes);
+  std::string key =
+      model.path + "|" + options.device + "|" + std::to_string(options.intra_op_threads) + "|" +
+      std::to_string(options.gpu_memory_limit_bytes) + "|" + std::to_string(options.max_batch) +
+      "|" + std::to_string(options.max_batch_latency_ms);
   {
     MutexLock l(mu_);
     auto it = sessions_.find(key);
@@ -208,6 +210,9 @@ Result<std::shared_ptr<Session>> ModelCache::Get(const ModelVersion& model,
   // Loaded outside the lock (it can take seconds); a concurrent first use may load twice and
   // one copy wins.
   FS_ASSIGN_OR_RETURN(std::shared_ptr<Session> s, runtime_->Load(model.path, options));
+  if (options.max_batch > 1) {
+    s = MakeBatchingSession(std::move(s), {options.max_batch, options.max_batch_latency_ms});
+  }
   MutexLock l(mu_);
   auto [it, inserted] = sessions_.emplace(key, s);
   return it->second;
