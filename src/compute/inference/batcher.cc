@@ -45,7 +45,8 @@ class BatchingSession final : public Session {
     queue_.push_back(&req);
     cv_.notify_all();
     while (!req.done) {
-      if (leading_ || queue_.front() != &req) {
+      // Taken into a batch that another request leads, or waiting for its turn.
+      if (leading_ || queue_.empty() || queue_.front() != &req) {
         cv_.wait(l);
         continue;
       }
