@@ -2056,7 +2056,7 @@ void AddAdminCommands(CLI::App& app) {
   }
 }
 
-// ---- compute: pipelines and modules ----
+// ---- compute: pipelines, modules and models ----
 
 // A TOML node as JSON, as the daemon reads [[pipelines]] tables (daemon/config.cc): dates and
 // times become their TOML text.
@@ -2157,15 +2157,62 @@ std::string PipelinePath(const std::string& name) {
   return "/api/v1/pipelines/" + EscapeSegment(name);
 }
 
+// A model's inputs or outputs as "name:type[d0,d1]", comma-separated; a dynamic dimension
+// (-1) shows as "?".
+std::string TensorsText(const json& list) {
+  std::string out;
+  if (!list.is_array()) return "-";
+  for (const auto& t : list) {
+    std::string dims;
+    for (const auto& d : Field(t, "shape")) {
+      bool dynamic = d.is_number() && d.get<double>() < 0;
+      dims += (dims.empty() ? "" : ",") + (dynamic ? std::string("?") : Text(d));
+    }
+    out += (out.empty() ? "" : ", ") + Text(t, "name") + ":" + Text(t, "type") + "[" + dims + "]";
+  }
+  return out.empty() ? "-" : out;
+}
+
+void PrintModels(const json& list) {
+  Table t({"NAME", "VERSION", "SIZE", "CREATED", "INPUTS", "OUTPUTS", "SHA256"});
+  for (const auto& m : list) {
+    t.Add({Text(m, "name"), Text(m, "version"), Size(m, "size_bytes"), NsTime(m, "created_ns"),
+           TensorsText(Field(m, "inputs")), TensorsText(Field(m, "outputs")), Text(m, "sha256")});
+  }
+  t.Print();
+}
+
+void PrintModelVersion(const json& m) {
+  Fields f;
+  f.Add("Name", Text(m, "name"));
+  f.Add("Version", Text(m, "version"));
+  f.Add("Size", Size(m, "size_bytes"));
+  f.Add("Created", NsTime(m, "created_ns"));
+  f.Add("SHA256", Text(m, "sha256"));
+  f.Add("Inputs", TensorsText(Field(m, "inputs")));
+  f.Add("Outputs", TensorsText(Field(m, "outputs")));
+  f.Print();
+}
+
+std::string ModelPath(const std::string& name) { return "/api/v1/models/" + EscapeSegment(name); }
+
+// The most a model file sent in the body can have: its base64 and the JSON around it must fit
+// the API's 1 MiB body limit (management/api.h).
+constexpr size_t kMaxUploadBodyBytes = 1 << 20;
+constexpr size_t kUploadEnvelopeBytes = sizeof(R"({"content_base64":""})") - 1;
+
 void AddComputeCommands(CLI::App& app) {
-  auto* compute = Noun(app, "compute", "edge compute: the module sandbox and MQTT");
-  Leaf(*compute, "status", "the module sandbox, the MQTT broker and client, the pipelines",
+  auto* compute =
+      Noun(app, "compute", "edge compute: the module sandbox, the inference runtime and MQTT");
+  Leaf(*compute, "status",
+       "the module sandbox, the inference runtime, the MQTT broker and client, the pipelines",
        "fieldstack compute status", [](Session& s) {
          json r = s.Get("/api/v1/compute");
          s.Show(r, [&] {
            const json& m = Field(r, "mqtt");
            Fields f;
            f.Add("Sandbox", Text(r, "sandbox"));
+           f.Add("Inference", Text(r, "inference"));
            f.Add("Pipelines", Text(r, "pipelines"));
            f.Add("MQTT broker", Text(m, "broker"));
            if (Field(m, "running").is_boolean()) {
@@ -2380,6 +2427,97 @@ void AddComputeCommands(CLI::App& app) {
                      return 0;
                    });
     c->add_option("name", *name, "the module")->required();
+  }
+
+  auto* model = Noun(app, "model", "ONNX models that pipelines' infer and anonymize steps run");
+  Leaf(*model, "list", "every version of every registered model, with its inputs and outputs",
+       "fieldstack model list", [](Session& s) {
+         json r = s.Get("/api/v1/models");
+         s.Show(r, [&] { PrintModels(Field(r, "models")); });
+         return 0;
+       });
+  {
+    auto name = std::make_shared<std::string>();
+    auto* c = Leaf(*model, "show", "one model's versions, oldest first",
+                   "fieldstack model show blazeface", [name](Session& s) {
+                     json r = s.Get(ModelPath(*name));
+                     s.Show(r, [&] {
+                       bool first = true;
+                       for (const auto& v : Field(r, "versions")) {
+                         if (!first) std::printf("\n");
+                         first = false;
+                         PrintModelVersion(v);
+                       }
+                     });
+                     return 0;
+                   });
+    c->add_option("name", *name, "the model")->required();
+  }
+  // upload: the file from this machine, in the body; register: a file already on the box.
+  for (bool upload : {true, false}) {
+    struct Opts {
+      std::string name, file;
+    };
+    auto o = std::make_shared<Opts>();
+    auto* c = Leaf(
+        *model, upload ? "upload" : "register",
+        upload ? "register the next version of a model from an .onnx file here (at most about "
+                 "768 KiB)"
+               : "register the next version of a model from an .onnx file on the box",
+        upload ? "fieldstack model upload blazeface --file ./face_detection_front.onnx"
+               : "fieldstack model register blazeface --path /srv/models/face_detection_front.onnx",
+        [o, upload](Session& s) {
+          json body;
+          if (upload) {
+            std::string content = ReadFileOrDie(o->file, "--file");
+            if (content.empty()) Die(2, "--file: " + o->file + " is empty");
+            size_t b64 = (content.size() + 2) / 3 * 4;
+            if (b64 + kUploadEnvelopeBytes > kMaxUploadBodyBytes) {
+              Die(2, "--file: " + o->file + " is " + std::to_string(content.size()) +
+                         " bytes, more than an upload can carry (about 768 KiB); copy it to the "
+                         "box and use `fieldstack model register " +
+                         o->name + " --path PATH_ON_BOX`");
+            }
+            body = {{"content_base64", Base64(content)}};
+          } else {
+            body = {{"path", o->file}};
+          }
+          json r = s.Call("POST", ModelPath(o->name), body);
+          s.Show(r, [&] {
+            std::printf("registered model '%s' version %s (%s, sha256 %s)\n",
+                        Text(r, "name").c_str(), Text(r, "version").c_str(),
+                        Size(r, "size_bytes").c_str(), Text(r, "sha256").c_str());
+            std::printf("inputs:  %s\noutputs: %s\n", TensorsText(Field(r, "inputs")).c_str(),
+                        TensorsText(Field(r, "outputs")).c_str());
+          });
+          return 0;
+        });
+    c->add_option("name", o->name,
+                  "the model's name (what steps name): 1 to 63 of a-z, 0-9, '.', '_', '-'")
+        ->required();
+    if (upload) {
+      c->add_option("--file,-f", o->file, "the .onnx file on this machine")
+          ->required()
+          ->type_name("FILE");
+    } else {
+      c->add_option("--path", o->file, "the .onnx file's absolute path on the box (copied in)")
+          ->required()
+          ->type_name("PATH");
+    }
+  }
+  {
+    struct Opts {
+      std::string name, version;
+    };
+    auto o = std::make_shared<Opts>();
+    auto* c = Leaf(*model, "delete", "delete one version of a model no pipeline uses",
+                   "fieldstack model delete blazeface 1", [o](Session& s) {
+                     s.Call("DELETE", ModelPath(o->name) + "/" + EscapeSegment(o->version));
+                     s.Done("deleted model '" + o->name + "' version " + o->version);
+                     return 0;
+                   });
+    c->add_option("name", o->name, "the model")->required();
+    c->add_option("version", o->version, "the version (VERSION in `model list`)")->required();
   }
 }
 

@@ -1,7 +1,10 @@
 // The management API's compute routes: pipelines, their runs and dead letters, stored modules
 // and the compute service's state (api/openapi.yaml, docs/compute.md).
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <filesystem>
 
 #include "compute/inference/registry.h"
 #include "compute/pipeline.h"
@@ -372,6 +375,20 @@ void RegisterComputeRoutes(ApiContext& ctx) {
               std::string path = req.body["path"];
               if (path.empty() || path[0] != '/')
                 return InvalidArgumentError("field 'path' must be an absolute path on the box");
+              // Only a regular file the daemon can read: a folder fails the read (500), and a
+              // FIFO or a device would block it or read without end.
+              std::error_code ec;
+              auto type = std::filesystem::status(path, ec).type();
+              if (type == std::filesystem::file_type::not_found) {
+                return InvalidArgumentError("field 'path': no file " + path + " on the box");
+              }
+              if (ec) return InvalidArgumentError("field 'path': " + path + ": " + ec.message());
+              if (type != std::filesystem::file_type::regular) {
+                return InvalidArgumentError("field 'path': " + path + " is not a regular file");
+              }
+              if (::access(path.c_str(), R_OK) != 0) {
+                return InvalidArgumentError("field 'path': the daemon cannot read " + path);
+              }
               added = models->AddFile(req.params["name"], path);
               if (added.status().code() == StatusCode::kNotFound) {
                 return InvalidArgumentError("field 'path': " + added.status().message());

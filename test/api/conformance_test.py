@@ -12,12 +12,14 @@ with the setup code from its log, makes an operator and a reader, and then check
   flows    the main flows of every area (shares, cloud shares on a localfs storage account,
            refresh, users, tokens, access keys, bandwidth, cache, device, alerts, logs,
            diagnostics, support package, certificates, metrics, jobs, compute pipelines,
-           their runs and dead letters, modules; MQTT is off, so MQTT pipelines are 400);
+           their runs and dead letters, modules; MQTT is off, so MQTT pipelines are 400;
+           ONNX models: uploaded, registered from a file on the box, listed, refused when
+           they are not models, kept while a pipeline uses them, deleted);
   input    every write route with a body gets wrong types, missing and unknown fields, a
            2 MiB body, overlong strings and injection-like strings: each is 400 (413 for the
            big body) with a message naming the field or the problem, and the state (shares,
            users, storage accounts, access keys, tokens, bandwidth, cache, device) is the same
-           before and after (pipelines and modules too).
+           before and after (pipelines, modules and models too).
 
 Every response is checked against the spec: its status must be declared for the operation and
 its body must validate against the declared schema (OpenAPI 3.0 `nullable` is converted to
@@ -71,6 +73,15 @@ class Failures:
 
 
 FAIL = Failures()
+
+
+def random_bytes(n, seed=1234):
+    """n bytes that are no file format (a fixed seed: the same bytes each run)."""
+    x, out = seed, bytearray()
+    while len(out) < n:
+        x = (x * 6364136223846793005 + 1442695040888963407) & (2 ** 64 - 1)
+        out.append(x >> 56)
+    return out
 
 
 def short(data, n=300):
@@ -604,7 +615,7 @@ class Conformance:
 
     # Path values that name nothing (the role matrix must not change anything).
     NOTHING = {"name": "nothing-here", "id": "job-000000000000", "seq": "999999999",
-               "kind": "copy"}
+               "kind": "copy", "version": "99999999"}
 
     def nothing_params(self, template):
         params = {}
@@ -674,6 +685,7 @@ class Conformance:
         self.flow_alerts()
         self.flow_health_and_metrics()
         self.flow_compute()
+        self.flow_models()
 
     def flow_tokens_and_sessions(self):
         c, a = self.c, self.admin()
@@ -1400,6 +1412,137 @@ class Conformance:
             FAIL.add("GET /api/v1/compute should count 1 pipeline: %s" % short(r.data))
         # fixture-pipe and fixture-mod.sh stay for the bad-input phase.
 
+    # A model ONNX Runtime loads: y = Relu(x), x and y float32 [3, 4, 5] (Debian's
+    # libonnx-testdata), and BlazeFace from scripts/install-deps (registered by path).
+    RELU_MODEL = "/usr/share/libonnx-testdata/data/node/test_relu/model.onnx"
+    BLAZEFACE_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".deps",
+                                   "models", "blazeface",
+                                   "face_detection_front_128x128_barracuda.onnx")
+
+    def inference_available(self):
+        r = self.c("GET", "/api/v1/compute", token=self.tokens["reader"], what="inference?")
+        return bool(r.json) and not str(r.json.get("inference", "")).startswith("unavailable")
+
+    def flow_models(self):
+        import base64
+        c, a, rd = self.c, self.admin(), self.tokens["reader"]
+        MS, M1, MV = "/api/v1/models", "/api/v1/models/{name}", "/api/v1/models/{name}/{version}"
+        r = c("GET", "/api/v1/compute", token=rd, expect=200)
+        inference = (r.json or {}).get("inference")
+        if not isinstance(inference, str) or not inference:
+            FAIL.add("GET /api/v1/compute: inference should be a description: %s" % short(r.data))
+            return
+        if inference.startswith("unavailable"):
+            c("GET", MS, token=rd, expect=409, what="models without a runtime")
+            print("   models: skipped, %s" % inference, flush=True)
+            return
+        if not os.path.exists(self.RELU_MODEL):
+            FAIL.add("%s is missing (apt-get install libonnx-testdata)" % self.RELU_MODEL)
+            return
+        with open(self.RELU_MODEL, "rb") as f:
+            relu = f.read()
+        relu_b64 = base64.b64encode(relu).decode()
+        r = c("GET", MS, token=rd, expect=200)
+        if r.json and r.json["models"]:
+            FAIL.add("a new box has models: %s" % short(r.data))
+
+        # Upload: version 1, then 2; the shapes are what the runtime found.
+        tensor = lambda n: [{"name": n, "type": "float32", "shape": [3, 4, 5]}]  # noqa: E731
+        for version in (1, 2):
+            r = c("POST", M1, params={"name": "fixture-relu"}, body={"content_base64": relu_b64},
+                  token=a, expect=201, what="upload version %d" % version)
+            want = {"name": "fixture-relu", "version": version,
+                    "sha256": hashlib.sha256(relu).hexdigest(), "size_bytes": len(relu),
+                    "inputs": tensor("x"), "outputs": tensor("y")}
+            if r.json and {k: r.json.get(k) for k in want} != want:
+                FAIL.add("POST %s answered %s, want %s" % (M1, short(r.data, 400), jdump(want)))
+        r = c("GET", M1, params={"name": "fixture-relu"}, token=rd, expect=200)
+        if r.json and (r.json["name"] != "fixture-relu" or
+                       [v["version"] for v in r.json["versions"]] != [1, 2]):
+            FAIL.add("GET %s should give versions 1 and 2: %s" % (M1, short(r.data, 400)))
+        c("GET", M1, params={"name": "nothing-here"}, token=rd, expect=404)
+        c("GET", M1, params={"name": "Not.A.Model.Name"}, token=rd, expect=404)
+
+        # Register by path: BlazeFace when installed, else the relu file again.
+        path = os.path.abspath(self.BLAZEFACE_MODEL)
+        if not os.path.exists(path):
+            path = self.RELU_MODEL
+        r = c("POST", M1, params={"name": "fixture-path"}, body={"path": path}, token=a,
+              expect=201, what="register a file on the box")
+        if r.json and r.status == 201:
+            with open(path, "rb") as f:
+                sha = hashlib.sha256(f.read()).hexdigest()
+            ins = r.json["inputs"]
+            if r.json["version"] != 1 or r.json["sha256"] != sha or not ins or \
+                    (path != self.RELU_MODEL and ins[0]["shape"] != [1, 128, 128, 3]):
+                FAIL.add("POST %s {path: %s} answered %s" % (M1, path, short(r.data, 400)))
+        r = c("GET", MS, token=rd, expect=200)
+        if r.json and [(m["name"], m["version"]) for m in r.json["models"]] != [
+                ("fixture-path", 1), ("fixture-relu", 1), ("fixture-relu", 2)]:
+            FAIL.add("GET %s should list fixture-path v1 and fixture-relu v1, v2: %s" %
+                     (MS, short(r.data, 400)))
+
+        # Refused: 400 naming the problem; nothing is registered.
+        def refused(what, name, body, words):
+            r = c("POST", M1, params={"name": name}, body=body, token=a, expect=400, what=what)
+            msg = r.message()
+            if r.status == 400 and not all(w in msg for w in words):
+                FAIL.add("%s: the message should name %s: %r" % (what, " and ".join(words), msg))
+
+        junk = base64.b64encode(bytes(random_bytes(512))).decode()
+        refused("random bytes", "fixture-junk", {"content_base64": junk},
+                ["not a usable ONNX model"])
+        refused("an empty file", "fixture-junk", {"content_base64": ""}, ["content_base64"])
+        refused("not base64", "fixture-junk", {"content_base64": "not base64!"},
+                ["content_base64"])
+        for bad_name in ("Upper", ".hidden", "-dash", "a" * 64, "white space"):
+            refused("the model name %r" % bad_name, bad_name, {"content_base64": relu_b64},
+                    ["name"])
+        refused("both content_base64 and path", "fixture-junk",
+                {"content_base64": relu_b64, "path": self.RELU_MODEL},
+                ["content_base64", "path"])
+        refused("neither content_base64 nor path", "fixture-junk", {},
+                ["content_base64", "path"])
+        refused("a relative path", "fixture-junk", {"path": "model.onnx"}, ["path"])
+        refused("a path naming nothing", "fixture-junk", {"path": "/nothing/here.onnx"},
+                ["path"])
+        refused("a path naming a folder", "fixture-junk", {"path": "/usr/share"}, ["path"])
+        refused("a path naming a file that is not a model", "fixture-junk",
+                {"path": "/etc/hostname"}, ["not a usable ONNX model"])
+        c("GET", M1, params={"name": "fixture-junk"}, token=rd, expect=404,
+          what="nothing kept of refused models")
+
+        # Delete: 409 while a pipeline uses the version, 400 for a bad version, 404 after.
+        uses = {"name": "fixture-uses-model",
+                "trigger": {"type": "file", "share": "default", "glob": "never/*.jpg"},
+                "steps": [{"type": "anonymize", "model": "fixture-relu", "mode": "blur"}],
+                "sinks": [{"type": "file", "share": "default", "path": "anon/{name}"}]}
+        c("POST", "/api/v1/pipelines", body=uses, token=a, expect=201)
+        P1, UN = "/api/v1/pipelines/{name}", {"name": "fixture-uses-model"}
+        v = lambda n, name="fixture-relu": {"name": name, "version": n}  # noqa: E731
+        r = c("DELETE", MV, params=v(2), token=a, expect=409,
+              what="delete the newest version a pipeline uses")
+        if r.status == 409 and "fixture-uses-model" not in r.message():
+            FAIL.add("the 409 should name the pipeline: %r" % r.message())
+        c("DELETE", MV, params=v(1), token=a, expect=204, what="delete a version no one uses")
+        c("DELETE", MV, params=v(1), token=a, expect=404, what="delete it again")
+        pinned = copy.deepcopy(uses)
+        pinned["steps"][0]["version"] = 2
+        c("PUT", P1, params=UN, body=pinned, token=a, expect=200)
+        c("DELETE", MV, params=v(2), token=a, expect=409, what="delete a pinned version")
+        for bad_version in ("0", "abc", "-1", "123456789"):
+            c("DELETE", MV, params=v(bad_version), token=a, expect=400,
+              what="version %r" % bad_version)
+        c("DELETE", MV, params=v(1, "nothing-here"), token=a, expect=404)
+        c("DELETE", P1, params=UN, token=a, expect=204)
+        c("DELETE", MV, params=v(2), token=a, expect=204)
+        c("GET", M1, params={"name": "fixture-relu"}, token=rd, expect=404,
+          what="a model without versions")
+        c("DELETE", MV, params=v(1, "fixture-path"), token=a, expect=204)
+        r = c("GET", MS, token=rd, expect=200)
+        if r.json and r.json["models"]:
+            FAIL.add("deleted models are still listed: %s" % short(r.data, 400))
+
     def frame_behaviour(self):
         c, rd = self.c, self.tokens["reader"]
         r = self.client.raw("GET", "/api/v1/no-such-route",
@@ -1445,6 +1588,9 @@ class Conformance:
         r = self.c("GET", "/api/v1/modules", token=a, what="state")
         s["modules"] = {x["name"]: {"sha256": x["sha256"]}
                         for x in (r.json or {}).get("modules", [])}
+        r = self.c("GET", "/api/v1/models", token=a, what="state")
+        s["models"] = {"%s/%d" % (x["name"], x["version"]): {"sha256": x["sha256"]}
+                       for x in (r.json or {}).get("models", [])}
         return s
 
     def restore(self, before, after):
@@ -1509,6 +1655,10 @@ class Conformance:
             if after["pipelines"].get(name) not in (None, p):
                 c("PUT", "/api/v1/pipelines/{name}", params={"name": name},
                   body=p["declaration"], token=a, what="undo")
+        for key in set(after["models"]) - set(before["models"]):
+            name, version = key.split("/")
+            c("DELETE", "/api/v1/models/{name}/{version}",
+              params={"name": name, "version": version}, token=a, what="undo")
         for name in set(after["modules"]) - set(before["modules"]):
             c("DELETE", "/api/v1/modules/{name}", params={"name": name}, token=a, what="undo")
         if after["modules"].get("fixture-mod.sh") not in (None,
@@ -1517,6 +1667,14 @@ class Conformance:
             c("PUT", "/api/v1/modules/{name}", params={"name": "fixture-mod.sh"},
               body={"content_base64": base64.b64encode(self.FIXTURE_MODULE).decode()}, token=a,
               what="undo")
+
+    def relu_base64(self):
+        import base64
+        try:
+            with open(self.RELU_MODEL, "rb") as f:
+                return base64.b64encode(f.read()).decode()
+        except OSError:
+            return "AAAA"
 
     @staticmethod
     def diff(before, after):
@@ -1611,6 +1769,12 @@ class Conformance:
             ("PUT", "/api/v1/modules/{name}"): dict(
                 token=a, params={"name": "badinput.sh"},
                 body={"content_base64": "IyEvYmluL3NoCmV4ZWMgY2F0Cg=="}),
+            # A model upload (relu). Without an inference runtime a body that passes the
+            # field checks is 409.
+            ("POST", "/api/v1/models/{name}"): dict(
+                token=a, params={"name": "badinput"},
+                body={"content_base64": self.relu_base64()},
+                also=() if self.inference_available() else (409,)),
             # scope "host" with host_power false: even a wrongly accepted request cannot act.
             # No null for scope: the server reads null as "daemon" and would restart.
             ("POST", "/api/v1/power"): dict(token=a, body={"action": "restart", "scope": "host"},

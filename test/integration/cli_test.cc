@@ -2,8 +2,8 @@
 // certificate (port 0, a temporary data directory): first-start setup with the code from the
 // log, sign-in saved in a CLI config per user, roles, API tokens, shares, a cloud share on a
 // local directory refreshed from the command line, schedules, cache, alerts, logs,
-// diagnostics, the support package, the certificate, access keys, compute pipelines (from TOML)
-// and modules, JSON output and the exit codes of docs/cli.md.
+// diagnostics, the support package, the certificate, access keys, compute pipelines (from TOML),
+// modules and ONNX models, JSON output and the exit codes of docs/cli.md.
 
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -566,6 +566,122 @@ sinks = [ { type = "file", share = "default" } ]
   EXPECT_TRUE(Json(r)["pipelines"].empty()) << r.out;
   r = Cli({"module", "list", "-o", "json"});
   EXPECT_TRUE(Json(r)["modules"].empty()) << r.out;
+}
+
+TEST_F(CliTest, UploadsListsShowsAndDeletesModels) {
+  // y = Relu(x), x and y float32 [3, 4, 5] (Debian's libonnx-testdata).
+  const std::string relu = "/usr/share/libonnx-testdata/data/node/test_relu/model.onnx";
+  if (!platform::PathExists(relu)) GTEST_SKIP() << relu << " is missing (libonnx-testdata)";
+  auto r = Cli({"compute", "status", "-o", "json"});
+  ASSERT_EQ(r.rc, 0) << r.All();
+  std::string inference = Json(r).value("inference", "");
+  if (inference.empty() || inference.starts_with("unavailable")) {
+    GTEST_SKIP() << "no inference runtime on this box: " << inference;
+  }
+  r = Cli({"compute", "status"});
+  EXPECT_NE(r.out.find("\nInference:    onnxruntime "), std::string::npos) << r.out;
+
+  r = Cli({"model", "upload", "relu", "--file", relu});
+  ASSERT_EQ(r.rc, 0) << r.All();
+  EXPECT_TRUE(r.out.starts_with("registered model 'relu' version 1 (99 B, sha256 ")) << r.out;
+  EXPECT_NE(r.out.find("\ninputs:  x:float32[3,4,5]\noutputs: y:float32[3,4,5]\n"),
+            std::string::npos)
+      << r.out;
+  // Registered from a file on the box (the daemon runs here): the next version.
+  r = Cli({"model", "register", "relu", "--path", relu, "-o", "json"});
+  ASSERT_EQ(r.rc, 0) << r.All();
+  auto j = Json(r);
+  EXPECT_EQ(j["version"], 2) << r.out;
+  EXPECT_EQ(j["inputs"],
+            nlohmann::json::parse(R"([{"name": "x", "type": "float32", "shape": [3, 4, 5]}])"))
+      << r.out;
+
+  r = Cli({"model", "list"});
+  EXPECT_EQ(r.rc, 0) << r.All();
+  EXPECT_TRUE(r.out.starts_with("NAME  VERSION  SIZE  CREATED  ")) << r.out;
+  EXPECT_NE(r.out.find("\nrelu  1        99 B  "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("  x:float32[3,4,5]  y:float32[3,4,5]  "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\nrelu  2        99 B  "), std::string::npos) << r.out;
+  r = Cli({"model", "list", "-o", "json"});
+  ASSERT_EQ(r.rc, 0) << r.All();
+  j = Json(r);
+  ASSERT_EQ(j["models"].size(), 2u) << r.out;
+  EXPECT_EQ(j["models"][0]["outputs"][0]["shape"], nlohmann::json::parse("[3, 4, 5]"));
+  EXPECT_EQ(j["models"][0]["size_bytes"], 99);
+  r = Cli({"model", "show", "relu"});
+  EXPECT_EQ(r.rc, 0) << r.All();
+  EXPECT_TRUE(r.out.starts_with("Name:     relu\nVersion:  1\nSize:     99 B\n")) << r.out;
+  EXPECT_NE(r.out.find("\nInputs:   x:float32[3,4,5]\nOutputs:  y:float32[3,4,5]\n\nName:     "
+                       "relu\nVersion:  2\n"),
+            std::string::npos)
+      << r.out;
+  r = Cli({"model", "show", "relu", "-o", "json"});
+  ASSERT_EQ(r.rc, 0) << r.All();
+  EXPECT_EQ(Json(r)["versions"].size(), 2u) << r.out;
+
+  // Refused: a file that is not a model, sizes, names and paths: 2, with the message.
+  std::string junk = *dir_ / "junk.onnx";
+  ASSERT_TRUE(platform::WriteFileAtomic(junk, std::string(300, '\x07') + "not a model").ok());
+  r = Cli({"model", "upload", "junk", "--file", junk});
+  EXPECT_EQ(r.rc, 2) << r.All();
+  EXPECT_TRUE(r.err.starts_with("fieldstack: not a usable ONNX model: ")) << r.err;
+  EXPECT_EQ(r.out, "");
+  std::string empty = *dir_ / "empty.onnx";
+  ASSERT_TRUE(platform::WriteFileAtomic(empty, "").ok());
+  r = Cli({"model", "upload", "junk", "--file", empty});
+  EXPECT_EQ(r.rc, 2) << r.All();
+  EXPECT_NE(r.err.find("is empty"), std::string::npos) << r.err;
+  r = Cli({"model", "upload", "junk", "--file", *dir_ / "missing.onnx"});
+  EXPECT_EQ(r.rc, 2) << r.All();
+  // Too big for the body: told to register it on the box instead, nothing sent.
+  std::string big = *dir_ / "big.onnx";
+  ASSERT_TRUE(platform::WriteFileAtomic(big, std::string(800 << 10, 'x')).ok());
+  r = Cli({"model", "upload", "big", "--file", big});
+  EXPECT_EQ(r.rc, 2) << r.All();
+  EXPECT_NE(r.err.find("fieldstack model register big --path"), std::string::npos) << r.err;
+  r = Cli({"model", "upload", "Relu", "--file", relu});
+  EXPECT_EQ(r.rc, 2) << r.All();
+  EXPECT_NE(r.err.find("is not a model name"), std::string::npos) << r.err;
+  r = Cli({"model", "register", "junk", "--path", "relative/model.onnx"});
+  EXPECT_EQ(r.rc, 2) << r.All();
+  EXPECT_NE(r.err.find("field 'path'"), std::string::npos) << r.err;
+  r = Cli({"model", "register", "junk", "--path", dir_->path()});
+  EXPECT_EQ(r.rc, 2) << r.All();
+  EXPECT_NE(r.err.find("is not a regular file"), std::string::npos) << r.err;
+  r = Cli({"model", "register", "junk", "--path", junk});
+  EXPECT_EQ(r.rc, 2) << r.All();
+  EXPECT_NE(r.err.find("not a usable ONNX model"), std::string::npos) << r.err;
+  r = Cli({"model", "show", "junk"});
+  EXPECT_EQ(r.rc, 2) << r.All();
+  EXPECT_EQ(r.err, "fieldstack: no model 'junk'\n");
+
+  // Deleted version by version; a version a pipeline uses stays.
+  std::string anon = *dir_ / "anon.json";
+  ASSERT_TRUE(platform::WriteFileAtomic(anon, R"({"name": "faces",
+      "trigger": {"type": "file", "share": "default", "glob": "camera/*.jpg"},
+      "steps": [{"type": "anonymize", "model": "relu", "version": 1}],
+      "sinks": [{"type": "file", "share": "default", "path": "anon/{name}"}]})")
+                  .ok());
+  r = Cli({"pipeline", "create", "--file", anon});
+  ASSERT_EQ(r.rc, 0) << r.All();
+  r = Cli({"model", "delete", "relu", "1"});
+  EXPECT_EQ(r.rc, 2) << r.All();
+  EXPECT_NE(r.err.find("pipeline 'faces' uses this model"), std::string::npos) << r.err;
+  r = Cli({"model", "delete", "relu", "2"});
+  EXPECT_EQ(r.rc, 0) << r.All();
+  EXPECT_EQ(r.out, "deleted model 'relu' version 2\n");
+  r = Cli({"model", "delete", "relu", "2"});
+  EXPECT_EQ(r.rc, 2) << r.All();
+  r = Cli({"model", "delete", "relu", "two"});
+  EXPECT_EQ(r.rc, 2) << r.All();
+  EXPECT_NE(r.err.find("not a version number"), std::string::npos) << r.err;
+  r = Cli({"pipeline", "delete", "faces"});
+  ASSERT_EQ(r.rc, 0) << r.All();
+  r = Cli({"model", "delete", "relu", "1", "-o", "json"});
+  EXPECT_EQ(r.rc, 0) << r.All();
+  EXPECT_EQ(r.out, "");
+  r = Cli({"model", "list", "-o", "json"});
+  EXPECT_EQ(Json(r), nlohmann::json::parse(R"({"models": []})")) << r.out;
 }
 
 TEST_F(CliTest, ExitCodesTellWhatWentWrong) {
