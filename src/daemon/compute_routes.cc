@@ -405,7 +405,10 @@ void RegisterComputeRoutes(ApiContext& ctx) {
             FS_ASSIGN_OR_RETURN(auto newest, models->Get(req.params["name"], 0));
             for (const auto& d : cx->box.config().pipelines) {
               for (const auto& s : d.value("steps", json::array())) {
-                int wants = s.is_object() ? s.value("version", 0) : -1;
+                int wants = !s.is_object() ? -1
+                            : s.contains("version") && s["version"].is_number_integer()
+                                ? s["version"].get<int>()
+                                : 0;
                 if (s.is_object() && s.value("model", std::string()) == m.name &&
                     (wants == version || (wants == 0 && newest.version == version))) {
                   return FailedPreconditionError("pipeline '" + d.value("name", std::string()) +
