@@ -6,7 +6,7 @@ RUN_PRESET ?= release
 CONFIG ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test run bench bench-upload bench-shares bench-endpoints bench-tiering bench-compute fuzz asan faults-long crash-long format clean
+.PHONY: all deps build test run bench bench-upload bench-shares bench-endpoints bench-tiering bench-compute bench-inference fuzz asan faults-long crash-long format clean
 
 # libFuzzer targets (clang, fuzz preset); `make test` runs each for FUZZ_SECONDS.
 FUZZERS = http_fuzz s3_fuzz blob_fuzz
@@ -70,6 +70,11 @@ bench-compute: deps
 	@cmake --preset release >/dev/null
 	@cmake --build --preset release -j $(JOBS) --target compute_bench
 	@build/release/bench/compute_bench $(BENCH_ARGS)
+
+bench-inference: deps
+	@cmake --preset release >/dev/null
+	@cmake --build --preset release -j $(JOBS) --target inference_bench
+	@build/release/bench/inference_bench $(BENCH_ARGS)
 
 asan:
 	@$(MAKE) test PRESET=asan
