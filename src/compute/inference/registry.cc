@@ -173,13 +173,17 @@ Result<std::vector<ModelVersion>> ModelRegistry::List() {
 Result<ModelVersion> ModelRegistry::Get(const std::string& name, int version) {
   if (!ValidName(name)) return NotFoundError("no model '" + name + "'");
   if (version > 0) return ReadMeta(name, version);
-  FS_ASSIGN_OR_RETURN(auto all, List());
-  const ModelVersion* best = nullptr;
-  for (const auto& m : all) {
-    if (m.name == name && (best == nullptr || m.version > best->version)) best = &m;
+  // The newest: the highest version folder of this name only (called for every run).
+  int newest = 0;
+  std::error_code ec;
+  for (const auto& v : std::filesystem::directory_iterator(dir_ + "/" + name, ec)) {
+    std::string vs = v.path().filename().string();
+    if (vs.empty() || vs.size() > 8 || vs.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    newest = std::max(newest, std::stoi(vs));
   }
-  if (best == nullptr) return NotFoundError("no model '" + name + "'");
-  return *best;
+  if (newest == 0) return NotFoundError("no model '" + name + "'");
+  return ReadMeta(name, newest);
 }
 
 Status ModelRegistry::Remove(const std::string& name, int version) {
