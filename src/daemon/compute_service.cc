@@ -175,6 +175,7 @@ Result<std::unique_ptr<ComputeService>> ComputeService::Start(const Config& c, s
   eo.hash_key = hash_key;
   eo.inference.models = svc->models_.get();
   eo.inference.sessions = svc->sessions_.get();
+  eo.inference.intra_op_threads = static_cast<int>(c.inference_threads);
   eo.workers = static_cast<int>(c.compute_workers);
   FS_ASSIGN_OR_RETURN(svc->engine_, compute::Engine::Open(eo));
   MakeTraversable(dir + "/tmp");

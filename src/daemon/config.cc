@@ -262,8 +262,8 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
   }
   FS_RETURN_IF_ERROR(st);
   if (const toml::table* t = p.Table(root, "compute", st)) {
-    FS_RETURN_IF_ERROR(
-        p.Known(*t, "compute", {"workers", "cuda_provider_dir", "cuda_library_dirs"}));
+    FS_RETURN_IF_ERROR(p.Known(
+        *t, "compute", {"workers", "cuda_provider_dir", "cuda_library_dirs", "inference_threads"}));
     FS_RETURN_IF_ERROR(
         p.String(*t, "compute.", "cuda_provider_dir", c.inference_cuda_provider_dir));
     FS_RETURN_IF_ERROR(p.Strings(*t, "compute.", "cuda_library_dirs", "[\"/opt/cuda/lib64\"]",
@@ -271,6 +271,9 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
     int64_t workers = c.compute_workers;
     FS_RETURN_IF_ERROR(p.Int(*t, "compute.", "workers", 1, 64, workers));
     c.compute_workers = static_cast<uint32_t>(workers);
+    int64_t threads = c.inference_threads;
+    FS_RETURN_IF_ERROR(p.Int(*t, "compute.", "inference_threads", 0, 256, threads));
+    c.inference_threads = static_cast<uint32_t>(threads);
   }
   FS_RETURN_IF_ERROR(st);
   if (const toml::table* t = p.Table(root, "mqtt", st)) {
