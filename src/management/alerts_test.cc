@@ -64,11 +64,12 @@ uint16_t ClosedPort() {
 }
 
 const std::vector<std::string> kHeaderIds = {
-    "cloud.unreachable",    "cloud.auth_failed",   "capacity.volume_low",
-    "capacity.cache_full",  "upload.failures",     "upload.budget_spent",
-    "certificate.expiring", "certificate.expired", "security.login_lockout",
-    "hardware.disk_errors", "hardware.clock_skew", "hardware.memory_low",
-    "service.smb_down",     "service.nfs_down",    "compute.pipeline_failed",
+    "cloud.unreachable",      "cloud.auth_failed",   "capacity.volume_low",
+    "capacity.cache_full",    "upload.failures",     "upload.budget_spent",
+    "certificate.expiring",   "certificate.expired", "security.login_lockout",
+    "hardware.disk_errors",   "hardware.clock_skew", "hardware.memory_low",
+    "service.smb_down",       "service.nfs_down",    "compute.pipeline_failed",
+    "compute.pipeline_alert",
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -43,71 +43,92 @@ class ComputeTest : public ::testing::Test {
   std::unique_ptr<Proc> Start(const std::string& config) {
     return testing::StartProc(FS_BINARY, {"serve", "--config", config}, dir_.path());
   }
+  // An empty Azurite container, as a test reads it.
+  std::unique_ptr<cloud::ObjectStore> Container(const std::string& name) {
+    auto& azurite = testing::Azurite::Shared();
+    EXPECT_FALSE(azurite.endpoint().empty()) << azurite.error();
+    auto azure = cloud::azure_blob::AzureBlobStore::Open(
+        {azurite.endpoint(), testing::Azurite::kAccount, testing::Azurite::kKey, "", name, {}},
+        RealClock::Get());
+    EXPECT_TRUE(azure.ok()) << azure.status().ToString();
+    if (!azure.ok()) return nullptr;
+    EXPECT_TRUE((*azure)->CreateContainer().ok());
+    return std::move(*azure);
+  }
+  // A config with S3 on a free port (key FIELDKEY1 may write the local share `local`) and the
+  // cloud share `cloud` uploading to Azurite's container `container`; `extra` follows.
+  std::string DropConfig(const std::string& local, const std::string& cloud,
+                         const std::string& container, const std::string& extra) {
+    EXPECT_TRUE(platform::WriteFileAtomic(dir_ / "key.secret", std::string(kS3Secret) + "\n").ok());
+    EXPECT_TRUE(
+        platform::WriteFileAtomic(dir_ / "azure.key", std::string(testing::Azurite::kKey)).ok());
+    return WriteConfig(
+        "[s3]\nenabled = true\nport = 0\n"
+        "[[access_keys]]\nuser = \"field\"\nid = \"FIELDKEY1\"\nsecret_file = \"" +
+        (dir_ / "key.secret") + "\"\nwrite = [\"" + local + "\"]\n[[shares]]\nname = \"" + local +
+        "\"\n[[shares]]\nname = \"" + cloud +
+        "\"\nkind = \"cloud\"\n[shares.target]\ntype = \"azure\"\nendpoint = \"" +
+        testing::Azurite::Shared().endpoint() +
+        "\"\naccount = \"devstoreaccount1\"\nkey_file = \"" + (dir_ / "azure.key") +
+        "\"\ncontainer = \"" + container + "\"\n" + extra);
+  }
+  // aws-cli against the daemon's S3 port, as FIELDKEY1.
+  std::string Aws(const std::string& port) {
+    return "env -u AWS_CA_BUNDLE -u AWS_PROFILE HOME=" + dir_.path() +
+           " AWS_ACCESS_KEY_ID=FIELDKEY1 AWS_SECRET_ACCESS_KEY=" + kS3Secret +
+           " AWS_DEFAULT_REGION=us-east-1 AWS_CONFIG_FILE=/dev/null /usr/bin/aws --endpoint-url "
+           "http://127.0.0.1:" +
+           port.substr(0, port.find(' ')) + " ";
+  }
+  // The keys of a container, once it holds any (up to 30 s).
+  std::vector<std::string> WaitForKeys(cloud::ObjectStore& store) {
+    std::vector<std::string> keys;
+    for (int i = 0; i < 300 && keys.empty(); ++i) {
+      auto page = store.List("", "", 100);
+      EXPECT_TRUE(page.ok()) << page.status().ToString();
+      if (!page.ok()) break;
+      for (const auto& o : page->objects) keys.push_back(o.key);
+      if (keys.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return keys;
+  }
+  static constexpr char kS3Secret[] = "dGVzdC1zZWNyZXQtZm9yLXRoZS1jb21wdXRlLXRlc3Qh";
   testing::TempDir dir_;
 };
 
 TEST_F(ComputeTest, FileDroppedOverS3IsProcessedIntoACloudShareThatReachesAzurite) {
-  auto& azurite = testing::Azurite::Shared();
-  ASSERT_FALSE(azurite.endpoint().empty()) << azurite.error();
-  auto azure = cloud::azure_blob::AzureBlobStore::Open(
-      {azurite.endpoint(), testing::Azurite::kAccount, testing::Azurite::kKey, "", "processed", {}},
-      RealClock::Get());
-  ASSERT_TRUE(azure.ok()) << azure.status().ToString();
-  ASSERT_TRUE((*azure)->CreateContainer().ok());
-  std::string secret = "dGVzdC1zZWNyZXQtZm9yLXRoZS1jb21wdXRlLXRlc3Qh";
-  ASSERT_TRUE(platform::WriteFileAtomic(dir_ / "key.secret", secret + "\n").ok());
-  ASSERT_TRUE(
-      platform::WriteFileAtomic(dir_ / "azure.key", std::string(testing::Azurite::kKey)).ok());
-  std::string config = WriteConfig(
-      "[s3]\nenabled = true\nport = 0\n"
-      "[[access_keys]]\nuser = \"field\"\nid = \"FIELDKEY1\"\nsecret_file = \"" +
-      (dir_ / "key.secret") +
-      "\"\nwrite = [\"drop\"]\n"
-      "[[shares]]\nname = \"drop\"\n"
-      "[[shares]]\nname = \"processed\"\nkind = \"cloud\"\n[shares.target]\ntype = \"azure\"\n"
-      "endpoint = \"" +
-      azurite.endpoint() + "\"\naccount = \"devstoreaccount1\"\nkey_file = \"" +
-      (dir_ / "azure.key") +
-      "\"\ncontainer = \"processed\"\n"
-      "[[pipelines]]\nname = \"clean\"\n"
-      "[pipelines.trigger]\ntype = \"file\"\nshare = \"drop\"\nglob = \"in/**/*.csv\"\n"
-      "settle_ms = 200\n"
-      "[[pipelines.steps]]\ntype = \"filter\"\nwhere = \"temp_c > 30\"\n"
-      "[[pipelines.steps]]\ntype = \"redact\"\n"
-      "[[pipelines.sinks]]\ntype = \"file\"\nshare = \"processed\"\n"
-      "path = \"{dir}/{stem}-v{version}.csv\"\n");
+  auto azure = Container("processed");
+  ASSERT_NE(azure, nullptr);
+  std::string config =
+      DropConfig("drop", "processed", "processed",
+                 "[[pipelines]]\nname = \"clean\"\n"
+                 "[pipelines.trigger]\ntype = \"file\"\nshare = \"drop\"\nglob = \"in/**/*.csv\"\n"
+                 "settle_ms = 200\n"
+                 "[[pipelines.steps]]\ntype = \"filter\"\nwhere = \"temp_c > 30\"\n"
+                 "[[pipelines.steps]]\ntype = \"redact\"\n"
+                 "[[pipelines.sinks]]\ntype = \"file\"\nshare = \"processed\"\n"
+                 "path = \"{dir}/{stem}-v{version}.csv\"\n");
   auto p = Start(config);
   std::string s3 = p->WaitFor("s3: serving http://127.0.0.1:");
   ASSERT_FALSE(s3.empty()) << p->output;
-  int s3_port = std::atoi(s3.c_str());
   std::string csv =
       "site,temp_c,note\n"
       "north,31.5,call bob@example.com\n"
       "south,12,ok\n"
       "east,40,\"mail ann@corp.io, then \"\"wait\"\"\"\n";
   ASSERT_TRUE(platform::WriteFileAtomic(dir_ / "readings.csv", csv).ok());
-  std::string aws = "env -u AWS_CA_BUNDLE -u AWS_PROFILE HOME=" + dir_.path() +
-                    " AWS_ACCESS_KEY_ID=FIELDKEY1 AWS_SECRET_ACCESS_KEY=" + secret +
-                    " AWS_DEFAULT_REGION=us-east-1 AWS_CONFIG_FILE=/dev/null /usr/bin/aws "
-                    "--endpoint-url http://127.0.0.1:" +
-                    std::to_string(s3_port) + " ";
+  std::string aws = Aws(s3);
   auto r = RunShell(aws + "s3 cp " + (dir_ / "readings.csv") + " s3://drop/in/site1/readings.csv");
   ASSERT_EQ(r.first, 0) << r.second << p->output;
   // A file the glob does not match is left alone.
   r = RunShell(aws + "s3 cp " + (dir_ / "readings.csv") + " s3://drop/other/readings.csv");
   ASSERT_EQ(r.first, 0) << r.second;
 
-  std::vector<std::string> keys;
-  for (int i = 0; i < 300 && keys.empty(); ++i) {
-    auto page = (*azure)->List("", "", 100);
-    ASSERT_TRUE(page.ok()) << page.status().ToString();
-    for (const auto& o : page->objects) keys.push_back(o.key);
-    if (keys.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  std::vector<std::string> keys = WaitForKeys(*azure);
   ASSERT_EQ(keys.size(), 1u) << p->output;
   EXPECT_TRUE(keys[0].starts_with("in/site1/readings-v")) << keys[0];
   EXPECT_TRUE(keys[0].ends_with(".csv")) << keys[0];
-  auto body = (*azure)->Get(keys[0], 0, 1 << 20);
+  auto body = azure->Get(keys[0], 0, 1 << 20);
   ASSERT_TRUE(body.ok()) << body.status().ToString();
   EXPECT_EQ(*body,
             "site,temp_c,note\n"
@@ -116,7 +137,7 @@ TEST_F(ComputeTest, FileDroppedOverS3IsProcessedIntoACloudShareThatReachesAzurit
   EXPECT_EQ(body->find("@"), std::string::npos);
   // Only the processed output left the box: the drop share is local.
   std::this_thread::sleep_for(std::chrono::seconds(1));
-  auto all = (*azure)->List("", "", 100);
+  auto all = azure->List("", "", 100);
   ASSERT_TRUE(all.ok());
   EXPECT_EQ(all->objects.size(), 1u);
   ::kill(p->pid, SIGTERM);
@@ -252,27 +273,9 @@ TEST_F(ComputeTest, ImageDroppedOverS3IsAnonymisedAndOnlyTheResultReachesAzurite
   if (!platform::PathExists(FS_BLAZEFACE_MODEL) || !platform::PathExists(FS_ASTRONAUT)) {
     GTEST_SKIP() << "the BlazeFace model or the test image is missing (scripts/install-deps)";
   }
-  auto& azurite = testing::Azurite::Shared();
-  ASSERT_FALSE(azurite.endpoint().empty()) << azurite.error();
-  auto azure = cloud::azure_blob::AzureBlobStore::Open(
-      {azurite.endpoint(), testing::Azurite::kAccount, testing::Azurite::kKey, "", "anon", {}},
-      RealClock::Get());
-  ASSERT_TRUE(azure.ok()) << azure.status().ToString();
-  ASSERT_TRUE((*azure)->CreateContainer().ok());
-  std::string secret = "dGVzdC1zZWNyZXQtZm9yLXRoZS1pbWFnZS10ZXN0ISE=";
-  ASSERT_TRUE(platform::WriteFileAtomic(dir_ / "key.secret", secret + "\n").ok());
-  ASSERT_TRUE(
-      platform::WriteFileAtomic(dir_ / "azure.key", std::string(testing::Azurite::kKey)).ok());
-  std::string config = WriteConfig(
-      "[s3]\nenabled = true\nport = 0\n"
-      "[[access_keys]]\nuser = \"field\"\nid = \"FIELDKEY1\"\nsecret_file = \"" +
-      (dir_ / "key.secret") +
-      "\"\nwrite = [\"photos\"]\n"
-      "[[shares]]\nname = \"photos\"\n"
-      "[[shares]]\nname = \"outbound\"\nkind = \"cloud\"\n[shares.target]\ntype = \"azure\"\n"
-      "endpoint = \"" +
-      azurite.endpoint() + "\"\naccount = \"devstoreaccount1\"\nkey_file = \"" +
-      (dir_ / "azure.key") + "\"\ncontainer = \"anon\"\n");
+  auto azure = Container("anon");
+  ASSERT_NE(azure, nullptr);
+  std::string config = DropConfig("photos", "outbound", "anon", "");
   auto p = Start(config);
   std::string s3 = p->WaitFor("s3: serving http://127.0.0.1:");
   ASSERT_FALSE(s3.empty()) << p->output;
@@ -312,23 +315,13 @@ TEST_F(ComputeTest, ImageDroppedOverS3IsAnonymisedAndOnlyTheResultReachesAzurite
   auto made = Api(api_port, "POST", "/api/v1/pipelines", token, decl);
   ASSERT_EQ(made.value("name", ""), "anonymise") << made.dump();
 
-  std::string aws = "env -u AWS_CA_BUNDLE -u AWS_PROFILE HOME=" + dir_.path() +
-                    " AWS_ACCESS_KEY_ID=FIELDKEY1 AWS_SECRET_ACCESS_KEY=" + secret +
-                    " AWS_DEFAULT_REGION=us-east-1 AWS_CONFIG_FILE=/dev/null /usr/bin/aws "
-                    "--endpoint-url http://127.0.0.1:" +
-                    s3.substr(0, s3.find(' ')) + " ";
+  std::string aws = Aws(s3);
   auto r = RunShell(aws + "s3 cp " + std::string(FS_ASTRONAUT) + " s3://photos/crew/astronaut.png");
   ASSERT_EQ(r.first, 0) << r.second << p->output;
 
-  std::vector<std::string> keys;
-  for (int i = 0; i < 300 && keys.empty(); ++i) {
-    auto page = (*azure)->List("", "", 100);
-    ASSERT_TRUE(page.ok()) << page.status().ToString();
-    for (const auto& o : page->objects) keys.push_back(o.key);
-    if (keys.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  std::vector<std::string> keys = WaitForKeys(*azure);
   ASSERT_EQ(keys, std::vector<std::string>{"crew/astronaut-anon.png"}) << p->output;
-  auto got = (*azure)->Get(keys[0], 0, 64 << 20);
+  auto got = azure->Get(keys[0], 0, 64 << 20);
   ASSERT_TRUE(got.ok());
   auto orig_bytes = platform::ReadFileToString(FS_ASTRONAUT);
   ASSERT_TRUE(orig_bytes.ok());
@@ -357,7 +350,7 @@ TEST_F(ComputeTest, ImageDroppedOverS3IsAnonymisedAndOnlyTheResultReachesAzurite
   EXPECT_EQ(diff(350, 0, 512, 200), 0.0) << "the background changed";
   // The original never left the box.
   std::this_thread::sleep_for(std::chrono::seconds(1));
-  auto all = (*azure)->List("", "", 100);
+  auto all = azure->List("", "", 100);
   ASSERT_TRUE(all.ok());
   EXPECT_EQ(all->objects.size(), 1u);
   // The run is in the pipeline's log.
