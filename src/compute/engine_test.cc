@@ -1001,6 +1001,11 @@ TEST_F(EngineInferenceTest, InferOnAnImageGivesDetectionRecords) {
   EXPECT_NEAR(r.Get("y0")->as_double(), 82, 8) << out;
   EXPECT_NEAR(r.Get("x1")->as_double(), 274, 8) << out;
   EXPECT_NEAR(r.Get("y1")->as_double(), 177, 8) << out;
+  // Six keypoints, the first two on the eyes (verified by eye at about (204,103) and (249,110)).
+  auto kp = json::parse(r.Get("keypoints")->text(), nullptr, false);
+  ASSERT_TRUE(kp.is_array()) << out;
+  ASSERT_EQ(kp.size(), 6u) << out;
+  EXPECT_NEAR(kp[0][0].get<double>() + kp[1][0].get<double>(), 204 + 249, 12) << out;
   more = reader->Next(r);
   EXPECT_TRUE(more.ok() && !*more) << "one face: " << out;
 }

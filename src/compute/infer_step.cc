@@ -103,6 +103,7 @@ Result<std::shared_ptr<inf::Session>> SessionFor(const json& d, const InferenceC
   inf::SessionOptions so;
   so.device = d.value("device", "auto");
   so.intra_op_threads = ctx.intra_op_threads;
+  so.gpu_memory_limit_bytes = ctx.gpu_memory_limit_bytes;
   if (auto b = d.find("batch"); b != d.end() && b->is_object()) {
     so.max_batch = b->value("max_size", size_t{1});
     so.max_batch_latency_ms = b->value("max_latency_ms", int64_t{5});
@@ -179,6 +180,18 @@ Result<std::vector<inf::Box>> Faces(const std::vector<inf::Tensor>& outs, const 
   bo.min_score = static_cast<float>(opts.value("min_score", 0.5));
   bo.iou_threshold = static_cast<float>(opts.value("iou", 0.3));
   return inf::DecodeBlazeFace(reg, score, lb, bo);
+}
+
+// A detection's keypoints as a JSON array of [x, y] pairs in image pixels (BlazeFace: right eye,
+// left eye, nose tip, mouth, right ear, left ear).
+std::string KeypointsJson(const inf::Box& b) {
+  std::string out = "[";
+  for (size_t i = 0; i + 1 < b.keypoints.size(); i += 2) {
+    if (i) out += ',';
+    out += "[" + FormatValue(Value::Float(std::round(b.keypoints[i] * 10) / 10)) + "," +
+           FormatValue(Value::Float(std::round(b.keypoints[i + 1] * 10) / 10)) + "]";
+  }
+  return out + "]";
 }
 
 std::shared_ptr<const Schema> SchemaOf(std::vector<std::string> names) {
@@ -359,7 +372,8 @@ Result<std::vector<Record>> InferImage(const json& decl, const InferenceContext&
   std::vector<Record> records;
   if (decode == "blazeface") {
     FS_ASSIGN_OR_RETURN(auto faces, Faces(*outs, in.second, out));
-    auto schema = SchemaOf({"path", "label", "score", "x0", "y0", "x1", "y1", "width", "height"});
+    auto schema = SchemaOf(
+        {"path", "label", "score", "x0", "y0", "x1", "y1", "width", "height", "keypoints"});
     for (const auto& b : faces) {
       Record r;
       r.schema = schema;
@@ -371,7 +385,8 @@ Result<std::vector<Record>> InferImage(const json& decl, const InferenceContext&
                   Value::Float(std::round(b.x1 * 10) / 10),
                   Value::Float(std::round(b.y1 * 10) / 10),
                   Value::Int(img.width),
-                  Value::Int(img.height)};
+                  Value::Int(img.height),
+                  Value::String(KeypointsJson(b))};
       records.push_back(std::move(r));
     }
     return records;

@@ -41,6 +41,7 @@ struct InferenceContext {
   inference::ModelRegistry* models = nullptr;
   inference::ModelCache* sessions = nullptr;
   int intra_op_threads = 0;
+  uint64_t gpu_memory_limit_bytes = 0;  // per session on a GPU; 0: the provider's default
 };
 
 // Checks a declaration without loading the model (pipeline.cc): InvalidArgument naming the

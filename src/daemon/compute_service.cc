@@ -94,6 +94,7 @@ Result<std::unique_ptr<ComputeService>> ComputeService::Start(const Config& c, s
   compute::inference::onnxruntime::OrtRuntimeOptions ro;
   ro.provider_dir = c.inference_cuda_provider_dir;
   ro.cuda_library_dirs = c.inference_cuda_library_dirs;
+  ro.max_concurrent_gpu_runs = static_cast<int>(c.inference_gpu_concurrency);
   auto runtime = compute::inference::onnxruntime::MakeOnnxRuntime(ro);
   if (runtime.ok()) {
     svc->runtime_ = std::move(*runtime);
@@ -176,6 +177,7 @@ Result<std::unique_ptr<ComputeService>> ComputeService::Start(const Config& c, s
   eo.inference.models = svc->models_.get();
   eo.inference.sessions = svc->sessions_.get();
   eo.inference.intra_op_threads = static_cast<int>(c.inference_threads);
+  eo.inference.gpu_memory_limit_bytes = c.inference_gpu_memory_limit;
   eo.workers = static_cast<int>(c.compute_workers);
   FS_ASSIGN_OR_RETURN(svc->engine_, compute::Engine::Open(eo));
   MakeTraversable(dir + "/tmp");

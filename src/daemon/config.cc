@@ -262,8 +262,9 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
   }
   FS_RETURN_IF_ERROR(st);
   if (const toml::table* t = p.Table(root, "compute", st)) {
-    FS_RETURN_IF_ERROR(p.Known(
-        *t, "compute", {"workers", "cuda_provider_dir", "cuda_library_dirs", "inference_threads"}));
+    FS_RETURN_IF_ERROR(p.Known(*t, "compute",
+                               {"workers", "cuda_provider_dir", "cuda_library_dirs",
+                                "inference_threads", "gpu_concurrency", "gpu_memory_limit_mib"}));
     FS_RETURN_IF_ERROR(
         p.String(*t, "compute.", "cuda_provider_dir", c.inference_cuda_provider_dir));
     FS_RETURN_IF_ERROR(p.Strings(*t, "compute.", "cuda_library_dirs", "[\"/opt/cuda/lib64\"]",
@@ -274,6 +275,12 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source) {
     int64_t threads = c.inference_threads;
     FS_RETURN_IF_ERROR(p.Int(*t, "compute.", "inference_threads", 0, 256, threads));
     c.inference_threads = static_cast<uint32_t>(threads);
+    int64_t gpu_runs = c.inference_gpu_concurrency;
+    FS_RETURN_IF_ERROR(p.Int(*t, "compute.", "gpu_concurrency", 1, 64, gpu_runs));
+    c.inference_gpu_concurrency = static_cast<uint32_t>(gpu_runs);
+    int64_t gpu_mib = 0;
+    FS_RETURN_IF_ERROR(p.Int(*t, "compute.", "gpu_memory_limit_mib", 0, 1 << 24, gpu_mib));
+    c.inference_gpu_memory_limit = static_cast<uint64_t>(gpu_mib) << 20;
   }
   FS_RETURN_IF_ERROR(st);
   if (const toml::table* t = p.Table(root, "mqtt", st)) {

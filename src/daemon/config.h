@@ -194,6 +194,9 @@ struct Config {
   // with); empty: inference on CPU only. cuda_library_dirs: where its CUDA runtime libraries are.
   std::string inference_cuda_provider_dir;
   std::vector<std::string> inference_cuda_library_dirs;
+  uint32_t inference_gpu_concurrency = 2;  // [compute] gpu_concurrency: model runs at once per GPU
+  uint64_t inference_gpu_memory_limit =
+      0;                           // [compute] gpu_memory_limit_mib: per session; 0: no limit
   uint32_t inference_threads = 0;  // [compute] inference_threads: per model run; 0: the box's cores
   // [[pipelines]]: each a checked declaration (compute/pipeline.h) in its JSON form.
   std::vector<nlohmann::json> pipelines;

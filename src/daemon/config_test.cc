@@ -392,6 +392,17 @@ TEST(ConfigTest, PipelinesMqttAndComputeSectionsParseAndRoundTripThroughSettings
   ExpectError("[mqtt]\n[[mqtt.users]]\nname = \"fieldstack\"\npassword_file = \"/x\"\n",
               "'mqtt.users[0].name'");
   ExpectError("[compute]\nworkers = 0\n", "'compute.workers'");
+  ExpectError("[compute]\ngpu_concurrency = 0\n", "'compute.gpu_concurrency'");
+  auto gpu = ParseConfig(
+      "[compute]\ngpu_concurrency = 1\ngpu_memory_limit_mib = 2048\ninference_threads = 2\n"
+      "cuda_provider_dir = \"/opt/ort-cuda\"\ncuda_library_dirs = [\"/opt/cuda/lib\"]\n",
+      "t");
+  ASSERT_TRUE(gpu.ok()) << gpu.status().ToString();
+  EXPECT_EQ(gpu->inference_gpu_concurrency, 1u);
+  EXPECT_EQ(gpu->inference_gpu_memory_limit, 2048ull << 20);
+  EXPECT_EQ(gpu->inference_threads, 2u);
+  EXPECT_EQ(gpu->inference_cuda_provider_dir, "/opt/ort-cuda");
+  EXPECT_EQ(gpu->inference_cuda_library_dirs, std::vector<std::string>{"/opt/cuda/lib"});
 }
 
 }  // namespace

@@ -124,6 +124,14 @@ Result<ModelVersion> ModelRegistry::Add(const std::string& name, std::string_vie
 }
 
 Result<ModelVersion> ModelRegistry::AddFile(const std::string& name, const std::string& path) {
+  // The model is read whole (ONNX Runtime loads it whole too); bounded so that a mistyped path
+  // to a disk image cannot exhaust memory.
+  constexpr uint64_t kMaxModelBytes = 4ull << 30;
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_size) > kMaxModelBytes) {
+    return InvalidArgumentError("'" + path +
+                                "' is larger than 4 GiB; that is not a model this box can load");
+  }
   FS_ASSIGN_OR_RETURN(std::string bytes, platform::ReadFileToString(path));
   return Add(name, bytes);
 }
